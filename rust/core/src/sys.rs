@@ -1,0 +1,146 @@
+//! The only module with raw system calls: POSIX shared memory, futex wait/wake, pidfd and process
+//! identity. Everything above this layer is plain memory and atomics.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+use rustix::fs::Mode;
+use rustix::shm;
+
+/// Creates a new shared memory object; fails with `AlreadyExists` if the name is taken (`O_EXCL`).
+pub fn shm_create(name: &str, mode: u32) -> io::Result<File> {
+  let fd: OwnedFd = shm::open(
+    name,
+    shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+    Mode::from_bits_truncate(mode),
+  )?;
+  // An explicit fchmod: the umask must not narrow or widen the mode the namespace asked for.
+  rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+  Ok(File::from(fd))
+}
+
+/// Opens an existing shared memory object for reading and writing.
+pub fn shm_open(name: &str) -> io::Result<File> {
+  let fd: OwnedFd = shm::open(name, shm::OFlags::RDWR, Mode::empty())?;
+  Ok(File::from(fd))
+}
+
+/// Removes a shared memory name; mappings that exist stay valid until unmapped.
+pub fn shm_unlink(name: &str) -> io::Result<()> {
+  shm::unlink(name).map_err(io::Error::from)
+}
+
+/// Lists the shared memory names (without the leading `/`) that start with `prefix`.
+pub fn shm_list(prefix: &str) -> io::Result<Vec<String>> {
+  let mut names = Vec::new();
+  for entry in std::fs::read_dir("/dev/shm")? {
+    let name = entry?.file_name();
+    if let Some(name) = name.to_str() {
+      if name.starts_with(prefix) {
+        names.push(name.to_string());
+      }
+    }
+  }
+  names.sort();
+  Ok(names)
+}
+
+/// Sleeps while `*word == expected`, at most `timeout` (forever when `None`). Returns on a wake, a
+/// timeout, a signal or a changed value; callers re-check their condition in every case.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+  let ts = timeout.map(|d| rustix::time::Timespec {
+    tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+    tv_nsec: d.subsec_nanos() as _,
+  });
+  // Shared (not private) futex: the word lives in memory mapped by several processes.
+  let _ = rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, ts.as_ref());
+}
+
+/// Wakes every thread sleeping on `word`, in any process.
+pub fn futex_wake_all(word: &AtomicU32) {
+  let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// The calling process's id.
+pub fn getpid() -> u32 {
+  rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`); together with the
+/// pid it names one process, even after the pid is reused. `None` when the process does not exist.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+  let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+  // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+  let rest = &stat[stat.rfind(')')? + 1..];
+  // `rest` starts at field 3, so field 22 is the 20th item.
+  rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start_time` is still alive (a zombie counts as dead).
+pub fn process_alive(pid: u32, start_time: u64) -> bool {
+  if pid == 0 {
+    return false;
+  }
+  let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    return false;
+  };
+  let Some(close) = stat.rfind(')') else { return false };
+  let mut fields = stat[close + 1..].split_whitespace();
+  let state = fields.next().unwrap_or("X");
+  if state == "Z" || state == "X" {
+    return false;
+  }
+  // The state was field 3; field 22 is 19 further.
+  fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+}
+
+/// Opens a pidfd for `pid` (Linux ≥ 5.3): it becomes readable when the process exits.
+pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+  let pid = rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+  rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(io::Error::from)
+}
+
+/// Waits up to `timeout` for any of `fds` to become readable and returns the indices that are.
+pub fn poll_readable(fds: &[&OwnedFd], timeout: Duration) -> io::Result<Vec<usize>> {
+  use rustix::event::{PollFd, PollFlags};
+  let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::IN)).collect();
+  let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: timeout.subsec_nanos() as _ };
+  match rustix::event::poll(&mut polls, Some(&ts)) {
+    Ok(_) => {}
+    Err(rustix::io::Errno::INTR) => return Ok(Vec::new()),
+    Err(e) => return Err(e.into()),
+  }
+  Ok(polls.iter().enumerate().filter(|(_, p)| !p.revents().is_empty()).map(|(i, _)| i).collect())
+}
+
+/// Fills `buf` with random bytes from the kernel.
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+  let mut filled = 0;
+  while filled < buf.len() {
+    filled += rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty())?;
+  }
+  Ok(())
+}
+
+/// Milliseconds of `CLOCK_MONOTONIC`, comparable between processes on one machine.
+pub fn monotonic_ms() -> u64 {
+  let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+  ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn own_process_is_alive_and_a_wrong_start_time_is_not() {
+    let pid = getpid();
+    let start = process_start_time(pid).expect("own start time");
+    assert!(process_alive(pid, start));
+    assert!(!process_alive(pid, start + 1));
+    assert!(!process_alive(0, 0));
+  }
+}
