@@ -1,0 +1,35 @@
+//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix. It stops at the first step
+//! that fails and names it, with the command that reproduces it alone.
+
+use xshell::Shell;
+
+use crate::flags;
+
+impl flags::Ci {
+  pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    type Step<'a> = (&'a str, &'a str, Box<dyn Fn(&Shell) -> anyhow::Result<()>>);
+    let steps: [Step; 3] = [
+      ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
+      (
+        "gen --check",
+        "cargo ringctl gen --check",
+        Box::new(|sh| flags::Gen { check: true }.run(sh)),
+      ),
+      (
+        "test-matrix",
+        "cargo ringctl test-matrix",
+        Box::new(|sh| flags::TestMatrix {}.run(sh)),
+      ),
+    ];
+    let total = steps.len();
+    for (i, (name, repro, step)) in steps.iter().enumerate() {
+      println!("\n==> ci step {}/{total}: {name}", i + 1);
+      if let Err(err) = step(sh) {
+        println!("\nci: step `{name}` failed; reproduce it alone with `{repro}`");
+        return Err(err.context(format!("ci step `{name}` failed")));
+      }
+    }
+    println!("\nci: all {total} steps passed");
+    Ok(())
+  }
+}

@@ -1,0 +1,89 @@
+//! `ringctl dev`: a live bus on this machine. Builds the broker (`impulsed`) and the Rust connector's
+//! `demo` example, starts the broker in a private namespace, runs the demo against it with both outputs
+//! prefixed, then on the demo's exit or Ctrl-C stops everything and checks `/dev/shm` is clean.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::{broker, flags, proc, shm};
+
+const DEMO_SOURCES: [&str; 2] = [
+  "rust/connector/examples/demo.rs",
+  "rust/connector/examples/demo/main.rs",
+];
+
+impl flags::Dev {
+  pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    let ns = self.ns.unwrap_or_else(|| format!("dev-{}", std::process::id()));
+    let root = sh.current_dir();
+    if !DEMO_SOURCES.iter().any(|p| root.join(p).exists()) {
+      bail!(
+        "the connector's `demo` example does not exist yet (expected {}); `ringctl dev` runs it against the broker",
+        DEMO_SOURCES[0]
+      );
+    }
+
+    println!("==> building the broker and the demo");
+    cmd!(sh, "cargo build -p impulsed -p impulse-ring-connector --example demo")
+      .run()
+      .context("building `impulsed` and the `demo` example failed; fix the build errors above")?;
+    let target = broker::target_dir(&root);
+    let broker_bin = broker::existing(target.join("debug/impulsed"), "the broker binary `impulsed`")?;
+    let demo_bin = broker::existing(target.join("debug/examples/demo"), "the `demo` example")?;
+
+    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let before = shm::snapshot(&prefix)?;
+    if !before.is_empty() {
+      let names = before.iter().cloned().collect::<Vec<_>>().join(", ");
+      bail!("namespace `{ns}` is already in use in /dev/shm ({names}); stop its broker or pick another with --ns");
+    }
+
+    proc::trap_interrupts();
+    let session = run_session(sh, &ns, &broker_bin, &demo_bin);
+    let clean = shm::ensure_no_leaks(&before, &prefix, &format!("the dev session in namespace `{ns}`"));
+    match (session, clean) {
+      (Ok(()), Ok(())) => {
+        println!("==> dev: stopped cleanly; /dev/shm holds nothing of namespace `{ns}`");
+        Ok(())
+      }
+      (Err(err), Ok(())) | (Ok(()), Err(err)) => Err(err),
+      (Err(err), Err(leak)) => Err(err.context(format!("{leak:#}"))),
+    }
+  }
+}
+
+/// Runs the broker and the demo until the demo exits or the user interrupts, then stops both. The
+/// guards kill whatever is still running if this returns early.
+fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyhow::Result<()> {
+  println!("==> starting the broker in namespace `{ns}` (Ctrl-C stops everything)");
+  let broker = broker::start(sh, broker_bin, ns)?;
+  println!("==> the broker is up; starting the demo");
+  let mut demo = proc::Supervised::start("demo", duct::cmd!(demo_bin).env("IMPULSE_RING_NS", ns))?;
+  let demo_status = loop {
+    if let Some(status) = demo.exited()? {
+      break Some(status);
+    }
+    if let Some(status) = broker.exited()? {
+      demo.stop(sh, broker::STOP_GRACE)?;
+      bail!(
+        "the broker exited with {} while the demo was running",
+        proc::describe(status)
+      );
+    }
+    if proc::interrupted() {
+      println!("==> interrupted; stopping the demo and the broker");
+      demo.stop(sh, broker::STOP_GRACE)?;
+      break None;
+    }
+    std::thread::sleep(Duration::from_millis(50));
+  };
+  broker::stop(sh, broker)?;
+  match demo_status {
+    Some(status) if !status.success() => bail!("the demo failed with {}", proc::describe(status)),
+    Some(_) => println!("==> the demo finished"),
+    None => {}
+  }
+  Ok(())
+}

@@ -1,0 +1,279 @@
+//! `ringctl test-matrix`: builds and runs every language's test suite, then prints a summary of the
+//! suites and the cross-language pair table (rows: producer language, columns: consumer language).
+//! After the suites, each connector's example that `.depl/config.yaml` declares runs against a live
+//! broker of its own. The run must leave `/dev/shm` as it found it; tests pick their own
+//! `IMPULSE_RING_NS`, ringctl sets none globally.
+//!
+//! A new connector adds a [`Suite`] to [`suites`], its example to `.depl/config.yaml` and, once it
+//! ships a testee, its pair cases to [`pair_cells`]; the tables grow by themselves.
+
+use std::{
+  path::PathBuf,
+  time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::{broker, depl, flags, proc, shm};
+
+/// How long a connector's example may run against the broker.
+const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Every language a connector exists or is planned for, in table order.
+const LANGUAGES: [&str; 6] = ["rust", "c", "cpp", "python", "go", "ts"];
+
+/// One language's test suite: a build step, then a run step, so compiler output and test output do
+/// not interleave.
+struct Suite {
+  name: &'static str,
+  language: &'static str,
+  /// The suite is skipped while this directory does not exist.
+  dir: &'static str,
+  build: fn(&Shell) -> anyhow::Result<()>,
+  run: fn(&Shell) -> anyhow::Result<()>,
+}
+
+fn suites() -> Vec<Suite> {
+  vec![Suite {
+    name: "rust workspace",
+    language: "rust",
+    dir: "rust",
+    build: |sh| Ok(cmd!(sh, "cargo test --workspace --no-run").run()?),
+    run: |sh| Ok(cmd!(sh, "cargo test --workspace").run()?),
+  }]
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Status {
+  Passed,
+  BuildFailed,
+  Failed,
+  Skipped,
+}
+
+impl Status {
+  fn label(self) -> &'static str {
+    match self {
+      Status::Passed => "pass",
+      Status::BuildFailed => "FAIL (build)",
+      Status::Failed => "FAIL",
+      Status::Skipped => "skipped",
+    }
+  }
+}
+
+struct Outcome {
+  suite: String,
+  language: &'static str,
+  status: Status,
+  duration: Duration,
+  note: String,
+}
+
+impl flags::TestMatrix {
+  pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+    let before = shm::snapshot(shm::RING_PREFIX)?;
+    let mut outcomes = Vec::new();
+    for suite in suites() {
+      if !sh.path_exists(suite.dir) {
+        let note = format!("{}/ does not exist yet", suite.dir);
+        println!("\n==> {}: skipped, {note}", suite.name);
+        let (status, duration) = (Status::Skipped, Duration::ZERO);
+        outcomes.push(Outcome {
+          suite: suite.name.into(),
+          language: suite.language,
+          status,
+          duration,
+          note,
+        });
+        continue;
+      }
+      let started = Instant::now();
+      println!("\n==> {}: build", suite.name);
+      let (status, note) = match (suite.build)(sh) {
+        Err(err) => (Status::BuildFailed, format!("{err:#}")),
+        Ok(()) => {
+          println!("\n==> {}: run", suite.name);
+          match (suite.run)(sh) {
+            Ok(()) => (Status::Passed, String::new()),
+            Err(err) => (Status::Failed, format!("{err:#}")),
+          }
+        }
+      };
+      let duration = started.elapsed();
+      outcomes.push(Outcome {
+        suite: suite.name.into(),
+        language: suite.language,
+        status,
+        duration,
+        note,
+      });
+    }
+
+    run_examples(sh, &mut outcomes)?;
+
+    print_summary(&outcomes);
+    print_pairs(&pair_cells(&outcomes));
+    let leaks = shm::ensure_no_leaks(&before, shm::RING_PREFIX, "the test run");
+
+    let failed: Vec<_> = outcomes
+      .iter()
+      .filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed))
+      .collect();
+    if !failed.is_empty() {
+      for o in &failed {
+        println!("\n{} ({}): {}", o.suite, o.status.label(), o.note);
+      }
+      let names = failed.iter().map(|o| o.suite.as_str()).collect::<Vec<_>>().join(", ");
+      match leaks {
+        Ok(()) => bail!("test-matrix: failing suites: {names}"),
+        Err(leak) => bail!("test-matrix: failing suites: {names}; and {leak:#}"),
+      }
+    }
+    leaks?;
+    println!("\ntest-matrix: all suites passed and /dev/shm is as it was");
+    Ok(())
+  }
+}
+
+/// Runs each declared example against a broker in its own namespace, one outcome per language.
+fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+  let root = sh.current_dir();
+  let config = depl::Config::load(&root)?;
+  let mut broker_bin: Option<PathBuf> = None;
+  for lang in &config.languages {
+    let Some(example) = &lang.example else { continue };
+    let suite = format!("{} example", lang.name);
+    let language = LANGUAGES.iter().copied().find(|l| *l == lang.name).unwrap_or("other");
+    if !root.join(&example.source).exists() {
+      let note = format!("{} does not exist yet", example.source);
+      println!("\n==> {suite}: skipped, {note}");
+      let (status, duration) = (Status::Skipped, Duration::ZERO);
+      outcomes.push(Outcome {
+        suite,
+        language,
+        status,
+        duration,
+        note,
+      });
+      continue;
+    }
+    let started = Instant::now();
+    println!("\n==> {suite}: build");
+    let built = (|| {
+      for command in &example.build {
+        let (program, args) = depl::split(command)?;
+        cmd!(sh, "{program} {args...}").run()?;
+      }
+      if broker_bin.is_none() {
+        broker_bin = Some(broker::build(sh)?);
+      }
+      anyhow::Ok(())
+    })();
+    let (status, note) = match built {
+      Err(err) => (Status::BuildFailed, format!("{err:#}")),
+      Ok(()) => {
+        println!("\n==> {suite}: run against a live broker");
+        let bin = broker_bin.as_deref().expect("built above");
+        match run_example(sh, bin, &lang.name, &example.run) {
+          Ok(()) => (Status::Passed, String::new()),
+          Err(err) => (Status::Failed, format!("{err:#}")),
+        }
+      }
+    };
+    outcomes.push(Outcome {
+      suite,
+      language,
+      status,
+      duration: started.elapsed(),
+      note,
+    });
+  }
+  Ok(())
+}
+
+fn run_example(sh: &Shell, broker_bin: &std::path::Path, language: &str, command: &str) -> anyhow::Result<()> {
+  let ns = format!("matrix-{}-{language}", std::process::id());
+  let live = broker::start(sh, broker_bin, &ns)?;
+  let (program, args) = depl::split(command)?;
+  let mut example = proc::Supervised::start("example", duct::cmd(program, args).env("IMPULSE_RING_NS", &ns))?;
+  let started = Instant::now();
+  let status = loop {
+    if let Some(status) = example.exited()? {
+      break status;
+    }
+    if started.elapsed() > EXAMPLE_TIMEOUT {
+      example.stop(sh, broker::STOP_GRACE)?;
+      bail!("`{command}` did not finish within {EXAMPLE_TIMEOUT:?}");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+  };
+  broker::stop(sh, live).context("the broker did not stop cleanly after the example")?;
+  if !status.success() {
+    bail!("`{command}` failed with {}", proc::describe(status));
+  }
+  Ok(())
+}
+
+/// One cell of the pair table: what happened when `producer`'s publisher or caller talked to
+/// `consumer`'s subscriber or provider.
+#[derive(Clone, Copy)]
+enum Cell {
+  /// No connector (or no testee) for one of the two languages yet.
+  NotBuilt,
+  /// The pair's cases ran as part of a suite, with this status.
+  Ran(Status),
+}
+
+/// The pair table, indexed `[producer][consumer]` in [`LANGUAGES`] order. For now Rust-to-Rust runs
+/// inside the Rust suite's end-to-end tests; cross-language cells will come from the testees.
+fn pair_cells(outcomes: &[Outcome]) -> Vec<Vec<Cell>> {
+  let mut cells = vec![vec![Cell::NotBuilt; LANGUAGES.len()]; LANGUAGES.len()];
+  for outcome in outcomes.iter().filter(|o| o.language == "rust") {
+    let rust = LANGUAGES.iter().position(|l| *l == "rust").expect("rust is a language");
+    cells[rust][rust] = Cell::Ran(outcome.status);
+  }
+  cells
+}
+
+fn print_summary(outcomes: &[Outcome]) {
+  println!("\nSuites");
+  let width = outcomes
+    .iter()
+    .map(|o| o.suite.len())
+    .max()
+    .unwrap_or(0)
+    .max("suite".len());
+  println!("  {:<width$}  {:<12}  {:>9}", "suite", "status", "duration");
+  for o in outcomes {
+    println!(
+      "  {:<width$}  {:<12}  {:>8.1}s",
+      o.suite,
+      o.status.label(),
+      o.duration.as_secs_f64()
+    );
+  }
+}
+
+fn print_pairs(cells: &[Vec<Cell>]) {
+  println!("\nPairs (rows: producer = publisher/caller, columns: consumer = subscriber/provider; - = not built yet)");
+  let col = LANGUAGES.iter().map(|l| l.len()).max().unwrap_or(0).max("FAIL".len());
+  let mut header = format!("  {:<col$}", "");
+  for lang in LANGUAGES {
+    header.push_str(&format!("  {lang:<col$}"));
+  }
+  println!("{}", header.trim_end());
+  for (producer, row) in LANGUAGES.iter().zip(cells) {
+    let mut line = format!("  {producer:<col$}");
+    for cell in row {
+      let text = match cell {
+        Cell::NotBuilt | Cell::Ran(Status::Skipped) => "-",
+        Cell::Ran(Status::Passed) => "ok",
+        Cell::Ran(_) => "FAIL",
+      };
+      line.push_str(&format!("  {text:<col$}"));
+    }
+    println!("{}", line.trim_end());
+  }
+}
