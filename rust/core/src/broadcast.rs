@@ -46,7 +46,9 @@ impl ChannelConfig {
     seg.u64_at(IR_CH_CHANNEL_ID).store(self.channel_id, Ordering::Relaxed);
     seg.u64_at(IR_CH_FINGERPRINT).store(self.fingerprint, Ordering::Relaxed);
     seg.u32_at(IR_CH_POLICY).store(self.policy, Ordering::Relaxed);
-    seg.u32_at(IR_CH_MAX_SUBSCRIBERS).store(self.max_subscribers, Ordering::Relaxed);
+    seg
+      .u32_at(IR_CH_MAX_SUBSCRIBERS)
+      .store(self.max_subscribers, Ordering::Relaxed);
   }
 
   /// Reads and validates the header of an opened channel segment.
@@ -62,16 +64,29 @@ impl ChannelConfig {
       max_subscribers: seg.u32_at(IR_CH_MAX_SUBSCRIBERS).load(Ordering::Relaxed),
     };
     if !valid_capacity(config.capacity) {
-      return Err(corrupt(seg, format!("capacity {} is not a power of two in range", config.capacity)));
+      return Err(corrupt(
+        seg,
+        format!("capacity {} is not a power of two in range", config.capacity),
+      ));
     }
     if config.policy > IR_POLICY_LOSSY {
       return Err(corrupt(seg, format!("unknown overflow policy {}", config.policy)));
     }
     if config.max_subscribers == 0 || config.max_subscribers > 4096 {
-      return Err(corrupt(seg, format!("{} subscriber slots is out of range", config.max_subscribers)));
+      return Err(corrupt(
+        seg,
+        format!("{} subscriber slots is out of range", config.max_subscribers),
+      ));
     }
     if config.segment_size() != seg.len() {
-      return Err(corrupt(seg, format!("layout needs {} bytes, segment has {}", config.segment_size(), seg.len())));
+      return Err(corrupt(
+        seg,
+        format!(
+          "layout needs {} bytes, segment has {}",
+          config.segment_size(),
+          seg.len()
+        ),
+      ));
     }
     Ok(config)
   }
@@ -98,15 +113,19 @@ pub fn published(seg: &Segment) -> u64 {
 
 /// Number of subscriber slots in use.
 pub fn subscriber_count(seg: &Segment, config: &ChannelConfig) -> u32 {
-  (0..config.max_subscribers).filter(|&i| seg.u32_at(sub_offset(i) + IR_SUB_STATE).load(Ordering::Relaxed) != IR_SUB_FREE).count()
-    as u32
+  (0..config.max_subscribers)
+    .filter(|&i| seg.u32_at(sub_offset(i) + IR_SUB_STATE).load(Ordering::Relaxed) != IR_SUB_FREE)
+    .count() as u32
 }
 
 /// Broker: reserves a free subscriber slot for `owner`; `None` when all are taken.
 pub fn reserve_subscriber(seg: &Segment, config: &ChannelConfig, owner: u32) -> Option<u32> {
   (0..config.max_subscribers).find(|&i| {
     let state = seg.u32_at(sub_offset(i) + IR_SUB_STATE);
-    if state.compare_exchange(IR_SUB_FREE, IR_SUB_RESERVED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+    if state
+      .compare_exchange(IR_SUB_FREE, IR_SUB_RESERVED, Ordering::AcqRel, Ordering::Relaxed)
+      .is_ok()
+    {
       seg.u32_at(sub_offset(i) + IR_SUB_OWNER).store(owner, Ordering::Relaxed);
       true
     } else {
@@ -119,7 +138,9 @@ pub fn reserve_subscriber(seg: &Segment, config: &ChannelConfig, owner: u32) -> 
 pub fn free_subscriber(seg: &Segment, config: &ChannelConfig, index: u32) {
   if index < config.max_subscribers {
     // SYNC: release space — the publisher stops gating on this cursor.
-    seg.u32_at(sub_offset(index) + IR_SUB_STATE).store(IR_SUB_FREE, Ordering::Release);
+    seg
+      .u32_at(sub_offset(index) + IR_SUB_STATE)
+      .store(IR_SUB_FREE, Ordering::Release);
   }
 }
 
@@ -137,14 +158,37 @@ pub fn subscribers_of(seg: &Segment, config: &ChannelConfig, owner: u32) -> Vec<
 #[derive(Debug)]
 pub struct PublisherCursor {
   config: ChannelConfig,
+  /// Bytes written; the shared tail word is only ever a copy of this (never read back: a corrupted
+  /// shared word must not steer our writes).
+  tail: u64,
+  /// Sequence number of the next message.
+  next_seq: u64,
+  /// Oldest intact position; the shared `min_valid` word is a copy.
+  min_valid: u64,
   /// A lower bound of every active subscriber's position, refreshed only when the ring looks full.
   cached_min: u64,
 }
 
 impl PublisherCursor {
   /// The publisher of the channel in `seg`.
+  /// A new channel starts empty; a publisher taking over a channel starts after its last record.
   pub fn new(seg: &Segment, config: ChannelConfig) -> PublisherCursor {
-    PublisherCursor { config, cached_min: seg.u64_at(IR_CH_TAIL).load(Ordering::Relaxed) }
+    let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
+    let min_valid = seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire);
+    let next_seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
+    let sane = tail % IR_FRAME_ALIGN as u64 == 0
+      && min_valid % IR_FRAME_ALIGN as u64 == 0
+      && min_valid <= tail
+      && tail - min_valid <= config.capacity;
+    // An inconsistent channel restarts from a clean ring beyond every old position.
+    let (tail, min_valid) = if sane { (tail, min_valid) } else { (0, 0) };
+    PublisherCursor {
+      config,
+      tail,
+      next_seq,
+      min_valid,
+      cached_min: tail,
+    }
   }
 
   /// The channel's configuration.
@@ -178,10 +222,13 @@ impl PublisherCursor {
   pub fn try_publish(&mut self, seg: &Segment, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<u64, RingError> {
     let cap = self.config.capacity;
     if len > self.config.max_payload() {
-      return Err(RingError::TooLarge { size: len, max: self.config.max_payload() });
+      return Err(RingError::TooLarge {
+        size: len,
+        max: self.config.max_payload(),
+      });
     }
-    let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Relaxed);
-    let seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
+    let tail = self.tail;
+    let seq = self.next_seq;
     let size = record_size(len) as u64;
     let pad = padding_before(tail, cap, size);
     let end = tail + pad + size;
@@ -196,7 +243,13 @@ impl PublisherCursor {
     let mut at = tail;
     if pad > 0 {
       // Padding carries the next message's sequence number, so a reader landing on it counts right.
-      write_header(seg, data + (at & (cap - 1)) as usize, (pad - 16) as u32, IR_FRAME_KIND_PADDING, seq);
+      write_header(
+        seg,
+        data + (at & (cap - 1)) as usize,
+        (pad - 16) as u32,
+        IR_FRAME_KIND_PADDING,
+        seq,
+      );
       at += pad;
     }
     let offset = data + (at & (cap - 1)) as usize;
@@ -205,6 +258,8 @@ impl PublisherCursor {
     // SAFETY: in the segment (checked by `bytes_ptr`); retired above, so no subscriber may trust it
     // until the tail store below.
     fill(unsafe { std::slice::from_raw_parts_mut(payload, len) });
+    self.next_seq = seq + 1;
+    self.tail = end;
     seg.u64_at(IR_CH_NEXT_SEQ).store(seq + 1, Ordering::Relaxed);
     // SYNC: publish record — pairs with the subscribers' Acquire load of the tail.
     seg.u64_at(IR_CH_TAIL).store(end, Ordering::Release);
@@ -212,9 +267,8 @@ impl PublisherCursor {
   }
 
   /// Advances `min_valid` past every record that starts before `target`, before they are overwritten.
-  fn retire_until(&self, seg: &Segment, target: u64) {
-    let word = seg.u64_at(IR_CH_MIN_VALID);
-    let mut min_valid = word.load(Ordering::Relaxed);
+  fn retire_until(&mut self, seg: &Segment, target: u64) {
+    let mut min_valid = self.min_valid;
     if min_valid >= target {
       return;
     }
@@ -236,7 +290,8 @@ impl PublisherCursor {
       }
       min_valid += size;
     }
-    word.store(min_valid, Ordering::Relaxed);
+    self.min_valid = min_valid;
+    seg.u64_at(IR_CH_MIN_VALID).store(min_valid, Ordering::Relaxed);
     // SYNC: retire records — the Release fence orders the store of min_valid before our overwrites;
     // pairs with the Acquire fence a lossy subscriber issues after copying a record.
     fence(Ordering::Release);
@@ -284,7 +339,13 @@ impl SubscriberCursor {
     let next_seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
     // Moving the cursor forward is always safe: the publisher may only have seen the older value.
     seg.u64_at(slot + IR_SUB_POS).store(pos, Ordering::Release);
-    Ok(SubscriberCursor { config, index, pos, next_seq, copy: Vec::new() })
+    Ok(SubscriberCursor {
+      config,
+      index,
+      pos,
+      next_seq,
+      copy: Vec::new(),
+    })
   }
 
   /// The slot index.
@@ -318,18 +379,26 @@ impl SubscriberCursor {
       // SYNC: observe record — pairs with the publisher's Release store of the tail.
       let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
       if self.pos == tail {
-        return Ok(if is_closed(seg) && seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) == self.pos {
-          Err(RecvOutcome::Closed)
-        } else {
-          Ok(None)
-        });
+        return Ok(
+          if is_closed(seg) && seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) == self.pos {
+            Err(RecvOutcome::Closed)
+          } else {
+            Ok(None)
+          },
+        );
       }
       let available = tail.wrapping_sub(self.pos);
       if lossy && (available > cap || self.pos < seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire)) {
         return Ok(Err(self.skip_to_oldest(seg, tail)?));
       }
       if available > cap || self.pos % IR_FRAME_ALIGN as u64 != 0 {
-        return Err(corrupt(seg, format!("subscriber {} at {} is out of step with tail {tail}", self.index, self.pos)));
+        return Err(corrupt(
+          seg,
+          format!(
+            "subscriber {} at {} is out of step with tail {tail}",
+            self.index, self.pos
+          ),
+        ));
       }
       let in_ring = self.pos & (cap - 1);
       let offset = data + in_ring as usize;
@@ -363,7 +432,11 @@ impl SubscriberCursor {
         self.next_seq = header.seq;
         return Ok(Err(RecvOutcome::Lagged { missed }));
       }
-      let out = f(Frame { kind: header.kind, seq: header.seq, payload });
+      let out = f(Frame {
+        kind: header.kind,
+        seq: header.seq,
+        payload,
+      });
       self.next_seq = header.seq.wrapping_add(1);
       self.advance(seg, size);
       return Ok(Ok(Some(out)));
@@ -384,19 +457,30 @@ impl SubscriberCursor {
       return Err(corrupt(seg, format!("min_valid {min_valid} is beyond tail {tail}")));
     }
     self.pos = min_valid;
-    let header = read_header(seg, self.config.data() + (min_valid & (self.config.capacity - 1)) as usize);
-    let missed = if self.overwritten(seg) { 0 } else { header.seq.wrapping_sub(self.next_seq) };
+    let header = read_header(
+      seg,
+      self.config.data() + (min_valid & (self.config.capacity - 1)) as usize,
+    );
+    let missed = if self.overwritten(seg) {
+      0
+    } else {
+      header.seq.wrapping_sub(self.next_seq)
+    };
     // Sequence numbers of the records still to be read decide the count; a torn read counts later.
     let missed = if missed < u64::MAX / 2 { missed } else { 0 };
     self.next_seq = self.next_seq.wrapping_add(missed);
-    seg.u64_at(sub_offset(self.index) + IR_SUB_POS).store(self.pos, Ordering::Release);
+    seg
+      .u64_at(sub_offset(self.index) + IR_SUB_POS)
+      .store(self.pos, Ordering::Release);
     Ok(RecvOutcome::Lagged { missed })
   }
 
   fn advance(&mut self, seg: &Segment, size: u64) {
     self.pos += size;
     // SYNC: release space — pairs with the publisher's Acquire load of the cursor.
-    seg.u64_at(sub_offset(self.index) + IR_SUB_POS).store(self.pos, Ordering::Release);
+    seg
+      .u64_at(sub_offset(self.index) + IR_SUB_POS)
+      .store(self.pos, Ordering::Release);
   }
 
   /// Leaves the channel: frees the slot so the publisher stops waiting for this cursor.
