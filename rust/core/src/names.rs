@@ -24,9 +24,8 @@ pub struct InvalidNamespace {
 
 /// Checks a namespace name.
 pub fn check_namespace(ns: &str) -> Result<(), InvalidNamespace> {
-  let ok = !ns.is_empty()
-    && ns.len() <= MAX_NS_LEN
-    && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+  let ok =
+    !ns.is_empty() && ns.len() <= MAX_NS_LEN && ns.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
   if ok {
     Ok(())
   } else {
@@ -36,7 +35,10 @@ pub fn check_namespace(ns: &str) -> Result<(), InvalidNamespace> {
 
 /// The namespace from `IMPULSE_RING_NS`, or the default.
 pub fn namespace_from_env() -> String {
-  std::env::var(NS_ENV).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_NS.to_string())
+  std::env::var(NS_ENV)
+    .ok()
+    .filter(|s| !s.is_empty())
+    .unwrap_or_else(|| DEFAULT_NS.to_string())
 }
 
 /// Name of the control segment of `ns`.

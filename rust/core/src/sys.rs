@@ -107,13 +107,23 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 pub fn poll_readable(fds: &[&OwnedFd], timeout: Duration) -> io::Result<Vec<usize>> {
   use rustix::event::{PollFd, PollFlags};
   let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::IN)).collect();
-  let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: timeout.subsec_nanos() as _ };
+  let ts = rustix::time::Timespec {
+    tv_sec: timeout.as_secs() as i64,
+    tv_nsec: timeout.subsec_nanos() as _,
+  };
   match rustix::event::poll(&mut polls, Some(&ts)) {
     Ok(_) => {}
     Err(rustix::io::Errno::INTR) => return Ok(Vec::new()),
     Err(e) => return Err(e.into()),
   }
-  Ok(polls.iter().enumerate().filter(|(_, p)| !p.revents().is_empty()).map(|(i, _)| i).collect())
+  Ok(
+    polls
+      .iter()
+      .enumerate()
+      .filter(|(_, p)| !p.revents().is_empty())
+      .map(|(i, _)| i)
+      .collect(),
+  )
 }
 
 /// Fills `buf` with random bytes from the kernel.
