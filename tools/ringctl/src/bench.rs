@@ -7,6 +7,6 @@ use crate::flags;
 
 impl flags::Bench {
   pub(crate) fn run(self, _sh: &Shell) -> anyhow::Result<()> {
-    anyhow::bail!("bench: not implemented yet (see the Roadmap in BRIEF: the benchmark suite comes with the C library)")
+    anyhow::bail!("bench: not implemented yet; the benchmark suite and its baselines come with the C library (see README.md, Status)")
   }
 }

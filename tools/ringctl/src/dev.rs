@@ -87,3 +87,88 @@ fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyh
   }
   Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// The interrupt flag is process-wide: session tests take turns.
+  static SESSION: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+  /// Writes an executable bash script into a fresh directory and returns its path.
+  fn script(dir: &Path, name: &str, body: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/usr/bin/env bash\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+  }
+
+  #[test]
+  fn session_runs_demo_then_stops_broker_and_leaves_shm_clean() {
+    let ns = format!("ringctl-test-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&ns);
+    std::fs::create_dir_all(&dir).unwrap();
+    // A stand-in broker: creates its control segment, removes it on SIGTERM.
+    let broker = script(
+      &dir,
+      "broker",
+      "ctl=/dev/shm/impulse-ring.$IMPULSE_RING_NS.ctl\ntrap 'rm -f $ctl; echo bye; exit 0' TERM\n\
+       touch $ctl\necho up in $2\nwhile true; do sleep 0.05; done",
+    );
+    let demo = script(&dir, "demo", "echo hello from $IMPULSE_RING_NS");
+    let sh = Shell::new().unwrap();
+    let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let before = shm::snapshot(&prefix).unwrap();
+    run_session(&sh, &ns, &broker, &demo).unwrap();
+    shm::ensure_no_leaks(&before, &prefix, "the test").unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+  }
+
+  #[test]
+  fn a_leaked_segment_is_named_and_removed() {
+    let ns = format!("ringctl-leak-{}", std::process::id());
+    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let before = shm::snapshot(&prefix).unwrap();
+    std::fs::write(format!("/dev/shm/{prefix}ch.1"), b"").unwrap();
+    let err = shm::ensure_no_leaks(&before, &prefix, "the test")
+      .unwrap_err()
+      .to_string();
+    assert!(err.contains(&format!("{prefix}ch.1")), "{err}");
+    assert!(shm::snapshot(&prefix).unwrap().is_empty());
+  }
+
+  #[test]
+  fn ctrl_c_stops_the_demo_and_the_broker() {
+    let ns = format!("ringctl-int-{}", std::process::id());
+    let dir = std::env::temp_dir().join(&ns);
+    std::fs::create_dir_all(&dir).unwrap();
+    let broker = script(
+      &dir,
+      "broker",
+      "ctl=/dev/shm/impulse-ring.$IMPULSE_RING_NS.ctl\ntrap 'rm -f $ctl; exit 0' TERM\n\
+       touch $ctl\nwhile true; do sleep 0.05; done",
+    );
+    let demo = script(&dir, "demo", "exec sleep 30");
+    let sh = Shell::new().unwrap();
+    let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
+    proc::trap_interrupts();
+    let pid = std::process::id().to_string();
+    let interrupter = std::thread::spawn(move || {
+      std::thread::sleep(Duration::from_millis(500));
+      Shell::new().unwrap().cmd("kill").args(["-INT", &pid]).run().unwrap();
+    });
+    let started = std::time::Instant::now();
+    run_session(&sh, &ns, &broker, &demo).unwrap();
+    interrupter.join().unwrap();
+    proc::clear_interrupt();
+    assert!(
+      started.elapsed() < Duration::from_secs(10),
+      "took {:?}",
+      started.elapsed()
+    );
+    assert!(shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX)).unwrap().is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+  }
+}

@@ -105,8 +105,16 @@ impl Drop for Supervised {
       let _ = self.handle.kill();
       let _ = self.reap();
     }
+    // Let the pump print the child's last lines, but do not hang on a grandchild that inherited the
+    // pipe and keeps it open: after a second the pump thread is left to finish on its own.
     if let Some(pump) = self.pump.take() {
-      let _ = pump.join();
+      for _ in 0..100 {
+        if pump.is_finished() {
+          let _ = pump.join();
+          break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+      }
     }
   }
 }
@@ -149,4 +157,10 @@ pub(crate) fn trap_interrupts() {
 /// Whether Ctrl-C or SIGTERM arrived since [`trap_interrupts`].
 pub(crate) fn interrupted() -> bool {
   INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// Forgets an interrupt, for tests that simulate Ctrl-C.
+#[cfg(test)]
+pub(crate) fn clear_interrupt() {
+  INTERRUPTED.store(false, Ordering::Relaxed);
 }
