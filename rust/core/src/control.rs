@@ -1,0 +1,514 @@
+//! The control records an app and the broker exchange, and their frame payload: Single Object
+//! Encoding of the Avro union of every record. The union's branch index is the opcode, so records are
+//! only ever appended to [`ControlMessage`], never reordered. `spec/schemas/control.avsc` is generated from here.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+use crate::avro::{self, AvroField, AvroRecord, DecodeError};
+use crate::avro_record;
+
+/// Namespace of every control record.
+pub const NAMESPACE: &str = "impulse.ring.control";
+
+avro_record! {
+  /// An app introduces itself to the broker; the first record on a freshly claimed slot.
+  pub struct Register in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// A human-readable name, shown by `ring ls`.
+    pub app_name: String,
+    /// The app's process id.
+    pub pid: i64,
+    /// The app's process start time (clock ticks since boot, field 22 of /proc/PID/stat), against pid reuse.
+    pub start_time: i64,
+  }
+}
+
+avro_record! {
+  /// The broker accepted a Register.
+  pub struct Registered in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The app's id on this broker, also its slot index.
+    pub app_id: i32,
+    /// The broker's process id, watched by the app for liveness.
+    pub broker_pid: i64,
+  }
+}
+
+avro_record! {
+  /// Publish a data channel.
+  pub struct PublishChannel in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The channel's name, unique in the namespace.
+    pub name: String,
+    /// The schema JSON of every message; the broker computes its fingerprint.
+    pub schema: String,
+    /// The access key subscribers must present, or null for an open channel.
+    pub key: Option<String>,
+    /// Ring capacity in bytes; 0 asks for the broker's default.
+    pub capacity: i64,
+    /// True for the lossy overflow policy, false for block.
+    pub lossy: bool,
+  }
+}
+
+avro_record! {
+  /// The broker created a channel's segment.
+  pub struct ChannelPublished in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The channel's id on this broker.
+    pub channel_id: i64,
+    /// Name of the channel's shared memory segment.
+    pub segment: String,
+    /// Fingerprint of the channel's schema.
+    pub fingerprint: i64,
+    /// Ring capacity in bytes.
+    pub capacity: i64,
+    /// Largest payload a frame may carry.
+    pub max_payload: i64,
+  }
+}
+
+avro_record! {
+  /// Subscribe to a data channel.
+  pub struct Subscribe in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The channel's name.
+    pub name: String,
+    /// The schema JSON the subscriber reads with; its fingerprint must equal the channel's.
+    pub schema: String,
+    /// The access key, or null.
+    pub key: Option<String>,
+  }
+}
+
+avro_record! {
+  /// The broker admitted a subscriber.
+  pub struct Subscribed in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The channel's id.
+    pub channel_id: i64,
+    /// Name of the channel's shared memory segment.
+    pub segment: String,
+    /// The subscriber's cursor index in the segment.
+    pub subscriber_index: i32,
+    /// Fingerprint of the channel's schema.
+    pub fingerprint: i64,
+    /// True when the channel is lossy.
+    pub lossy: bool,
+  }
+}
+
+avro_record! {
+  /// Give up a subscription.
+  pub struct Unsubscribe in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The channel's id.
+    pub channel_id: i64,
+    /// The subscriber's cursor index.
+    pub subscriber_index: i32,
+  }
+}
+
+avro_record! {
+  /// The publisher closes its channel.
+  pub struct CloseChannel in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The channel's id.
+    pub channel_id: i64,
+  }
+}
+
+avro_record! {
+  /// Expose a function.
+  pub struct ExposeFunction in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The function's name, unique in the namespace.
+    pub name: String,
+    /// Schema JSON of the requests.
+    pub request_schema: String,
+    /// Schema JSON of the responses.
+    pub response_schema: String,
+    /// The access key callers must present, or null.
+    pub key: Option<String>,
+  }
+}
+
+avro_record! {
+  /// The broker registered a function.
+  pub struct FunctionExposed in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The function's id on this broker.
+    pub function_id: i64,
+    /// Fingerprint of the request schema.
+    pub request_fingerprint: i64,
+    /// Fingerprint of the response schema.
+    pub response_fingerprint: i64,
+  }
+}
+
+avro_record! {
+  /// A caller asks for a link to a function.
+  pub struct ResolveFunction in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The function's name.
+    pub name: String,
+    /// Schema JSON of the requests; its fingerprint must equal the function's.
+    pub request_schema: String,
+    /// Schema JSON of the responses; its fingerprint must equal the function's.
+    pub response_schema: String,
+    /// The access key, or null.
+    pub key: Option<String>,
+  }
+}
+
+avro_record! {
+  /// The broker created a link between a caller and a function.
+  pub struct FunctionResolved in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The function's id.
+    pub function_id: i64,
+    /// The link's id.
+    pub link_id: i64,
+    /// Name of the link's shared memory segment.
+    pub segment: String,
+    /// Fingerprint of the request schema.
+    pub request_fingerprint: i64,
+    /// Fingerprint of the response schema.
+    pub response_fingerprint: i64,
+    /// Largest payload a request or response frame may carry.
+    pub max_payload: i64,
+  }
+}
+
+avro_record! {
+  /// The provider withdraws a function.
+  pub struct WithdrawFunction in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The function's id.
+    pub function_id: i64,
+  }
+}
+
+avro_record! {
+  /// Event to a provider: a caller has a new link to one of its functions.
+  pub struct LinkOpened in "impulse.ring.control" {
+    /// The function's id.
+    pub function_id: i64,
+    /// The link's id.
+    pub link_id: i64,
+    /// Name of the link's shared memory segment.
+    pub segment: String,
+  }
+}
+
+avro_record! {
+  /// Event: the other side of a link is gone.
+  pub struct LinkClosed in "impulse.ring.control" {
+    /// The link's id.
+    pub link_id: i64,
+    /// Why, as an error code.
+    pub code: i32,
+    /// Why, in words.
+    pub message: String,
+  }
+}
+
+avro_record! {
+  /// Event to a subscriber: the channel is closed.
+  pub struct ChannelClosed in "impulse.ring.control" {
+    /// The channel's id.
+    pub channel_id: i64,
+  }
+}
+
+avro_record! {
+  /// Ask for what is on the bus.
+  pub struct List in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+  }
+}
+
+avro_record! {
+  /// A registered app, in a Listing.
+  pub struct AppInfo in "impulse.ring.control" {
+    /// The app's id.
+    pub app_id: i32,
+    /// The app's name.
+    pub name: String,
+    /// The app's process id.
+    pub pid: i64,
+  }
+}
+
+avro_record! {
+  /// A published channel, in a Listing.
+  pub struct ChannelInfo in "impulse.ring.control" {
+    /// The channel's id.
+    pub channel_id: i64,
+    /// The channel's name.
+    pub name: String,
+    /// The publishing app's id.
+    pub owner_app_id: i32,
+    /// Fingerprint of the channel's schema.
+    pub fingerprint: i64,
+    /// Ring capacity in bytes.
+    pub capacity: i64,
+    /// True when the channel is lossy.
+    pub lossy: bool,
+    /// Number of subscribers.
+    pub subscribers: i32,
+    /// Messages published so far.
+    pub published: i64,
+  }
+}
+
+avro_record! {
+  /// An exposed function, in a Listing.
+  pub struct FunctionInfo in "impulse.ring.control" {
+    /// The function's id.
+    pub function_id: i64,
+    /// The function's name.
+    pub name: String,
+    /// The providing app's id.
+    pub owner_app_id: i32,
+    /// Fingerprint of the request schema.
+    pub request_fingerprint: i64,
+    /// Fingerprint of the response schema.
+    pub response_fingerprint: i64,
+  }
+}
+
+avro_record! {
+  /// What is on the bus.
+  pub struct Listing in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// Registered apps.
+    pub apps: Vec<AppInfo>,
+    /// Published channels.
+    pub channels: Vec<ChannelInfo>,
+    /// Exposed functions.
+    pub functions: Vec<FunctionInfo>,
+  }
+}
+
+avro_record! {
+  /// The app leaves the bus; the broker closes what it owns.
+  pub struct Unregister in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+  }
+}
+
+avro_record! {
+  /// Generic success of a request.
+  pub struct Done in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+  }
+}
+
+avro_record! {
+  /// A request failed.
+  pub struct Failed in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// Why, as an error code.
+    pub code: i32,
+    /// Why, in words.
+    pub message: String,
+    /// The registered fingerprint when the code is SchemaMismatch, else 0.
+    pub expected_fingerprint: i64,
+    /// The presented fingerprint when the code is SchemaMismatch, else 0.
+    pub presented_fingerprint: i64,
+  }
+}
+
+avro_record! {
+  /// Payload of a call's error response.
+  pub struct CallError in "impulse.ring.control" {
+    /// Why, as an error code.
+    pub code: i32,
+    /// Why, in words.
+    pub message: String,
+  }
+}
+
+avro_record! {
+  /// Event: the broker is shutting down.
+  pub struct BrokerShutdown in "impulse.ring.control" {
+    /// Why, in words.
+    pub reason: String,
+  }
+}
+
+macro_rules! control_messages {
+  ($($opcode:literal => $name:ident),* $(,)?) => {
+    /// Any control record: one branch of the control union. The variant's position is its opcode.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub enum ControlMessage {
+      $(
+        #[doc = concat!("Opcode ", stringify!($opcode), ": [`", stringify!($name), "`].")]
+        $name($name),
+      )*
+    }
+
+    /// Number of branches of the control union.
+    pub const CONTROL_BRANCHES: usize = [$($opcode),*].len();
+
+    // The opcodes written above must be 0, 1, 2, ... in order: the union's branch index is the opcode.
+    const _: () = {
+      let opcodes = [$($opcode),*];
+      let mut i = 0;
+      while i < opcodes.len() {
+        assert!(opcodes[i] == i, "control opcodes must be 0, 1, 2, ... in order");
+        i += 1;
+      }
+    };
+
+    impl ControlMessage {
+      /// The union branch index, also the opcode.
+      pub fn opcode(&self) -> usize {
+        match self {
+          $(ControlMessage::$name(_) => $opcode,)*
+        }
+      }
+
+      /// The record's short name (`Register`).
+      pub fn name(&self) -> &'static str {
+        match self {
+          $(ControlMessage::$name(_) => stringify!($name),)*
+        }
+      }
+
+      /// The record as JSON, the readable form of `spec/vectors/control.txt`.
+      pub fn to_json(&self) -> Value {
+        match self {
+          $(ControlMessage::$name(record) => record.to_json(),)*
+        }
+      }
+
+      fn encode_record(&self, out: &mut Vec<u8>) {
+        match self {
+          $(ControlMessage::$name(record) => record.encode(out),)*
+        }
+      }
+
+      fn decode_record(opcode: usize, input: &mut &[u8]) -> Result<ControlMessage, DecodeError> {
+        match opcode {
+          $($opcode => $name::decode(input).map(ControlMessage::$name),)*
+          _ => Err(DecodeError::BadUnionBranch { branch: opcode as i64, branches: CONTROL_BRANCHES }),
+        }
+      }
+    }
+
+    $(
+      impl From<$name> for ControlMessage {
+        fn from(record: $name) -> ControlMessage {
+          ControlMessage::$name(record)
+        }
+      }
+    )*
+
+    /// Every branch of the control union in opcode order: (opcode, full name, the record's own schema JSON).
+    pub fn control_records() -> Vec<(usize, &'static str, String)> {
+      vec![$(($opcode, <$name as AvroRecord>::FULL_NAME, <$name as AvroRecord>::schema_json())),*]
+    }
+
+    fn union_schema() -> Value {
+      let mut defined = BTreeSet::new();
+      Value::Array(vec![$(<$name as AvroField>::schema(&mut defined)),*])
+    }
+  };
+}
+
+control_messages! {
+  0 => Register,
+  1 => Registered,
+  2 => PublishChannel,
+  3 => ChannelPublished,
+  4 => Subscribe,
+  5 => Subscribed,
+  6 => Unsubscribe,
+  7 => CloseChannel,
+  8 => ExposeFunction,
+  9 => FunctionExposed,
+  10 => ResolveFunction,
+  11 => FunctionResolved,
+  12 => WithdrawFunction,
+  13 => LinkOpened,
+  14 => LinkClosed,
+  15 => ChannelClosed,
+  16 => List,
+  17 => Listing,
+  18 => Unregister,
+  19 => Done,
+  20 => Failed,
+  21 => CallError,
+  22 => BrokerShutdown,
+}
+
+/// The control schema, `spec/schemas/control.avsc`: pretty JSON of the union of every record in
+/// opcode order, nested records defined once.
+pub fn control_schema_json() -> String {
+  avro::schema_to_pretty_json(&union_schema())
+}
+
+/// The CRC-64-AVRO fingerprint of the control schema, carried in every control frame's header.
+pub fn control_fingerprint() -> u64 {
+  static FINGERPRINT: OnceLock<u64> = OnceLock::new();
+  *FINGERPRINT.get_or_init(|| match avro::parse_schema(&control_schema_json()) {
+    Ok(parsed) => parsed.fingerprint,
+    Err(e) => panic!("the generated control schema does not parse: {e}"),
+  })
+}
+
+impl ControlMessage {
+  /// The frame payload: the SOE header with [`control_fingerprint`], the union branch as a `long`,
+  /// then the record.
+  pub fn encode_frame_payload(&self) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    self.encode_frame_payload_into(&mut out);
+    out
+  }
+
+  /// Appends the frame payload to `out` (see [`Self::encode_frame_payload`]).
+  pub fn encode_frame_payload_into(&self, out: &mut Vec<u8>) {
+    out.extend_from_slice(&avro::soe_header(control_fingerprint()));
+    avro::put_long(out, self.opcode() as i64);
+    self.encode_record(out);
+  }
+
+  /// Decodes a frame payload, checking the magic, the control fingerprint, the branch and that no
+  /// byte is left over.
+  pub fn decode_frame_payload(payload: &[u8]) -> Result<ControlMessage, DecodeError> {
+    let (found, mut datum) = avro::split_soe(payload)?;
+    let expected = control_fingerprint();
+    if found != expected {
+      return Err(DecodeError::FingerprintMismatch { expected, found });
+    }
+    let opcode = avro::get_union_branch(&mut datum, CONTROL_BRANCHES)?;
+    let message = ControlMessage::decode_record(opcode, &mut datum)?;
+    if !datum.is_empty() {
+      return Err(DecodeError::TrailingBytes { count: datum.len() });
+    }
+    Ok(message)
+  }
+}
