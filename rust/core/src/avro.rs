@@ -636,6 +636,10 @@ impl<R: AvroRecord> AvroField for Vec<R> {
   }
 }
 
+/// Lets [`avro_record!`] expand in crates that do not depend on serde_json themselves.
+#[doc(hidden)]
+pub use serde_json as __serde_json;
+
 /// How [`avro_record!`] passes a field's [`AvroField::schema`] to [`record_schema`].
 #[doc(hidden)]
 pub type SchemaFn = fn(&mut BTreeSet<String>) -> Value;
@@ -731,7 +735,7 @@ macro_rules! avro_record {
     }
 
     impl $crate::avro::AvroField for $name {
-      fn schema(defined: &mut ::std::collections::BTreeSet<::std::string::String>) -> ::serde_json::Value {
+      fn schema(defined: &mut ::std::collections::BTreeSet<::std::string::String>) -> $crate::avro::__serde_json::Value {
         $crate::avro::record_schema(
           stringify!($name),
           $namespace,
@@ -758,11 +762,11 @@ macro_rules! avro_record {
         // Struct expression fields are evaluated in source order, which is the schema's field order.
         Ok(Self { $($field: <$ty as $crate::avro::AvroField>::decode(input)?,)* })
       }
-      fn to_json(&self) -> ::serde_json::Value {
+      fn to_json(&self) -> $crate::avro::__serde_json::Value {
         #[allow(unused_mut)]
-        let mut map = ::serde_json::Map::new();
+        let mut map = $crate::avro::__serde_json::Map::new();
         $(map.insert(stringify!($field).into(), <$ty as $crate::avro::AvroField>::to_json(&self.$field));)*
-        ::serde_json::Value::Object(map)
+        $crate::avro::__serde_json::Value::Object(map)
       }
     }
 

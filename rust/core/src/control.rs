@@ -512,3 +512,142 @@ impl ControlMessage {
     Ok(message)
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  fn samples() -> Vec<ControlMessage> {
+    vec![
+      Register {
+        request_id: 1,
+        app_name: "app".into(),
+        pid: 42,
+        start_time: 7,
+      }
+      .into(),
+      PublishChannel {
+        request_id: 2,
+        name: "metrics".into(),
+        schema: "\"long\"".into(),
+        key: Some("k".into()),
+        capacity: 4096,
+        lossy: true,
+      }
+      .into(),
+      Listing {
+        request_id: 3,
+        apps: vec![AppInfo {
+          app_id: 0,
+          name: "a".into(),
+          pid: 1,
+        }],
+        channels: vec![],
+        functions: vec![FunctionInfo {
+          function_id: 1,
+          name: "add".into(),
+          owner_app_id: 0,
+          request_fingerprint: -1,
+          response_fingerprint: 1,
+        }],
+      }
+      .into(),
+      Failed {
+        request_id: 4,
+        code: 6,
+        message: "schema mismatch".into(),
+        expected_fingerprint: 1,
+        presented_fingerprint: 2,
+      }
+      .into(),
+    ]
+  }
+
+  #[test]
+  fn frame_payloads_round_trip() {
+    for message in samples() {
+      let payload = message.encode_frame_payload();
+      assert_eq!(payload[..2], avro::SOE_MAGIC);
+      assert_eq!(payload[2..10], control_fingerprint().to_le_bytes());
+      assert_eq!(payload[10], (message.opcode() * 2) as u8, "the branch is a zigzag long");
+      assert_eq!(ControlMessage::decode_frame_payload(&payload), Ok(message));
+    }
+  }
+
+  #[test]
+  fn a_foreign_fingerprint_is_refused_naming_both() {
+    let mut payload = ControlMessage::from(Done { request_id: 1 }).encode_frame_payload();
+    payload[2] ^= 0xff;
+    let err = ControlMessage::decode_frame_payload(&payload).expect_err("foreign fingerprint");
+    let found = u64::from_le_bytes(payload[2..10].try_into().expect("8 bytes"));
+    assert_eq!(
+      err,
+      DecodeError::FingerprintMismatch {
+        expected: control_fingerprint(),
+        found
+      }
+    );
+    let message = err.to_string();
+    assert!(
+      message.contains(&avro::fingerprint_hex(control_fingerprint())),
+      "{message}"
+    );
+    assert!(message.contains(&avro::fingerprint_hex(found)), "{message}");
+  }
+
+  #[test]
+  fn an_unknown_opcode_is_a_bad_union_branch() {
+    let mut payload = avro::soe_header(control_fingerprint()).to_vec();
+    avro::put_long(&mut payload, CONTROL_BRANCHES as i64);
+    assert_eq!(
+      ControlMessage::decode_frame_payload(&payload),
+      Err(DecodeError::BadUnionBranch {
+        branch: CONTROL_BRANCHES as i64,
+        branches: CONTROL_BRANCHES
+      })
+    );
+  }
+
+  #[test]
+  fn truncated_or_garbled_payloads_are_errors_not_panics() {
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    for message in samples() {
+      let payload = message.encode_frame_payload();
+      for len in 0..payload.len() {
+        assert!(
+          ControlMessage::decode_frame_payload(&payload[..len]).is_err(),
+          "{} cut at {len}",
+          message.name()
+        );
+      }
+      for _ in 0..2_000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut garbled = payload.clone();
+        // Keep the header so the garbage reaches the record decoder.
+        let at = 10 + (seed as usize) % (garbled.len() - 10);
+        garbled[at] = (seed >> 32) as u8;
+        let _ = ControlMessage::decode_frame_payload(&garbled);
+      }
+    }
+  }
+
+  #[test]
+  fn control_schema_parses_and_names_every_record_in_opcode_order() {
+    let parsed = avro::parse_schema(&control_schema_json()).expect("control schema parses");
+    assert_eq!(parsed.fingerprint, control_fingerprint());
+    let records = control_records();
+    assert_eq!(records.len(), CONTROL_BRANCHES);
+    let mut last = 0;
+    for (opcode, full_name, _) in records {
+      let at = parsed
+        .canonical
+        .find(&format!("{{\"name\":\"{full_name}\""))
+        .expect("record in the union");
+      assert!(opcode == 0 || at > last, "{full_name} out of order");
+      last = at;
+      assert!(full_name.starts_with("impulse.ring.control."));
+    }
+  }
+}
