@@ -1,1 +1,86 @@
-fn main() {}
+//! `impulsed`, the Ring broker: owns one namespace's control segment, registers apps, routes the
+//! control plane and collects the shared memory of apps that leave or die.
+
+mod broker;
+mod keys;
+mod liveness;
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use impulse_ring_core::names;
+
+mod flags {
+  xflags::xflags! {
+    /// The Ring broker daemon.
+    cmd impulsed {
+      /// Namespace to serve (default: $IMPULSE_RING_NS, else `impulse`).
+      optional --ns ns: String
+      /// Log level: error, warn, info, debug or trace (default info).
+      optional --log-level level: String
+      /// File mode of the segments, in octal (default 600; 660 lets a group share the bus).
+      optional --mode mode: String
+      /// Number of app slots (default 64).
+      optional --max-apps n: u32
+    }
+  }
+}
+
+fn main() -> ExitCode {
+  let flags = match flags::Impulsed::from_env() {
+    Ok(flags) => flags,
+    Err(e) => {
+      eprintln!("{e}");
+      return ExitCode::from(2);
+    }
+  };
+  let level = flags.log_level.clone().unwrap_or_else(|| "info".to_string());
+  let level: tracing::Level = match level.parse() {
+    Ok(level) => level,
+    Err(_) => {
+      eprintln!("impulsed: unknown log level {level:?}; use error, warn, info, debug or trace");
+      return ExitCode::from(2);
+    }
+  };
+  tracing_subscriber::fmt()
+    .with_max_level(level)
+    .with_target(false)
+    .with_writer(std::io::stderr)
+    .init();
+  let ns = flags.ns.clone().unwrap_or_else(names::namespace_from_env);
+  if let Err(e) = names::check_namespace(&ns) {
+    eprintln!("impulsed: {e}");
+    return ExitCode::from(2);
+  }
+  let mode = match flags.mode.as_deref().map(|m| u32::from_str_radix(m, 8)) {
+    None => 0o600,
+    Some(Ok(mode)) if mode & !0o777 == 0 => mode,
+    Some(_) => {
+      eprintln!("impulsed: --mode takes an octal file mode such as 600 or 660");
+      return ExitCode::from(2);
+    }
+  };
+  let stop = Arc::new(AtomicBool::new(false));
+  for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+    if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+      eprintln!("impulsed: cannot install the signal handler: {e}");
+      return ExitCode::FAILURE;
+    }
+  }
+  let config = broker::Config {
+    ns,
+    mode,
+    max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS),
+  };
+  match broker::Broker::start(config) {
+    Ok(mut broker) => {
+      broker.run(&stop);
+      ExitCode::SUCCESS
+    }
+    Err(e) => {
+      eprintln!("impulsed: {e:#}");
+      ExitCode::FAILURE
+    }
+  }
+}

@@ -1,1 +1,33 @@
-//! The Rust connector.
+//! The Rust connector of Ring: publish/subscribe channels and asynchronous function calls between
+//! processes on one machine, over shared memory, with Avro payloads checked by schema fingerprint.
+//!
+//! ```no_run
+//! use impulse_ring_connector::{Connection, PublishOptions};
+//! # fn main() -> Result<(), impulse_ring_connector::Error> {
+//! const METRIC: &str = r#"{"type":"record","name":"Metric","fields":[{"name":"value","type":"double"}]}"#;
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Metric { value: f64 }
+//!
+//! let conn = Connection::connect("my-service")?;
+//! let mut publisher = conn.publish_channel("metrics", METRIC, Some("secret"), PublishOptions::default())?;
+//! let mut subscriber = conn.subscribe("metrics", Some("secret"), METRIC)?;
+//! publisher.publish(&Metric { value: 1.5 })?;
+//! let m: Option<Metric> = subscriber.recv(std::time::Duration::from_secs(1))?;
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+mod call;
+mod channel;
+mod codec;
+mod connection;
+mod error;
+
+pub use call::{CallFuture, Function, RawHandler};
+pub use channel::{PublishOptions, Publisher, SubscribeOptions, Subscriber};
+pub use connection::{ConnectOptions, Connection};
+pub use error::{Error, Result};
+pub use impulse_ring_core::control::Listing;
+pub use impulse_ring_core::doorbell::WaitStrategy;
+pub use impulse_ring_core::error_code::ErrorCode;

@@ -9,6 +9,7 @@
 
 pub mod avro;
 pub mod broadcast;
+pub mod bus;
 pub mod control;
 pub mod doorbell;
 pub mod error_code;

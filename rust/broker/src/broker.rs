@@ -1,0 +1,899 @@
+//! The broker's state and its one loop: sleep on the doorbell, drain every app's request ring,
+//! answer, and collect the resources of apps that left or died. Everything runs on this one thread
+//! except the pidfd watcher, so the registry needs no locks.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use impulse_ring_core::avro::{self, fingerprint_hex};
+use impulse_ring_core::broadcast::{self, ChannelConfig};
+use impulse_ring_core::bus::{ControlSegment, LinkInfo, LinkSegment};
+use impulse_ring_core::control::*;
+use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
+use impulse_ring_core::error_code::ErrorCode;
+use impulse_ring_core::layout::*;
+use impulse_ring_core::segment::{valid_capacity, Segment, SegmentError};
+use impulse_ring_core::{names, sys};
+use tracing::{debug, info, warn};
+
+use crate::keys::{admits, KeyHash};
+use crate::liveness::Liveness;
+
+/// How the broker was asked to run.
+pub struct Config {
+  pub ns: String,
+  pub mode: u32,
+  pub max_apps: u32,
+}
+
+struct App {
+  name: String,
+  pid: u32,
+  start: u64,
+  /// Replies that did not fit the reply ring yet, in order.
+  outbox: VecDeque<Vec<u8>>,
+}
+
+struct Channel {
+  name: String,
+  owner: u32,
+  key: Option<KeyHash>,
+  seg: Segment,
+  config: ChannelConfig,
+}
+
+struct Function {
+  name: String,
+  owner: u32,
+  key: Option<KeyHash>,
+  request_fp: u64,
+  response_fp: u64,
+}
+
+struct Link {
+  function_id: u64,
+  caller: u32,
+  provider: u32,
+  seg: LinkSegment,
+}
+
+/// A failed request: the code and the sentence the app will see.
+struct Failure {
+  code: ErrorCode,
+  message: String,
+  expected: u64,
+  presented: u64,
+}
+
+fn fail(code: ErrorCode, message: impl Into<String>) -> Failure {
+  Failure {
+    code,
+    message: message.into(),
+    expected: 0,
+    presented: 0,
+  }
+}
+
+/// The broker of one namespace.
+pub struct Broker {
+  ns: String,
+  mode: u32,
+  ctl: Arc<ControlSegment>,
+  liveness: Liveness,
+  /// Whether pidfds work here; if not, liveness is polled.
+  pidfds: bool,
+  apps: BTreeMap<u32, App>,
+  channels: BTreeMap<u64, Channel>,
+  functions: BTreeMap<u64, Function>,
+  links: BTreeMap<u64, Link>,
+  /// Every schema the broker has seen, by fingerprint: its Parsing Canonical Form.
+  registry: HashMap<u64, String>,
+  next_id: u64,
+}
+
+impl Broker {
+  /// Takes the namespace: refuses if a live broker owns it, cleans up after a dead one.
+  pub fn start(config: Config) -> anyhow::Result<Broker> {
+    let ns = config.ns;
+    match ControlSegment::open(&ns) {
+      Ok(old) if old.broker_alive() => {
+        let (pid, _) = old.broker();
+        bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
+      }
+      Err(SegmentError::NotReady { .. }) => {
+        // Another broker may be starting this very moment: give it a moment to finish.
+        std::thread::sleep(Duration::from_millis(500));
+        if let Ok(old) = ControlSegment::open(&ns) {
+          if old.broker_alive() {
+            bail!("a broker (pid {}) already serves namespace `{ns}`", old.broker().0)
+          }
+        }
+      }
+      _ => {}
+    }
+    let stale = sys::shm_list(&names::namespace_prefix(&ns)).context("cannot list /dev/shm")?;
+    for name in &stale {
+      let _ = sys::shm_unlink(&format!("/{name}"));
+    }
+    if !stale.is_empty() {
+      warn!(
+        count = stale.len(),
+        "removed segments left by a broker that died in namespace `{ns}`"
+      );
+    }
+    let ctl = match ControlSegment::create(&ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
+      Ok(ctl) => Arc::new(ctl),
+      Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
+      Err(e) => return Err(e).context("cannot create the control segment"),
+    };
+    let liveness = Liveness::start(ctl.clone());
+    let pidfds = sys::pidfd_open(sys::getpid()).is_ok();
+    if !pidfds {
+      warn!("pidfd_open is unavailable (Linux < 5.3?): app deaths are noticed within a second");
+    }
+    info!(ns = %ns, pid = sys::getpid(), "broker ready");
+    Ok(Broker {
+      ns,
+      mode: config.mode,
+      ctl,
+      liveness,
+      pidfds,
+      apps: BTreeMap::new(),
+      channels: BTreeMap::new(),
+      functions: BTreeMap::new(),
+      links: BTreeMap::new(),
+      registry: HashMap::new(),
+      next_id: 1,
+    })
+  }
+
+  /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly.
+  pub fn run(&mut self, stop: &AtomicBool) {
+    let mut last_beat = Instant::now();
+    let ctl = self.ctl.clone();
+    while !stop.load(Ordering::Relaxed) {
+      for (slot, pid) in self.liveness.deaths() {
+        if self.apps.get(&slot).is_some_and(|app| app.pid == pid) {
+          self.collect_app(slot, "exited");
+        }
+      }
+      let worked = self.serve_requests();
+      self.flush_outboxes();
+      if last_beat.elapsed() >= Duration::from_secs(1) {
+        ctl.beat();
+        self.check_liveness_by_polling();
+        last_beat = Instant::now();
+      }
+      if !worked {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let ctl = &*self.ctl;
+        ctl
+          .broker_doorbell()
+          .wait_until(WaitStrategy::Blocking, Some(deadline), || {
+            let pending = (0..ctl.max_apps()).any(|slot| {
+              matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
+                && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
+            });
+            (pending || stop.load(Ordering::Relaxed)).then_some(())
+          });
+      }
+    }
+    self.shutdown();
+  }
+
+  /// Drains every slot's request ring once; whether anything was handled.
+  fn serve_requests(&mut self) -> bool {
+    let mut worked = false;
+    for slot in 0..self.ctl.max_apps() {
+      let state = self.ctl.slot_state(slot);
+      if state != IR_SLOT_CLAIMED && state != IR_SLOT_ACTIVE {
+        continue;
+      }
+      let Ok(ring) = self.ctl.request_ring(slot) else {
+        warn!(slot, "request ring corrupt; dropping the app");
+        self.collect_app(slot, "corrupted its request ring");
+        continue;
+      };
+      // A bounded batch per slot keeps one chatty app from starving the others.
+      for _ in 0..64 {
+        let seg = self.ctl.segment();
+        let read = ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| {
+          ControlMessage::decode_frame_payload(frame.payload)
+        });
+        let message = match read {
+          Ok(None) => break,
+          Ok(Some(message)) => message,
+          Err(e) => {
+            warn!(slot, "{e}; dropping the app");
+            self.collect_app(slot, "corrupted its request ring");
+            break;
+          }
+        };
+        worked = true;
+        if ring.producer_waiting(self.ctl.segment()) {
+          self.ctl.app_doorbell(slot).ring();
+        }
+        match message {
+          Ok(message) => self.handle(slot, message),
+          Err(e) => {
+            warn!(slot, "undecodable control record: {e}");
+            self.send(
+              slot,
+              Failed {
+                request_id: 0,
+                code: ErrorCode::Decode as i32,
+                message: e.to_string(),
+                expected_fingerprint: 0,
+                presented_fingerprint: 0,
+              }
+              .into(),
+            );
+          }
+        }
+        if !self.apps.contains_key(&slot) && self.ctl.slot_state(slot) != IR_SLOT_CLAIMED {
+          break;
+        }
+      }
+    }
+    worked
+  }
+
+  fn handle(&mut self, slot: u32, message: ControlMessage) {
+    debug!(slot, record = message.name(), "request");
+    let registered = self.apps.contains_key(&slot);
+    let reply: Result<ControlMessage, (i64, Failure)> = match message {
+      ControlMessage::Register(m) => self.register(slot, m).map(Into::into),
+      _ if !registered => Err((
+        0,
+        fail(ErrorCode::Protocol, "the first record on a slot must be Register"),
+      )),
+      ControlMessage::PublishChannel(m) => {
+        let id = m.request_id;
+        self.publish_channel(slot, m).map(Into::into).map_err(|f| (id, f))
+      }
+      ControlMessage::Subscribe(m) => {
+        let id = m.request_id;
+        self.subscribe(slot, m).map(Into::into).map_err(|f| (id, f))
+      }
+      ControlMessage::Unsubscribe(m) => {
+        if let Some(ch) = self.channels.get(&(m.channel_id as u64)) {
+          if broadcast::subscribers_of(&ch.seg, &ch.config, slot).contains(&(m.subscriber_index as u32)) {
+            broadcast::free_subscriber(&ch.seg, &ch.config, m.subscriber_index as u32);
+            Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
+          }
+        }
+        Ok(
+          Done {
+            request_id: m.request_id,
+          }
+          .into(),
+        )
+      }
+      ControlMessage::CloseChannel(m) => {
+        if self
+          .channels
+          .get(&(m.channel_id as u64))
+          .is_some_and(|c| c.owner == slot)
+        {
+          self.close_channel(m.channel_id as u64);
+          Ok(
+            Done {
+              request_id: m.request_id,
+            }
+            .into(),
+          )
+        } else {
+          Err((
+            m.request_id,
+            fail(
+              ErrorCode::UnknownChannel,
+              format!("this app publishes no channel {}", m.channel_id),
+            ),
+          ))
+        }
+      }
+      ControlMessage::ExposeFunction(m) => {
+        let id = m.request_id;
+        self.expose_function(slot, m).map(Into::into).map_err(|f| (id, f))
+      }
+      ControlMessage::ResolveFunction(m) => {
+        let id = m.request_id;
+        self.resolve_function(slot, m).map(Into::into).map_err(|f| (id, f))
+      }
+      ControlMessage::WithdrawFunction(m) => {
+        if self
+          .functions
+          .get(&(m.function_id as u64))
+          .is_some_and(|f| f.owner == slot)
+        {
+          self.withdraw_function(m.function_id as u64);
+          Ok(
+            Done {
+              request_id: m.request_id,
+            }
+            .into(),
+          )
+        } else {
+          Err((
+            m.request_id,
+            fail(
+              ErrorCode::UnknownFunction,
+              format!("this app exposes no function {}", m.function_id),
+            ),
+          ))
+        }
+      }
+      ControlMessage::List(m) => Ok(self.listing(m.request_id).into()),
+      ControlMessage::Unregister(m) => {
+        // Reply first: collecting the app resets its reply ring.
+        self.send(
+          slot,
+          Done {
+            request_id: m.request_id,
+          }
+          .into(),
+        );
+        self.flush_outbox(slot);
+        self.collect_app(slot, "unregistered");
+        return;
+      }
+      other => Err((
+        0,
+        fail(ErrorCode::Protocol, format!("{} is not a request", other.name())),
+      )),
+    };
+    let reply = match reply {
+      Ok(reply) => reply,
+      Err((request_id, f)) => {
+        debug!(slot, code = f.code.name(), "request failed: {}", f.message);
+        Failed {
+          request_id,
+          code: f.code as i32,
+          message: f.message,
+          expected_fingerprint: f.expected as i64,
+          presented_fingerprint: f.presented as i64,
+        }
+        .into()
+      }
+    };
+    self.send(slot, reply);
+  }
+
+  fn register(&mut self, slot: u32, m: Register) -> Result<Registered, (i64, Failure)> {
+    let id = m.request_id;
+    if self.apps.contains_key(&slot) {
+      return Err((id, fail(ErrorCode::Protocol, "this slot is already registered")));
+    }
+    let (pid, start) = self.ctl.slot_owner(slot);
+    if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
+      return Err((
+        id,
+        fail(
+          ErrorCode::Protocol,
+          format!("slot {slot} holds pid {pid}, the request says {}", m.pid),
+        ),
+      ));
+    }
+    if m.app_name.is_empty() || m.app_name.len() > names::MAX_APP_NAME_LEN {
+      return Err((
+        id,
+        fail(
+          ErrorCode::InvalidArgument,
+          format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN),
+        ),
+      ));
+    }
+    if self.pidfds && !self.liveness.watch(slot, pid) {
+      debug!(slot, pid, "pidfd_open failed; relying on polling for this app");
+    }
+    self.apps.insert(
+      slot,
+      App {
+        name: m.app_name.clone(),
+        pid,
+        start,
+        outbox: VecDeque::new(),
+      },
+    );
+    self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
+    info!(app = %m.app_name, app_id = slot, pid, "app registered");
+    Ok(Registered {
+      request_id: id,
+      app_id: slot as i32,
+      broker_pid: sys::getpid() as i64,
+    })
+  }
+
+  fn parse(&mut self, what: &str, json: &str) -> Result<u64, Failure> {
+    let parsed = avro::parse_schema(json).map_err(|e| fail(ErrorCode::InvalidSchema, format!("{what}: {e}")))?;
+    self.registry.entry(parsed.fingerprint).or_insert(parsed.canonical);
+    Ok(parsed.fingerprint)
+  }
+
+  fn check_name(name: &str) -> Result<(), Failure> {
+    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.chars().any(char::is_control) {
+      return Err(fail(
+        ErrorCode::InvalidArgument,
+        format!(
+          "names are 1 to {} bytes without control characters",
+          names::MAX_NAME_LEN
+        ),
+      ));
+    }
+    Ok(())
+  }
+
+  fn new_id(&mut self) -> u64 {
+    self.next_id += 1;
+    self.next_id - 1
+  }
+
+  fn publish_channel(&mut self, slot: u32, m: PublishChannel) -> Result<ChannelPublished, Failure> {
+    Self::check_name(&m.name)?;
+    let fingerprint = self.parse(&format!("schema of channel `{}`", m.name), &m.schema)?;
+    if self.channels.values().any(|c| c.name == m.name) {
+      return Err(fail(
+        ErrorCode::NameTaken,
+        format!("channel `{}` is already published", m.name),
+      ));
+    }
+    let capacity = if m.capacity == 0 {
+      IR_DEFAULT_CHANNEL_CAPACITY
+    } else {
+      m.capacity as u64
+    };
+    if !valid_capacity(capacity) {
+      return Err(fail(
+        ErrorCode::InvalidArgument,
+        format!(
+          "capacity {} must be a power of two from {IR_MIN_RING_CAPACITY} to {IR_MAX_RING_CAPACITY}",
+          m.capacity
+        ),
+      ));
+    }
+    let channel_id = self.new_id();
+    let config = ChannelConfig {
+      capacity,
+      channel_id,
+      fingerprint,
+      policy: if m.lossy { IR_POLICY_LOSSY } else { IR_POLICY_BLOCK },
+      max_subscribers: IR_DEFAULT_MAX_SUBSCRIBERS,
+    };
+    let name = names::channel(&self.ns, channel_id);
+    let seg = Segment::create(&name, config.segment_size(), IR_KIND_CHANNEL, self.mode)
+      .map_err(|e| fail(ErrorCode::Io, format!("cannot create the channel segment: {e}")))?;
+    config.init(&seg);
+    seg.mark_ready();
+    info!(channel = %m.name, channel_id, fingerprint = %fingerprint_hex(fingerprint), capacity, lossy = m.lossy, "channel published");
+    self.channels.insert(
+      channel_id,
+      Channel {
+        name: m.name,
+        owner: slot,
+        key: m.key.as_deref().map(KeyHash::new),
+        seg,
+        config,
+      },
+    );
+    Ok(ChannelPublished {
+      request_id: m.request_id,
+      channel_id: channel_id as i64,
+      segment: name,
+      fingerprint: fingerprint as i64,
+      capacity: capacity as i64,
+      max_payload: config.max_payload() as i64,
+    })
+  }
+
+  fn subscribe(&mut self, slot: u32, m: Subscribe) -> Result<Subscribed, Failure> {
+    let presented = self.parse(&format!("schema for channel `{}`", m.name), &m.schema)?;
+    let Some((&channel_id, ch)) = self.channels.iter().find(|(_, c)| c.name == m.name) else {
+      return Err(fail(
+        ErrorCode::UnknownChannel,
+        format!("no channel named `{}` is published", m.name),
+      ));
+    };
+    if !admits(&ch.key, m.key.as_deref()) {
+      return Err(fail(ErrorCode::WrongKey, format!("wrong key for channel `{}`", m.name)));
+    }
+    if presented != ch.config.fingerprint {
+      return Err(Failure {
+        code: ErrorCode::SchemaMismatch,
+        message: format!(
+          "schema mismatch on channel `{}`: the channel's schema is {}, the subscriber presented {}",
+          m.name,
+          fingerprint_hex(ch.config.fingerprint),
+          fingerprint_hex(presented)
+        ),
+        expected: ch.config.fingerprint,
+        presented,
+      });
+    }
+    let Some(index) = broadcast::reserve_subscriber(&ch.seg, &ch.config, slot) else {
+      return Err(fail(
+        ErrorCode::LimitReached,
+        format!(
+          "channel `{}` has {} subscribers already",
+          m.name, ch.config.max_subscribers
+        ),
+      ));
+    };
+    info!(channel = %m.name, app_id = slot, index, "subscribed");
+    Ok(Subscribed {
+      request_id: m.request_id,
+      channel_id: channel_id as i64,
+      segment: ch.seg.name().to_string(),
+      subscriber_index: index as i32,
+      fingerprint: ch.config.fingerprint as i64,
+      lossy: ch.config.policy == IR_POLICY_LOSSY,
+    })
+  }
+
+  fn expose_function(&mut self, slot: u32, m: ExposeFunction) -> Result<FunctionExposed, Failure> {
+    Self::check_name(&m.name)?;
+    let request_fp = self.parse(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
+    let response_fp = self.parse(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
+    if self.functions.values().any(|f| f.name == m.name) {
+      return Err(fail(
+        ErrorCode::NameTaken,
+        format!("function `{}` is already exposed", m.name),
+      ));
+    }
+    let function_id = self.new_id();
+    info!(function = %m.name, function_id, app_id = slot, "function exposed");
+    self.functions.insert(
+      function_id,
+      Function {
+        name: m.name,
+        owner: slot,
+        key: m.key.as_deref().map(KeyHash::new),
+        request_fp,
+        response_fp,
+      },
+    );
+    Ok(FunctionExposed {
+      request_id: m.request_id,
+      function_id: function_id as i64,
+      request_fingerprint: request_fp as i64,
+      response_fingerprint: response_fp as i64,
+    })
+  }
+
+  fn resolve_function(&mut self, slot: u32, m: ResolveFunction) -> Result<FunctionResolved, Failure> {
+    let request_fp = self.parse(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
+    let response_fp = self.parse(
+      &format!("response schema for function `{}`", m.name),
+      &m.response_schema,
+    )?;
+    let Some((&function_id, f)) = self.functions.iter().find(|(_, f)| f.name == m.name) else {
+      return Err(fail(
+        ErrorCode::UnknownFunction,
+        format!("no function named `{}` is exposed", m.name),
+      ));
+    };
+    if !admits(&f.key, m.key.as_deref()) {
+      return Err(fail(
+        ErrorCode::WrongKey,
+        format!("wrong key for function `{}`", m.name),
+      ));
+    }
+    for (what, expected, presented) in [
+      ("request", f.request_fp, request_fp),
+      ("response", f.response_fp, response_fp),
+    ] {
+      if expected != presented {
+        return Err(Failure {
+          code: ErrorCode::SchemaMismatch,
+          message: format!(
+            "{what} schema mismatch on function `{}`: the function's is {}, the caller presented {}",
+            m.name,
+            fingerprint_hex(expected),
+            fingerprint_hex(presented)
+          ),
+          expected,
+          presented,
+        });
+      }
+    }
+    let provider = f.owner;
+    let link_id = self.new_id();
+    let name = names::link(&self.ns, link_id);
+    let info = LinkInfo {
+      link_id,
+      function_id,
+      caller: slot,
+      provider,
+      request_fp,
+      response_fp,
+    };
+    let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
+      .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
+    let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
+    self.links.insert(
+      link_id,
+      Link {
+        function_id,
+        caller: slot,
+        provider,
+        seg,
+      },
+    );
+    self.send(
+      provider,
+      LinkOpened {
+        function_id: function_id as i64,
+        link_id: link_id as i64,
+        segment: name.clone(),
+      }
+      .into(),
+    );
+    debug!(function = %m.name, link_id, caller = slot, provider, "link opened");
+    Ok(FunctionResolved {
+      request_id: m.request_id,
+      function_id: function_id as i64,
+      link_id: link_id as i64,
+      segment: name,
+      request_fingerprint: request_fp as i64,
+      response_fingerprint: response_fp as i64,
+      max_payload: max_payload as i64,
+    })
+  }
+
+  fn listing(&self, request_id: i64) -> Listing {
+    Listing {
+      request_id,
+      apps: self
+        .apps
+        .iter()
+        .map(|(&slot, a)| AppInfo {
+          app_id: slot as i32,
+          name: a.name.clone(),
+          pid: a.pid as i64,
+        })
+        .collect(),
+      channels: self
+        .channels
+        .iter()
+        .map(|(&id, c)| ChannelInfo {
+          channel_id: id as i64,
+          name: c.name.clone(),
+          owner_app_id: c.owner as i32,
+          fingerprint: c.config.fingerprint as i64,
+          capacity: c.config.capacity as i64,
+          lossy: c.config.policy == IR_POLICY_LOSSY,
+          subscribers: broadcast::subscriber_count(&c.seg, &c.config) as i32,
+          published: broadcast::published(&c.seg) as i64,
+        })
+        .collect(),
+      functions: self
+        .functions
+        .iter()
+        .map(|(&id, f)| FunctionInfo {
+          function_id: id as i64,
+          name: f.name.clone(),
+          owner_app_id: f.owner as i32,
+          request_fingerprint: f.request_fp as i64,
+          response_fingerprint: f.response_fp as i64,
+        })
+        .collect(),
+    }
+  }
+
+  /// Queues `message` for app `slot` and rings its doorbell.
+  fn send(&mut self, slot: u32, message: ControlMessage) {
+    let Some(app) = self.apps.get_mut(&slot) else {
+      // An app that is not registered yet (a failed Register) still gets its answer, directly.
+      if let Ok(ring) = self.ctl.reply_ring(slot) {
+        let _ = ring.try_write_bytes(
+          self.ctl.segment(),
+          IR_FRAME_KIND_CONTROL,
+          0,
+          &message.encode_frame_payload(),
+        );
+        self.ctl.app_doorbell(slot).ring();
+      }
+      return;
+    };
+    app.outbox.push_back(message.encode_frame_payload());
+    self.flush_outbox(slot);
+  }
+
+  fn flush_outboxes(&mut self) {
+    let slots: Vec<u32> = self
+      .apps
+      .iter()
+      .filter(|(_, a)| !a.outbox.is_empty())
+      .map(|(&s, _)| s)
+      .collect();
+    for slot in slots {
+      self.flush_outbox(slot);
+    }
+  }
+
+  /// Writes as much of the app's outbox as its reply ring takes. The broker never waits for an app.
+  fn flush_outbox(&mut self, slot: u32) {
+    let Some(app) = self.apps.get_mut(&slot) else { return };
+    let Ok(ring) = self.ctl.reply_ring(slot) else { return };
+    let seg = self.ctl.segment();
+    let mut wrote = false;
+    while let Some(payload) = app.outbox.front() {
+      match ring.try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, payload) {
+        Ok(()) => {
+          app.outbox.pop_front();
+          wrote = true;
+        }
+        Err(_) => {
+          // Full: the app rings our doorbell when it reads (we set producer_waiting).
+          ring.set_producer_waiting(seg, true);
+          break;
+        }
+      }
+    }
+    if app.outbox.is_empty() {
+      ring.set_producer_waiting(seg, false);
+    }
+    if wrote {
+      self.ctl.app_doorbell(slot).ring();
+    }
+  }
+
+  /// Polls pid and start time: the fallback without pidfds, and the only check for apps that
+  /// claimed a slot and died before registering.
+  fn check_liveness_by_polling(&mut self) {
+    for slot in 0..self.ctl.max_apps() {
+      let state = self.ctl.slot_state(slot);
+      if state == IR_SLOT_FREE {
+        continue;
+      }
+      let (pid, start) = self.ctl.slot_owner(slot);
+      if pid != 0 && sys::process_alive(pid, start) {
+        continue;
+      }
+      if self.apps.contains_key(&slot) {
+        self.collect_app(slot, "exited");
+      } else if state == IR_SLOT_CLAIMED {
+        // Claimed by a process that died before (or while) writing its identity.
+        debug!(slot, "freeing a slot claimed by a process that is gone");
+        self.ctl.free_slot(slot);
+      }
+    }
+  }
+
+  fn close_channel(&mut self, channel_id: u64) {
+    let Some(ch) = self.channels.remove(&channel_id) else {
+      return;
+    };
+    broadcast::close(&ch.seg);
+    Doorbell::at(&ch.seg, IR_CH_DATA_DOORBELL).ring();
+    let _ = ch.seg.unlink();
+    info!(channel = %ch.name, channel_id, "channel closed");
+  }
+
+  fn withdraw_function(&mut self, function_id: u64) {
+    let Some(f) = self.functions.remove(&function_id) else {
+      return;
+    };
+    let links: Vec<u64> = self
+      .links
+      .iter()
+      .filter(|(_, l)| l.function_id == function_id)
+      .map(|(&id, _)| id)
+      .collect();
+    for link_id in links {
+      self.close_link(
+        link_id,
+        IR_LINK_PROVIDER_GONE,
+        &format!("the provider of `{}` is gone", f.name),
+      );
+    }
+    info!(function = %f.name, function_id, "function withdrawn");
+  }
+
+  /// Closes a link because one side (`which`) is gone and tells the other side.
+  fn close_link(&mut self, link_id: u64, which: usize, message: &str) {
+    let Some(link) = self.links.remove(&link_id) else {
+      return;
+    };
+    link.seg.set_gone(which);
+    let _ = link.seg.segment().unlink();
+    let other = if which == IR_LINK_PROVIDER_GONE {
+      link.caller
+    } else {
+      link.provider
+    };
+    if self.apps.contains_key(&other) {
+      let closed = LinkClosed {
+        link_id: link_id as i64,
+        code: ErrorCode::PeerGone as i32,
+        message: message.to_string(),
+      };
+      self.send(other, closed.into());
+      self.ctl.app_doorbell(other).ring();
+    }
+  }
+
+  /// Frees everything app `slot` held: its channels close, its subscriptions end, its functions and
+  /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
+  fn collect_app(&mut self, slot: u32, why: &str) {
+    self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
+    let owned: Vec<u64> = self
+      .channels
+      .iter()
+      .filter(|(_, c)| c.owner == slot)
+      .map(|(&id, _)| id)
+      .collect();
+    for id in owned {
+      self.close_channel(id);
+    }
+    for ch in self.channels.values() {
+      for index in broadcast::subscribers_of(&ch.seg, &ch.config, slot) {
+        broadcast::free_subscriber(&ch.seg, &ch.config, index);
+        Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
+      }
+    }
+    let functions: Vec<u64> = self
+      .functions
+      .iter()
+      .filter(|(_, f)| f.owner == slot)
+      .map(|(&id, _)| id)
+      .collect();
+    for id in functions {
+      self.withdraw_function(id);
+    }
+    let calls: Vec<u64> = self
+      .links
+      .iter()
+      .filter(|(_, l)| l.caller == slot)
+      .map(|(&id, _)| id)
+      .collect();
+    for id in calls {
+      self.close_link(id, IR_LINK_CALLER_GONE, "the caller is gone");
+    }
+    if let Some(app) = self.apps.remove(&slot) {
+      info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
+    }
+    self.ctl.free_slot(slot);
+  }
+
+  /// Tells every app, closes everything, unlinks every segment of the namespace.
+  fn shutdown(&mut self) {
+    info!("shutting down");
+    self.ctl.set_shutting_down();
+    let slots: Vec<u32> = self.apps.keys().copied().collect();
+    for &slot in &slots {
+      self.send(
+        slot,
+        BrokerShutdown {
+          reason: "the broker is shutting down".into(),
+        }
+        .into(),
+      );
+    }
+    let channels: Vec<u64> = self.channels.keys().copied().collect();
+    for id in channels {
+      self.close_channel(id);
+    }
+    let links: Vec<u64> = self.links.keys().copied().collect();
+    for id in links {
+      if let Some(link) = self.links.remove(&id) {
+        link.seg.set_gone(IR_LINK_PROVIDER_GONE);
+        link.seg.set_gone(IR_LINK_CALLER_GONE);
+        let _ = link.seg.segment().unlink();
+      }
+    }
+    for &slot in &slots {
+      self.ctl.app_doorbell(slot).ring();
+    }
+    let _ = self.ctl.segment().unlink();
+    // Anything else under our prefix was ours too.
+    if let Ok(rest) = sys::shm_list(&names::namespace_prefix(&self.ns)) {
+      for name in rest {
+        let _ = sys::shm_unlink(&format!("/{name}"));
+      }
+    }
+    info!("broker stopped");
+  }
+}
