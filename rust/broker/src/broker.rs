@@ -327,16 +327,8 @@ impl Broker {
         }
       }
       ControlMessage::List(m) => Ok(self.listing(m.request_id).into()),
-      ControlMessage::Unregister(m) => {
-        // Reply first: collecting the app resets its reply ring.
-        self.send(
-          slot,
-          Done {
-            request_id: m.request_id,
-          }
-          .into(),
-        );
-        self.flush_outbox(slot);
+      ControlMessage::Unregister(_) => {
+        // No reply: the app does not wait, and collecting it resets its reply ring.
         self.collect_app(slot, "unregistered");
         return;
       }

@@ -20,6 +20,9 @@ xflags::xflags! {
       }
     }
     /// List the apps, channels and functions on the bus.
-    cmd ls {}
+    cmd ls {
+      /// Namespace to look in (default: $IMPULSE_RING_NS, else `impulse`).
+      optional --ns ns: String
+    }
   }
 }

@@ -350,8 +350,9 @@ impl Drop for Connection {
   fn drop(&mut self) {
     if !self.broker_gone() {
       let request_id = self.inner.request_id();
-      // Best effort: the broker collects us anyway when the process exits.
-      let _ = self.inner.request(request_id, Unregister { request_id }.into());
+      // Posted, not awaited: the broker frees the slot (and its reply ring) as it handles this. Best
+      // effort: the broker collects us anyway when the process exits.
+      let _ = self.inner.post(Unregister { request_id }.into());
     }
     self.inner.closing.store(true, Ordering::Release);
     self.inner.ctl.app_doorbell(self.inner.app_id).ring();
