@@ -119,7 +119,7 @@ impl Publisher {
             Err(RingError::Full) => None,
             other => Some(other),
           })
-          .unwrap_or_else(|| Err(RingError::Full))
+          .unwrap_or(Err(RingError::Full))
           .map_err(|e| match e {
             RingError::Full => Error::Timeout {
               what: format!("publishing on `{}` (a subscriber is a whole ring behind)", self.name),

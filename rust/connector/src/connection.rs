@@ -24,21 +24,12 @@ use crate::error::{Error, Result};
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Options of a connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
   /// Namespace; `None` reads `IMPULSE_RING_NS` (default `impulse`).
   pub namespace: Option<String>,
   /// How the reactor thread and blocking calls wait.
   pub wait: WaitStrategy,
-}
-
-impl Default for ConnectOptions {
-  fn default() -> Self {
-    ConnectOptions {
-      namespace: None,
-      wait: WaitStrategy::default(),
-    }
-  }
 }
 
 /// State shared by the connection, its publishers, subscribers, functions and the reactor.
