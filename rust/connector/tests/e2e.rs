@@ -1,0 +1,657 @@
+//! End-to-end tests with real processes: each test starts its own `impulsed` in a namespace of its
+//! own, drives `examples/testee` processes (publisher, subscriber, provider, caller) against it, and
+//! checks that the broker leaves nothing of the namespace in `/dev/shm` when it stops.
+//!
+//! Needs the broker and the testee built first: `cargo build -p impulsed -p impulse-ring-connector --examples`
+//! (ringctl does it before testing).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use impulse_ring_connector::ErrorCode;
+use impulse_ring_core::bus::ControlSegment;
+use rustix::process::{kill_process, Pid, Signal};
+
+/// Exit code of a testee that failed with the error `code` (see the testee's docs).
+fn exit_code_of(code: ErrorCode) -> i32 {
+  10 + code.as_i32()
+}
+
+/// `target/<profile>`, where the test binary's `deps/` directory lives.
+fn profile_dir() -> PathBuf {
+  let exe = std::env::current_exe().expect("the test binary's path");
+  exe
+    .parent()
+    .and_then(Path::parent)
+    .expect("target/<profile>/deps/<test>")
+    .to_path_buf()
+}
+
+fn binary(path: PathBuf) -> PathBuf {
+  assert!(
+    path.exists(),
+    "{} is missing: run `cargo build -p impulsed --examples` first",
+    path.display()
+  );
+  path
+}
+
+fn impulsed() -> PathBuf {
+  binary(profile_dir().join("impulsed"))
+}
+
+fn testee() -> PathBuf {
+  binary(profile_dir().join("examples").join("testee"))
+}
+
+/// Lines a child printed so far: stdout as is, stderr prefixed with `stderr: `.
+#[derive(Default)]
+struct Output {
+  lines: Mutex<Vec<String>>,
+  grew: Condvar,
+}
+
+impl Output {
+  fn collect(self: &Arc<Self>, stream: impl Read + Send + 'static, prefix: &'static str) {
+    let output = self.clone();
+    std::thread::spawn(move || {
+      for line in BufReader::new(stream).lines() {
+        let Ok(line) = line else { break };
+        output.lines.lock().unwrap().push(format!("{prefix}{line}"));
+        output.grew.notify_all();
+      }
+    });
+  }
+}
+
+/// A child process, killed (SIGKILL) and reaped when dropped.
+struct Proc {
+  name: String,
+  child: Child,
+  output: Arc<Output>,
+  status: Option<ExitStatus>,
+}
+
+impl Proc {
+  fn spawn(name: &str, command: &mut Command) -> Proc {
+    let mut child = command
+      .stdin(Stdio::piped())
+      .stdout(Stdio::piped())
+      .stderr(Stdio::piped())
+      .spawn()
+      .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+    let output = Arc::new(Output::default());
+    output.collect(child.stdout.take().expect("piped"), "");
+    output.collect(child.stderr.take().expect("piped"), "stderr: ");
+    Proc {
+      name: name.to_string(),
+      child,
+      output,
+      status: None,
+    }
+  }
+
+  fn pid(&self) -> u32 {
+    self.child.id()
+  }
+
+  fn signal(&self, signal: Signal) {
+    let pid = Pid::from_raw(self.pid() as i32).expect("a child's pid is positive");
+    kill_process(pid, signal).unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
+  }
+
+  fn lines(&self) -> Vec<String> {
+    self.output.lines.lock().unwrap().clone()
+  }
+
+  fn transcript(&self) -> String {
+    format!(
+      "--- {} (pid {}) ---\n{}",
+      self.name,
+      self.pid(),
+      self.lines().join("\n")
+    )
+  }
+
+  /// Waits for a stdout line that starts with `prefix` and returns it.
+  fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    let mut lines = self.output.lines.lock().unwrap();
+    loop {
+      if let Some(line) = lines.iter().find(|l| l.starts_with(prefix)) {
+        return line.clone();
+      }
+      let now = Instant::now();
+      assert!(
+        now < deadline,
+        "{} printed no line starting with `{prefix}` within {timeout:?}\n{}",
+        self.name,
+        format!("--- {} ---\n{}", self.name, lines.join("\n"))
+      );
+      lines = self.output.grew.wait_timeout(lines, deadline - now).unwrap().0;
+    }
+  }
+
+  fn try_exit(&mut self) -> Option<ExitStatus> {
+    if self.status.is_none() {
+      self.status = self.child.try_wait().expect("try_wait");
+    }
+    self.status
+  }
+
+  /// Waits for the process to exit; its exit code (`None` if a signal ended it).
+  fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+      if let Some(status) = self.try_exit() {
+        // Let the reader threads take the last lines.
+        std::thread::sleep(Duration::from_millis(20));
+        return status.code();
+      }
+      assert!(
+        Instant::now() < deadline,
+        "{} did not exit within {timeout:?}\n{}",
+        self.name,
+        self.transcript()
+      );
+      std::thread::sleep(Duration::from_millis(5));
+    }
+  }
+
+  /// Waits for a successful exit and returns the output.
+  fn succeeds(&mut self, timeout: Duration) -> Vec<String> {
+    let code = self.wait_exit(timeout);
+    assert_eq!(code, Some(0), "{} failed\n{}", self.name, self.transcript());
+    self.lines()
+  }
+
+  /// Waits for the exit that the error `code` causes and returns its `error ...` line.
+  fn fails_with(&mut self, code: ErrorCode, timeout: Duration) -> String {
+    let exit = self.wait_exit(timeout);
+    let line = format!("error {}:", code.name());
+    assert_eq!(
+      exit,
+      Some(exit_code_of(code)),
+      "{} should have failed with {}\n{}",
+      self.name,
+      code.name(),
+      self.transcript()
+    );
+    self.wait_line(&line, Duration::ZERO)
+  }
+}
+
+impl Drop for Proc {
+  fn drop(&mut self) {
+    if self.try_exit().is_none() {
+      let _ = self.child.kill();
+      let _ = self.child.wait();
+    }
+  }
+}
+
+/// One test's bus: a namespace, its broker, and the check that the namespace leaves nothing in
+/// `/dev/shm`. Declare it before the processes it serves, so they are dropped (killed) first.
+struct Bus {
+  ns: String,
+  broker: Option<Proc>,
+}
+
+impl Bus {
+  fn start(test: &str) -> Bus {
+    let mut bus = Bus {
+      ns: format!("e2e-{}-{test}", std::process::id()),
+      broker: None,
+    };
+    bus.start_broker();
+    bus
+  }
+
+  fn start_broker(&mut self) {
+    assert!(self.broker.is_none(), "a broker is running already");
+    let broker = self.spawn_broker();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Once the control segment opens with this broker's pid in it, apps may register (a dead
+    // broker's segment may still be there until the new one cleans up).
+    let serves = |ctl: ControlSegment| ctl.broker().0 == broker.pid();
+    while !ControlSegment::open(&self.ns).is_ok_and(serves) {
+      assert!(
+        Instant::now() < deadline,
+        "the broker of `{}` did not come up in 10 s\n{}",
+        self.ns,
+        broker.transcript()
+      );
+      std::thread::sleep(Duration::from_millis(5));
+    }
+    self.broker = Some(broker);
+  }
+
+  fn spawn_broker(&self) -> Proc {
+    Proc::spawn(
+      "impulsed",
+      Command::new(impulsed()).args(["--ns", &self.ns, "--log-level", "warn"]),
+    )
+  }
+
+  fn broker(&mut self) -> &mut Proc {
+    self.broker.as_mut().expect("a running broker")
+  }
+
+  /// Stops the broker with `signal` and waits for it; its exit code.
+  fn stop_broker(&mut self, signal: Signal) -> Option<i32> {
+    let mut broker = self.broker.take().expect("a running broker");
+    broker.signal(signal);
+    broker.wait_exit(Duration::from_secs(10))
+  }
+
+  fn testee(&self, name: &str, role: &str, args: &[&str]) -> Proc {
+    Proc::spawn(
+      name,
+      Command::new(testee())
+        .arg(role)
+        .args(args)
+        .env("IMPULSE_RING_NS", &self.ns),
+    )
+  }
+
+  /// Names in `/dev/shm` that belong to the namespace.
+  fn segments(&self) -> Vec<String> {
+    let prefix = format!("impulse-ring.{}.", self.ns);
+    let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
+      .expect("/dev/shm")
+      .filter_map(|e| e.ok()?.file_name().into_string().ok())
+      .filter(|n| n.starts_with(&prefix))
+      .collect();
+    found.sort();
+    found
+  }
+
+  /// Waits until no channel segment of the namespace is left.
+  fn wait_no_channel_segment(&self, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while self.segments().iter().any(|s| s.contains(".ch.")) {
+      assert!(
+        Instant::now() < deadline,
+        "channel segments left: {:?}",
+        self.segments()
+      );
+      std::thread::sleep(Duration::from_millis(5));
+    }
+  }
+}
+
+impl Drop for Bus {
+  fn drop(&mut self) {
+    let mut problems = Vec::new();
+    if let Some(mut broker) = self.broker.take() {
+      let _ = broker.signal(Signal::TERM);
+      let deadline = Instant::now() + Duration::from_secs(10);
+      while broker.try_exit().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+      }
+      match broker.try_exit() {
+        Some(status) if status.success() => {}
+        Some(status) => problems.push(format!("the broker exited with {status}\n{}", broker.transcript())),
+        None => problems.push(format!("the broker ignored SIGTERM for 10 s\n{}", broker.transcript())),
+      }
+    }
+    let left = self.segments();
+    for name in &left {
+      // Leave /dev/shm as we found it, even when the test fails.
+      let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+    }
+    if !left.is_empty() {
+      problems.push(format!("segments left in /dev/shm after the broker stopped: {left:?}"));
+    }
+    if !problems.is_empty() && !std::thread::panicking() {
+      panic!("{}", problems.join("\n"));
+    }
+  }
+}
+
+const LONG: Duration = Duration::from_secs(120);
+const SHORT: Duration = Duration::from_secs(10);
+const SOON: Duration = Duration::from_secs(1);
+
+/// The number `what` in a line like `what 42 ...` (word after `what`).
+fn number_after(line: &str, what: &str) -> u64 {
+  let mut words = line.split_whitespace();
+  words.find(|w| *w == what).expect(what);
+  words
+    .next()
+    .and_then(|w| w.parse().ok())
+    .unwrap_or_else(|| panic!("no number after `{what}` in `{line}`"))
+}
+
+#[test]
+fn one_subscriber_gets_a_million_messages_once_in_order_intact() {
+  let bus = Bus::start("sub1");
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "1000000", "--wait-subscribers", "1"],
+  );
+  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "1000000"]);
+  assert!(publisher.succeeds(LONG).contains(&"published 1000000".to_string()));
+  assert!(subscriber.succeeds(LONG).contains(&"received 1000000".to_string()));
+}
+
+/// One million messages fanned out to four subscribers: about 20 s on two cores in a debug build.
+/// The publisher uses `publish_raw` with hand-built datums, the subscribers decode them typed.
+#[test]
+fn four_subscribers_each_get_a_million_messages_once_in_order_intact() {
+  let bus = Bus::start("sub4");
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "1000000", "--wait-subscribers", "4", "--raw"],
+  );
+  let mut subscribers: Vec<Proc> = (0..4)
+    .map(|i| bus.testee(&format!("subscriber {i}"), "subscriber", &["--count", "1000000"]))
+    .collect();
+  assert!(publisher.succeeds(LONG).contains(&"published 1000000".to_string()));
+  for subscriber in &mut subscribers {
+    assert!(subscriber.succeeds(LONG).contains(&"received 1000000".to_string()));
+  }
+}
+
+#[test]
+fn lossy_subscriber_that_stalls_is_told_what_it_missed_and_never_blocks_the_publisher() {
+  let bus = Bus::start("lossy");
+  let count = 20_000u64;
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &[
+      "--count",
+      "20000",
+      "--lossy",
+      "--capacity",
+      "65536",
+      "--wait-subscribers",
+      "1",
+    ],
+  );
+  let mut subscriber = bus.testee(
+    "subscriber",
+    "subscriber",
+    &["--count", "20000", "--stall-ms", "3000", "--expect-closed"],
+  );
+  subscriber.wait_line("subscribed", SHORT);
+  let stalled_at = Instant::now();
+  publisher.succeeds(SHORT);
+  assert!(
+    subscriber.try_exit().is_none() && stalled_at.elapsed() < Duration::from_millis(2500),
+    "the publisher finished only after {:?}, when the subscriber's 3 s stall was nearly over",
+    stalled_at.elapsed()
+  );
+  let lines = subscriber.succeeds(SHORT);
+  let line = lines
+    .iter()
+    .find(|l| l.starts_with("missed "))
+    .expect("a `missed` line");
+  let (missed, received) = (number_after(line, "missed"), number_after(line, "received"));
+  assert_eq!(missed + received, count, "{line}");
+  assert!(missed > 0 && received > 0, "{line}");
+  assert!(lines.contains(&"closed".to_string()));
+}
+
+#[test]
+fn wrong_key_and_wrong_schema_are_refused_with_typed_errors() {
+  let bus = Bus::start("refused");
+  let publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "0", "--key", "secret", "--hold-ms", "30000"],
+  );
+  publisher.wait_line("published", SHORT);
+  let mut wrong_key = bus.testee("wrong key", "subscriber", &["--key", "guess"]);
+  let line = wrong_key.fails_with(ErrorCode::WrongKey, SHORT);
+  assert!(line.contains("wrong key"), "{line}");
+  assert!(
+    !line.contains("secret") && !line.contains("guess"),
+    "keys must not be shown: {line}"
+  );
+  let mut no_key = bus.testee("no key", "subscriber", &[]);
+  no_key.fails_with(ErrorCode::WrongKey, SHORT);
+
+  let mut wrong_schema = bus.testee("wrong schema", "subscriber", &["--key", "secret", "--schema", "other"]);
+  let line = wrong_schema.fails_with(ErrorCode::SchemaMismatch, SHORT);
+  let mut fingerprints: Vec<&str> = line
+    .split(|c: char| !c.is_ascii_hexdigit())
+    .filter(|w| w.len() == 16)
+    .collect();
+  fingerprints.sort();
+  fingerprints.dedup();
+  assert_eq!(fingerprints.len(), 2, "both fingerprints must be named: {line}");
+
+  let mut right = bus.testee("right key", "subscriber", &["--key", "secret", "--count", "0"]);
+  right.succeeds(SHORT);
+}
+
+#[test]
+fn four_callers_with_calls_in_flight_get_every_result_matched_to_its_call() {
+  let bus = Bus::start("calls");
+  let provider = bus.testee("provider", "provider", &[]);
+  provider.wait_line("ready", SHORT);
+  let mut callers: Vec<Proc> = (0..4)
+    .map(|i| {
+      let base = (i * 1_000_000).to_string();
+      bus.testee(
+        &format!("caller {i}"),
+        "caller",
+        &["--count", "10000", "--in-flight", "32", "--base", &base],
+      )
+    })
+    .collect();
+  for caller in &mut callers {
+    assert!(caller.succeeds(LONG).contains(&"ok 10000".to_string()));
+  }
+}
+
+#[test]
+fn calling_a_function_nobody_exposes_fails_with_unknown_function() {
+  let bus = Bus::start("unknown");
+  let mut caller = bus.testee("caller", "caller", &["--function", "nope", "--count", "1"]);
+  let line = caller.fails_with(ErrorCode::UnknownFunction, SHORT);
+  assert!(line.contains("nope"), "{line}");
+}
+
+#[test]
+fn a_call_slower_than_its_timeout_fails_with_timeout() {
+  let bus = Bus::start("timeout");
+  let provider = bus.testee("provider", "provider", &["--sleep-ms", "3000"]);
+  provider.wait_line("ready", SHORT);
+  let mut caller = bus.testee(
+    "caller",
+    "caller",
+    &["--threads", "1", "--count", "1", "--timeout-ms", "300"],
+  );
+  let started = Instant::now();
+  caller.fails_with(ErrorCode::Timeout, SHORT);
+  assert!(
+    started.elapsed() < Duration::from_millis(2500),
+    "{:?}",
+    started.elapsed()
+  );
+}
+
+#[test]
+fn a_failing_handler_reaches_the_caller_as_handler_error_with_its_message() {
+  let bus = Bus::start("handler");
+  let provider = bus.testee("provider", "provider", &["--fail-on", "3"]);
+  provider.wait_line("ready", SHORT);
+  let mut caller = bus.testee("caller", "caller", &["--count", "6", "--keep-going"]);
+  let lines = caller.succeeds(SHORT);
+  let errors: Vec<_> = lines.iter().filter(|l| l.starts_with("error ")).collect();
+  assert_eq!(errors.len(), 1, "{lines:?}");
+  assert!(
+    errors[0].starts_with("error HandlerError:") && errors[0].contains("refusing a = 3"),
+    "{lines:?}"
+  );
+  // The calls after the failed one still work.
+  assert!(lines.contains(&"ok 5 failed 1".to_string()), "{lines:?}");
+}
+
+#[test]
+fn subscriber_sees_closed_and_the_segment_goes_when_the_publisher_is_killed() {
+  let bus = Bus::start("pubkill");
+  let publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "100", "--wait-subscribers", "1", "--hold-ms", "60000"],
+  );
+  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "100", "--expect-closed"]);
+  publisher.wait_line("published", SHORT);
+  assert!(
+    bus.segments().iter().any(|s| s.contains(".ch.")),
+    "{:?}",
+    bus.segments()
+  );
+  publisher.signal(Signal::KILL);
+  let killed = Instant::now();
+  let lines = subscriber.succeeds(SOON);
+  assert!(
+    lines.contains(&"closed".to_string()) && lines.contains(&"received 100".to_string()),
+    "{lines:?}"
+  );
+  bus.wait_no_channel_segment(SOON.saturating_sub(killed.elapsed()));
+}
+
+#[test]
+fn callers_get_peer_gone_at_once_when_the_provider_is_killed_mid_call() {
+  let bus = Bus::start("provkill");
+  let provider = bus.testee("provider", "provider", &["--sleep-ms", "100"]);
+  provider.wait_line("ready", SHORT);
+  let mut callers: Vec<Proc> = (0..3)
+    .map(|i| {
+      bus.testee(
+        &format!("caller {i}"),
+        "caller",
+        &["--count", "1000", "--in-flight", "4"],
+      )
+    })
+    .collect();
+  for caller in &callers {
+    caller.wait_line("calling", SHORT);
+  }
+  std::thread::sleep(Duration::from_millis(300));
+  provider.signal(Signal::KILL);
+  let killed = Instant::now();
+  for caller in &mut callers {
+    let line = caller.fails_with(ErrorCode::PeerGone, SOON.saturating_sub(killed.elapsed()));
+    assert!(line.contains("add"), "{line}");
+  }
+}
+
+#[test]
+fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and_serves() {
+  let mut bus = Bus::start("brokerkill");
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "10", "--wait-subscribers", "1", "--hold-ms", "60000"],
+  );
+  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
+  let mut provider = bus.testee("provider", "provider", &[]);
+  provider.wait_line("ready", SHORT);
+  let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
+  publisher.wait_line("published", SHORT);
+  caller.wait_line("calling", SHORT);
+  let old = bus.segments();
+  assert!(
+    old.iter().any(|s| s.contains(".ch.")) && old.iter().any(|s| s.contains(".ln.")),
+    "{old:?}"
+  );
+
+  assert_eq!(bus.stop_broker(Signal::KILL), None);
+  for app in [&mut publisher, &mut subscriber, &mut provider, &mut caller] {
+    app.fails_with(ErrorCode::BrokerGone, SHORT);
+  }
+  assert_eq!(bus.segments(), old, "nobody but a broker removes segments");
+
+  bus.start_broker();
+  let left: Vec<_> = bus
+    .segments()
+    .into_iter()
+    .filter(|s| old.contains(s) && !s.ends_with(".ctl"))
+    .collect();
+  assert!(left.is_empty(), "the new broker left the dead one's segments: {left:?}");
+  let mut publisher = bus.testee(
+    "new publisher",
+    "publisher",
+    &["--count", "1000", "--wait-subscribers", "1"],
+  );
+  let mut subscriber = bus.testee("new subscriber", "subscriber", &["--count", "1000"]);
+  publisher.succeeds(SHORT);
+  assert!(subscriber.succeeds(SHORT).contains(&"received 1000".to_string()));
+}
+
+#[test]
+fn a_second_broker_in_the_same_namespace_refuses_to_start_naming_namespace_and_pid() {
+  let mut bus = Bus::start("twobrokers");
+  let mut second = bus.spawn_broker();
+  let code = second.wait_exit(SHORT);
+  assert!(code.is_some_and(|c| c != 0), "{}", second.transcript());
+  let message = second.lines().join("\n");
+  let pid = bus.broker().pid().to_string();
+  assert!(message.contains(&bus.ns) && message.contains(&pid), "{message}");
+  // The first broker still serves.
+  let mut caller = bus.testee("caller", "caller", &["--function", "nope", "--count", "1"]);
+  caller.fails_with(ErrorCode::UnknownFunction, SHORT);
+}
+
+#[test]
+fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_keep_working() {
+  let bus = Bus::start("toolarge");
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &[
+      "--count",
+      "100",
+      "--wait-subscribers",
+      "1",
+      "--probe-too-large",
+      "--probe-invalid-schema",
+    ],
+  );
+  let mut subscriber = bus.testee(
+    "subscriber",
+    "subscriber",
+    &["--count", "100", "--probe-invalid-schema"],
+  );
+  let lines = publisher.succeeds(SHORT);
+  for probe in ["probe TooLarge:", "probe InvalidSchema:"] {
+    assert!(lines.iter().any(|l| l.starts_with(probe)), "{probe} {lines:?}");
+  }
+  assert!(lines.contains(&"published 100".to_string()), "{lines:?}");
+  let lines = subscriber.succeeds(SHORT);
+  assert!(lines.iter().any(|l| l.starts_with("probe InvalidSchema:")), "{lines:?}");
+  assert!(lines.contains(&"received 100".to_string()), "{lines:?}");
+}
+
+#[test]
+fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
+  let mut bus = Bus::start("sigterm");
+  let mut publisher = bus.testee(
+    "publisher",
+    "publisher",
+    &["--count", "10", "--wait-subscribers", "1", "--hold-ms", "60000"],
+  );
+  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
+  let mut provider = bus.testee("provider", "provider", &[]);
+  provider.wait_line("ready", SHORT);
+  let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
+  publisher.wait_line("published", SHORT);
+  caller.wait_line("calling", SHORT);
+
+  assert_eq!(bus.stop_broker(Signal::TERM), Some(0));
+  assert_eq!(bus.segments(), Vec::<String>::new());
+  for app in [&mut publisher, &mut subscriber, &mut provider, &mut caller] {
+    app.fails_with(ErrorCode::BrokerGone, SHORT);
+  }
+}
