@@ -238,6 +238,10 @@ impl Subscriber {
           Some(Err(Error::BrokerGone { ns: inner.ns.clone() }))
         }
         Ok(Ok(None)) => None,
+        // A broker that shuts down closes every channel: that is the broker leaving, not the publisher.
+        Ok(Err(RecvOutcome::Closed)) if inner.ctl.shutting_down() => {
+          Some(Err(Error::BrokerGone { ns: inner.ns.clone() }))
+        }
         Ok(Err(RecvOutcome::Closed)) => Some(Err(Error::Closed { channel: name.clone() })),
         Ok(Err(RecvOutcome::Lagged { missed })) => Some(Err(Error::Lagged { missed })),
         Err(e) => Some(Err(ring_error(e))),
