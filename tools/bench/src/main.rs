@@ -1,0 +1,196 @@
+//! `ring-bench`: the benchmark programs `ringctl bench` runs. `ring-bench suite [--quick]` runs every
+//! case and prints one JSON object per line; `ring-bench <case> [--flags]` runs one. Each case is a
+//! leader process plus follower processes (`ring-bench follow <case> ...`), pinned to distinct cores.
+//! The Ring cases need a broker in `IMPULSE_RING_NS`.
+
+mod floor;
+mod proc;
+mod report;
+mod ring;
+mod uds;
+
+/// Parameters of one case; followers get them on their command line.
+#[derive(Clone, Debug)]
+pub struct Params {
+  pub size: usize,
+  pub wait: String,
+  pub iters: u64,
+  pub warmup: u64,
+  pub gap_us: u64,
+  pub count: u64,
+  pub subscribers: u32,
+  pub typed: bool,
+  pub path: String,
+}
+
+impl Default for Params {
+  fn default() -> Self {
+    Params {
+      size: 64,
+      wait: "adaptive".into(),
+      iters: 10_000,
+      warmup: 1_000,
+      gap_us: 0,
+      count: 100_000,
+      subscribers: 1,
+      typed: false,
+      path: String::new(),
+    }
+  }
+}
+
+impl Params {
+  fn parse(args: &[String]) -> Params {
+    let mut p = Params::default();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+      let mut value = || it.next().cloned().unwrap_or_else(|| panic!("{flag} needs a value"));
+      match flag.as_str() {
+        "--size" => p.size = value().parse().expect("--size N"),
+        "--wait" => p.wait = value(),
+        "--iters" => p.iters = value().parse().expect("--iters N"),
+        "--warmup" => p.warmup = value().parse().expect("--warmup N"),
+        "--gap-us" => p.gap_us = value().parse().expect("--gap-us N"),
+        "--count" => p.count = value().parse().expect("--count N"),
+        "--subscribers" => p.subscribers = value().parse().expect("--subscribers N"),
+        "--typed" => p.typed = true,
+        "--path" => p.path = value(),
+        other => panic!("unknown flag {other}"),
+      }
+    }
+    p
+  }
+
+  /// The command line a follower of `case` gets.
+  pub fn to_args(&self, case: &str) -> Vec<String> {
+    let mut args = vec![case.to_string()];
+    for (flag, value) in [
+      ("--size", self.size.to_string()),
+      ("--wait", self.wait.clone()),
+      ("--iters", self.iters.to_string()),
+      ("--warmup", self.warmup.to_string()),
+      ("--count", self.count.to_string()),
+      ("--subscribers", self.subscribers.to_string()),
+    ] {
+      args.push(flag.to_string());
+      args.push(value);
+    }
+    if self.typed {
+      args.push("--typed".to_string());
+    }
+    args
+  }
+}
+
+fn run_case(case: &str, p: &Params) -> report::Row {
+  match case {
+    "pubsub-latency" => ring::pubsub_latency(p),
+    "call-latency" => ring::call_latency(p),
+    "throughput" => ring::throughput(p),
+    "uds-latency" => uds::latency(p),
+    "uds-throughput" => uds::throughput(p),
+    "cacheline" => floor::cacheline(p),
+    "memcpy" => floor::memcpy(p),
+    other => panic!("unknown case {other}"),
+  }
+}
+
+fn follow(case: &str, p: &Params) {
+  match case {
+    "pubsub-latency" => ring::pubsub_latency_follower(p),
+    "call-latency" => ring::call_latency_follower(p),
+    "throughput" => ring::throughput_follower(p),
+    "uds-latency" => uds::latency_follower(p),
+    "uds-throughput" => uds::throughput_follower(p),
+    "cacheline" => floor::cacheline_follower(p),
+    other => panic!("unknown case {other}"),
+  }
+}
+
+/// Every case of the suite, with its parameters. `quick` keeps the whole run under a minute.
+fn suite(quick: bool) -> Vec<(&'static str, Params)> {
+  let scale = |full: u64, fast: u64| if quick { fast } else { full };
+  let lat = |size: usize, wait: &str| Params {
+    size,
+    wait: wait.to_string(),
+    iters: scale(100_000, 2_000),
+    warmup: scale(10_000, 200),
+    ..Params::default()
+  };
+  let mut cases = vec![
+    (
+      "cacheline",
+      Params {
+        iters: scale(1_000_000, 20_000),
+        warmup: scale(10_000, 1_000),
+        ..Params::default()
+      },
+    ),
+    (
+      "memcpy",
+      Params {
+        count: scale(20_000, 500),
+        ..Params::default()
+      },
+    ),
+  ];
+  for size in [64, 4096, 65536] {
+    for wait in ["spin", "adaptive", "block"] {
+      cases.push(("pubsub-latency", lat(size, wait)));
+    }
+  }
+  cases.push((
+    "pubsub-latency",
+    Params {
+      wait: "adaptive-gap50us".into(),
+      gap_us: 50,
+      iters: scale(20_000, 500),
+      warmup: 100,
+      ..Params::default()
+    },
+  ));
+  for (size, wait) in [(64, "spin"), (64, "adaptive"), (4096, "spin")] {
+    cases.push(("call-latency", lat(size, wait)));
+  }
+  let tp = |size: usize, count: u64, subscribers: u32, typed: bool| Params {
+    size,
+    count,
+    subscribers,
+    typed,
+    ..Params::default()
+  };
+  cases.push(("throughput", tp(64, scale(5_000_000, 200_000), 1, false)));
+  cases.push(("throughput", tp(64, scale(2_000_000, 100_000), 1, true)));
+  cases.push(("throughput", tp(4096, scale(500_000, 20_000), 1, false)));
+  cases.push(("throughput", tp(1 << 20, scale(5_000, 200), 1, false)));
+  for subscribers in [2, 4] {
+    cases.push(("throughput", tp(64, scale(2_000_000, 100_000), subscribers, false)));
+  }
+  for size in [64, 4096] {
+    cases.push(("uds-latency", lat(size, "block")));
+  }
+  cases.push(("uds-throughput", tp(64, scale(2_000_000, 100_000), 1, false)));
+  cases.push(("uds-throughput", tp(4096, scale(500_000, 20_000), 1, false)));
+  cases
+}
+
+fn main() {
+  let args: Vec<String> = std::env::args().skip(1).collect();
+  match args.first().map(String::as_str) {
+    Some("follow") => {
+      let case = args.get(1).expect("follow <case>");
+      follow(case, &Params::parse(&args[2..]));
+    }
+    Some("suite") => {
+      let quick = args.iter().any(|a| a == "--quick");
+      for (case, params) in suite(quick) {
+        run_case(case, &params).print();
+      }
+    }
+    Some(case) => run_case(case, &Params::parse(&args[1..])).print(),
+    None => {
+      eprintln!("usage: ring-bench suite [--quick] | ring-bench <case> [--size N --wait spin|adaptive|block ...]");
+      std::process::exit(2);
+    }
+  }
+}
