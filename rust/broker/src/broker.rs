@@ -14,6 +14,7 @@ use impulse_ring_core::bus::{ControlSegment, LinkInfo, LinkSegment};
 use impulse_ring_core::control::*;
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::error_code::ErrorCode;
+use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::segment::{valid_capacity, Segment, SegmentError};
 use impulse_ring_core::{names, sys};
@@ -92,6 +93,8 @@ pub struct Broker {
   /// Every schema the broker has seen, by fingerprint: its Parsing Canonical Form.
   registry: HashMap<u64, String>,
   next_id: u64,
+  /// Claimed slots seen without a pid at the last liveness poll.
+  unnamed_claims: std::collections::HashSet<u32>,
 }
 
 impl Broker {
@@ -103,13 +106,18 @@ impl Broker {
         let (pid, _) = old.broker();
         bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
       }
+      Err(SegmentError::VersionMismatch { .. }) | Err(SegmentError::Corrupt { .. }) => {
+        // Another version (or a damaged segment): the segment header's creator words still tell
+        // whether its broker lives.
+        if let Some(pid) = live_creator(&names::control(&ns)) {
+          bail!("a broker (pid {pid}) of another wire version serves namespace `{ns}`; stop it first")
+        }
+      }
       Err(SegmentError::NotReady { .. }) => {
         // Another broker may be starting this very moment: give it a moment to finish.
         std::thread::sleep(Duration::from_millis(500));
-        if let Ok(old) = ControlSegment::open(&ns) {
-          if old.broker_alive() {
-            bail!("a broker (pid {}) already serves namespace `{ns}`", old.broker().0)
-          }
+        if let Some(pid) = live_creator(&names::control(&ns)) {
+          bail!("a broker (pid {pid}) already serves namespace `{ns}`")
         }
       }
       _ => {}
@@ -147,6 +155,7 @@ impl Broker {
       links: BTreeMap::new(),
       registry: HashMap::new(),
       next_id: 1,
+      unnamed_claims: Default::default(),
     })
   }
 
@@ -170,6 +179,7 @@ impl Broker {
       if !worked {
         let deadline = Instant::now() + Duration::from_secs(1);
         let ctl = &*self.ctl;
+        let liveness = &self.liveness;
         ctl
           .broker_doorbell()
           .wait_until(WaitStrategy::Blocking, Some(deadline), || {
@@ -177,7 +187,7 @@ impl Broker {
               matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
                 && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
             });
-            (pending || stop.load(Ordering::Relaxed)).then_some(())
+            (pending || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
           });
       }
     }
@@ -246,6 +256,11 @@ impl Broker {
     let registered = self.apps.contains_key(&slot);
     let reply: Result<ControlMessage, (i64, Failure)> = match message {
       ControlMessage::Register(m) => self.register(slot, m).map(Into::into),
+      ControlMessage::Unregister(_) if !registered => {
+        // An app whose Register failed gives its slot back.
+        self.ctl.free_slot(slot);
+        return;
+      }
       _ if !registered => Err((
         0,
         fail(ErrorCode::Protocol, "the first record on a slot must be Register"),
@@ -717,10 +732,15 @@ impl Broker {
           app.outbox.pop_front();
           wrote = true;
         }
-        Err(_) => {
-          // Full: the app rings our doorbell when it reads (we set producer_waiting).
+        Err(RingError::Full) => {
+          // The app rings our doorbell when it reads (we set producer_waiting).
           ring.set_producer_waiting(seg, true);
           break;
+        }
+        Err(e) => {
+          // Never fits (or the ring is corrupt): drop it rather than block every later reply.
+          warn!(slot, "dropping a reply: {e}");
+          app.outbox.pop_front();
         }
       }
     }
@@ -747,9 +767,13 @@ impl Broker {
       if self.apps.contains_key(&slot) {
         self.collect_app(slot, "exited");
       } else if state == IR_SLOT_CLAIMED {
-        // Claimed by a process that died before (or while) writing its identity.
-        debug!(slot, "freeing a slot claimed by a process that is gone");
-        self.ctl.free_slot(slot);
+        // Claimed by a process that died before (or while) writing its identity. A pid of 0 may
+        // also be an app between its CAS and its stores: free only what stays so for a whole poll.
+        if pid != 0 || !self.unnamed_claims.insert(slot) {
+          debug!(slot, "freeing a slot claimed by a process that is gone");
+          self.unnamed_claims.remove(&slot);
+          self.ctl.free_slot(slot);
+        }
       }
     }
   }
@@ -888,4 +912,15 @@ impl Broker {
     }
     info!("broker stopped");
   }
+}
+
+/// The pid of the live process that created the segment `name`, read from its header with plain
+/// reads (no layout assumption beyond the segment header, which every version shares).
+fn live_creator(name: &str) -> Option<u32> {
+  use std::io::Read;
+  let mut header = [0u8; IR_SEG_HEADER_SIZE];
+  sys::shm_open(name).ok()?.read_exact(&mut header).ok()?;
+  let pid = u32::from_le_bytes(header[IR_SEG_CREATOR_PID..IR_SEG_CREATOR_PID + 4].try_into().ok()?);
+  let start = u64::from_le_bytes(header[IR_SEG_CREATOR_START..IR_SEG_CREATOR_START + 8].try_into().ok()?);
+  sys::process_alive(pid, start).then_some(pid)
 }

@@ -3,6 +3,7 @@
 //! checking pid and start time every second.
 
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use impulse_ring_core::sys;
 pub struct Liveness {
   add: Sender<(u32, u32, OwnedFd)>,
   deaths: Receiver<(u32, u32)>,
+  /// Deaths sent and not yet taken: the broker's wake condition reads it.
+  pending: Arc<AtomicUsize>,
 }
 
 impl Liveness {
@@ -21,6 +24,8 @@ impl Liveness {
   pub fn start(ctl: Arc<ControlSegment>) -> Liveness {
     let (add, added) = std::sync::mpsc::channel::<(u32, u32, OwnedFd)>();
     let (died, deaths) = std::sync::mpsc::channel();
+    let pending = Arc::new(AtomicUsize::new(0));
+    let pending_deaths = pending.clone();
     std::thread::Builder::new()
       .name("liveness".into())
       .spawn(move || {
@@ -45,6 +50,7 @@ impl Liveness {
             if died.send((slot, pid)).is_err() {
               return;
             }
+            pending_deaths.fetch_add(1, Ordering::Release);
           }
           if !ready.is_empty() {
             ctl.broker_doorbell().ring();
@@ -52,7 +58,7 @@ impl Liveness {
         }
       })
       .expect("spawn the liveness thread");
-    Liveness { add, deaths }
+    Liveness { add, deaths, pending }
   }
 
   /// Watches the process `pid` of app `slot`. `false` when pidfds are unavailable (the caller then
@@ -66,6 +72,13 @@ impl Liveness {
 
   /// (slot, pid) of the processes that exited since the last call.
   pub fn deaths(&self) -> Vec<(u32, u32)> {
-    self.deaths.try_iter().collect()
+    let deaths: Vec<_> = self.deaths.try_iter().collect();
+    self.pending.fetch_sub(deaths.len(), Ordering::AcqRel);
+    deaths
+  }
+
+  /// Whether deaths wait to be taken.
+  pub fn has_deaths(&self) -> bool {
+    self.pending.load(Ordering::Acquire) != 0
   }
 }

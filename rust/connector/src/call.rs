@@ -583,10 +583,7 @@ impl Connection {
     let datum = encode(&link.request_codec)?;
     let max = link.request.max_payload();
     if SOE_HEADER_LEN + datum.len() > max {
-      return Err(Error::TooLarge {
-        size: SOE_HEADER_LEN + datum.len(),
-        max,
-      });
+      return Err(Error::too_large(SOE_HEADER_LEN + datum.len(), max));
     }
     let correlation = link.next_correlation.fetch_add(1, Ordering::Relaxed);
     let call = Arc::new(PendingCall::default());

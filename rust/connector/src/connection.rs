@@ -56,7 +56,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 pub(crate) fn ring_error(e: RingError) -> Error {
   match e {
-    RingError::TooLarge { size, max } => Error::TooLarge { size, max },
+    RingError::TooLarge { size, max } => Error::too_large(size, max),
     other => Error::Corrupt {
       message: other.to_string(),
     },

@@ -69,13 +69,12 @@ pub enum Error {
     /// What is gone.
     message: String,
   },
-  /// The payload does not fit the channel or call link.
-  #[error("payload of {size} bytes is larger than the maximum of {max} bytes")]
+  /// The payload does not fit the channel or call link (sizes count the Single Object Encoding
+  /// header); a provider's oversized response arrives as this too.
+  #[error("{message}")]
   TooLarge {
-    /// Payload size, Single Object Encoding header included.
-    size: usize,
-    /// The largest payload allowed.
-    max: usize,
+    /// Both sizes, or the provider's explanation.
+    message: String,
   },
   /// The channel was closed by its publisher (or the publisher died).
   #[error("channel `{channel}` is closed")]
@@ -199,7 +198,8 @@ impl Error {
         after: Duration::ZERO,
       },
       Some(ErrorCode::PeerGone) => Error::PeerGone { message },
-      Some(ErrorCode::TooLarge) => Error::InvalidArgument { message },
+      Some(ErrorCode::TooLarge) => Error::TooLarge { message },
+      Some(ErrorCode::WouldBlock) => Error::WouldBlock { channel: message },
       Some(ErrorCode::Closed) => Error::Closed { channel: message },
       Some(ErrorCode::NameTaken) => Error::NameTaken { message },
       Some(ErrorCode::LimitReached) => Error::LimitReached { message },
@@ -218,3 +218,12 @@ impl Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+  /// A payload of `size` bytes where at most `max` fit.
+  pub(crate) fn too_large(size: usize, max: usize) -> Error {
+    Error::TooLarge {
+      message: format!("payload of {size} bytes is larger than the maximum of {max} bytes"),
+    }
+  }
+}

@@ -180,7 +180,7 @@ impl PublisherCursor {
       && min_valid % IR_FRAME_ALIGN as u64 == 0
       && min_valid <= tail
       && tail - min_valid <= config.capacity;
-    // An inconsistent channel restarts from a clean ring beyond every old position.
+    // An inconsistent channel restarts from an empty ring at position 0.
     let (tail, min_valid) = if sane { (tail, min_valid) } else { (0, 0) };
     PublisherCursor {
       config,
@@ -365,7 +365,7 @@ impl SubscriberCursor {
 
   /// Hands the next message to `f` and releases it afterwards. `Ok(Ok(None))`: nothing yet;
   /// `Ok(Err(outcome))`: lagged or closed; `Err`: the ring is corrupt. After a successful read the
-  /// caller rings the space doorbell if the publisher sleeps ([`SubscriberCursor::release_wakes`]).
+  /// caller then rings the space doorbell (it costs nothing unless the publisher sleeps).
   #[allow(clippy::type_complexity)]
   pub fn try_recv<R>(
     &mut self,

@@ -112,6 +112,9 @@ impl<'a> Doorbell<'a> {
       let seq = self.seq.load(Ordering::Acquire);
       // SYNC: wake check — pairs with the fence in `ring`.
       self.sleepers.fetch_add(1, Ordering::SeqCst);
+      // The RMW alone does not keep the check's Acquire loads after it on every architecture (arm64
+      // LDAPR may pass it): the fence does.
+      fence(Ordering::SeqCst);
       let found = check();
       if found.is_none() {
         let timeout = match deadline {

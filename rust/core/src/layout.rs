@@ -98,7 +98,7 @@ pub const IR_CTL_BROKER_START: usize = 72;
 pub const IR_CTL_RING_CAPACITY: usize = 80;
 /// u32: 1 once the broker has begun shutting down.
 pub const IR_CTL_SHUTTING_DOWN: usize = 84;
-/// u64: `CLOCK_MONOTONIC` milliseconds, stored by the broker at least once a second (liveness fallback).
+/// u64: `CLOCK_MONOTONIC` milliseconds, stored by the broker about once a second; informational (apps judge liveness by pid and start time).
 pub const IR_CTL_HEARTBEAT: usize = 88;
 /// Doorbell the broker sleeps on; apps ring it after writing a request.
 pub const IR_CTL_BROKER_DOORBELL: usize = 128;

@@ -122,6 +122,8 @@ impl Ring {
     seg
       .u32_at(self.base + IR_RING_PRODUCER_WAITING)
       .store(waiting as u32, Ordering::SeqCst);
+    // Keeps the producer's re-check of the head after the store (see the doorbell's sleep path).
+    fence(Ordering::SeqCst);
   }
 
   /// Consumer: whether the producer waits for space (ring its doorbell then). Call after `read`.
