@@ -74,7 +74,11 @@ impl CallerLink {
     }
   }
 
-  fn peer_gone(&self) -> Error {
+  fn peer_gone(&self, inner: &Inner) -> Error {
+    // A broker that shuts down marks every link gone: that is the broker leaving, not the provider.
+    if inner.ctl.shutting_down() {
+      return Error::BrokerGone { ns: inner.ns.clone() };
+    }
     Error::PeerGone {
       message: format!("the provider of function `{}` is gone", self.name),
     }
@@ -123,7 +127,7 @@ impl CallerLink {
     }
     if self.seg.gone(IR_LINK_PROVIDER_GONE) {
       self.gone.store(true, Ordering::Release);
-      self.fail_pending(&self.peer_gone());
+      self.fail_pending(&self.peer_gone(inner));
     }
     if completed {
       // Another thread of ours may sleep waiting for one of these results.
@@ -150,7 +154,7 @@ impl CallerLink {
         match result {
           Ok(()) => Some(Ok(())),
           Err(RingError::Full) if self.gone.load(Ordering::Acquire) || self.seg.gone(IR_LINK_PROVIDER_GONE) => {
-            Some(Err(self.peer_gone()))
+            Some(Err(self.peer_gone(inner)))
           }
           Err(RingError::Full) => {
             self.request.set_producer_waiting(seg, true);
