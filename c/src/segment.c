@@ -1,0 +1,82 @@
+/* Mapped shared memory segments: opening with header checks (magic, version written last by the
+ * creator, kind, and the size the header claims against the object's real size). The connector
+ * never creates or unlinks a segment: the broker owns every name. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+ir_error_e ir_seg_open(const char *name, uint32_t kind, ir_seg_t *out, bool *missing) {
+  memset(out, 0, sizeof *out);
+  *missing = false;
+  if (strlen(name) >= sizeof out->name) {
+    return ir_fail(IR_ERR_INVALID_ARGUMENT, "segment name %.64s... is too long", name);
+  }
+  int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      *missing = true;
+      return ir_fail(IR_ERR_IO, "shared memory segment %s does not exist", name);
+    }
+    return ir_fail(IR_ERR_IO, "shared memory segment %s: %s", name, strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return ir_fail(IR_ERR_IO, "shared memory segment %s: %s", name, strerror(err));
+  }
+  if (st.st_size < IR_SEG_HEADER_SIZE) {
+    close(fd);
+    return ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: object is %lld bytes, smaller than a segment header", name,
+                   (long long)st.st_size);
+  }
+  size_t len = (size_t)st.st_size;
+  void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (base == MAP_FAILED) {
+    return ir_fail(IR_ERR_IO, "cannot map shared memory segment %s: %s", name, strerror(err));
+  }
+  ir_seg_t seg = {.base = base, .len = len};
+  (void)snprintf(seg.name, sizeof seg.name, "%s", name);
+  ir_seg_header_t *header = base;
+  /* SYNC: observe segment — pairs with the creator's Release store of the version word. */
+  uint32_t version = atomic_load_explicit(&header->version, memory_order_acquire);
+  ir_error_e code = IR_OK;
+  if (version == 0) {
+    *missing = true;
+    code = ir_fail(IR_ERR_IO, "segment %s is not ready yet (its version word is still 0)", name);
+  } else if (atomic_load_explicit(&header->magic, memory_order_relaxed) != IR_MAGIC) {
+    code = ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: magic is %#010x, expected %#010x", name,
+                   atomic_load_explicit(&header->magic, memory_order_relaxed), (unsigned)IR_MAGIC);
+  } else if (version != IR_SPEC_VERSION) {
+    code = ir_fail(IR_ERR_VERSION_MISMATCH, "segment %s has wire version %u, this library speaks version %u", name,
+                   version, (unsigned)IR_SPEC_VERSION);
+  } else if (atomic_load_explicit(&header->kind, memory_order_relaxed) != kind) {
+    code = ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: kind is %u, expected %u", name,
+                   atomic_load_explicit(&header->kind, memory_order_relaxed), kind);
+  } else if (atomic_load_explicit(&header->size, memory_order_relaxed) != (uint64_t)len) {
+    code = ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: header says %llu bytes but the object is %zu bytes", name,
+                   (unsigned long long)atomic_load_explicit(&header->size, memory_order_relaxed), len);
+  }
+  if (code != IR_OK) {
+    munmap(base, len);
+    return code;
+  }
+  *out = seg;
+  return IR_OK;
+}
+
+void ir_seg_close(ir_seg_t *seg) {
+  if (seg->base != NULL) {
+    munmap(seg->base, seg->len);
+    seg->base = NULL;
+    seg->len = 0;
+  }
+}
