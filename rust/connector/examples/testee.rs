@@ -5,13 +5,18 @@
 //!
 //! ```text
 //! testee publisher  [--channel C] [--key K] [--count N] [--lossy] [--capacity B] [--wait-subscribers K]
-//!                   [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
+//!                   [--wait-go] [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
 //! testee subscriber [--channel C] [--key K] [--count N] [--expect-closed] [--stall-ms T] [--schema other]
 //!                   [--probe-invalid-schema]
 //! testee provider   [--function F] [--key K] [--fail-on X] [--sleep-ms T]
 //! testee caller     [--function F] [--key K] [--count N] [--in-flight C] [--threads T] [--timeout-ms T]
 //!                   [--base A] [--keep-going]
 //! ```
+//!
+//! `--wait-subscribers K` waits until the broker's listing shows K subscribers, but the listing counts
+//! a subscriber from the broker's reservation, before its cursor joins the ring, so the first
+//! messages may still pass it by. `--wait-go` waits for a line on stdin instead: a driver that has
+//! seen every subscriber print `subscribed` sends it, and no message is published before they joined.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -24,7 +29,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use impulse_ring_connector::{CallFuture, Connection, Error, PublishOptions};
+use impulse_ring_connector::{CallFuture, Connection, Error, ErrorCode, PublishOptions};
 use serde::{Deserialize, Serialize};
 
 const MESSAGE: &str = r#"{"type":"record","name":"Message","namespace":"e2e","fields":[
@@ -81,8 +86,9 @@ struct Args {
 }
 
 impl Args {
-  const FLAGS: [&'static str; 7] = [
+  const FLAGS: [&'static str; 8] = [
     "--lossy",
+    "--wait-go",
     "--raw",
     "--expect-closed",
     "--probe-too-large",
@@ -235,6 +241,11 @@ fn publisher(args: &Args) -> Outcome {
   let mut publisher = conn.publish_channel(channel, MESSAGE, args.text("--key"), options)?;
   println!("ready");
   wait_for_subscribers(&conn, channel, args.number("--wait-subscribers", 0)?)?;
+  if args.flag("--wait-go") {
+    std::io::stdin()
+      .read_line(&mut String::new())
+      .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
+  }
   if args.flag("--probe-too-large") {
     match publisher.publish_raw(&vec![0; publisher.max_datum() + 1]) {
       Err(e) => println!("probe {}", error_line(&e)),
@@ -258,18 +269,24 @@ fn publisher(args: &Args) -> Outcome {
     }
   }
   println!("published {count}");
-  let hold = args.millis("--hold-ms", 0)?;
-  let until = Instant::now() + hold;
+  // Holding keeps the channel open even when the broker goes: the error is printed at once, but the
+  // publisher (which would close the channel when dropped) lives on until the hold ends or a kill.
+  let until = Instant::now() + args.millis("--hold-ms", 0)?;
+  let mut broker_gone = false;
   while Instant::now() < until {
-    if conn.broker_gone() {
-      return Err(
-        Error::BrokerGone {
-          ns: conn.namespace().to_string(),
-        }
-        .into(),
+    if !broker_gone && conn.broker_gone() {
+      broker_gone = true;
+      println!(
+        "error {}",
+        error_line(&Error::BrokerGone {
+          ns: conn.namespace().to_string()
+        })
       );
     }
     std::thread::sleep(Duration::from_millis(10));
+  }
+  if broker_gone {
+    exit(10 + ErrorCode::BrokerGone.as_i32());
   }
   Ok(())
 }

@@ -5,7 +5,7 @@
 //! Needs the broker and the testee built first: `cargo build -p impulsed -p impulse-ring-connector --examples`
 //! (ringctl does it before testing).
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
@@ -98,9 +98,17 @@ impl Proc {
     self.child.id()
   }
 
+  fn try_signal(&self, signal: Signal) -> rustix::io::Result<()> {
+    kill_process(
+      Pid::from_raw(self.pid() as i32).expect("a child's pid is positive"),
+      signal,
+    )
+  }
+
   fn signal(&self, signal: Signal) {
-    let pid = Pid::from_raw(self.pid() as i32).expect("a child's pid is positive");
-    kill_process(pid, signal).unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
+    self
+      .try_signal(signal)
+      .unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
   }
 
   fn lines(&self) -> Vec<String> {
@@ -127,12 +135,19 @@ impl Proc {
       let now = Instant::now();
       assert!(
         now < deadline,
-        "{} printed no line starting with `{prefix}` within {timeout:?}\n{}",
+        "{} printed no line starting with `{prefix}` within {timeout:?}\n--- {} ---\n{}",
         self.name,
-        format!("--- {} ---\n{}", self.name, lines.join("\n"))
+        self.name,
+        lines.join("\n")
       );
       lines = self.output.grew.wait_timeout(lines, deadline - now).unwrap().0;
     }
+  }
+
+  /// Writes `line` to the process's stdin.
+  fn send_line(&mut self, line: &str) {
+    let stdin = self.child.stdin.as_mut().expect("piped stdin");
+    writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.name));
   }
 
   fn try_exit(&mut self) -> Option<ExitStatus> {
@@ -287,7 +302,7 @@ impl Drop for Bus {
   fn drop(&mut self) {
     let mut problems = Vec::new();
     if let Some(mut broker) = self.broker.take() {
-      let _ = broker.signal(Signal::TERM);
+      let _ = broker.try_signal(Signal::TERM);
       let deadline = Instant::now() + Duration::from_secs(10);
       while broker.try_exit().is_none() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
@@ -316,6 +331,15 @@ const LONG: Duration = Duration::from_secs(120);
 const SHORT: Duration = Duration::from_secs(10);
 const SOON: Duration = Duration::from_secs(1);
 
+/// Lets a publisher started with `--wait-go` publish once every subscriber has joined the channel
+/// (the broker's listing counts a subscriber before its cursor joins, so it cannot tell).
+fn go_when_joined(publisher: &mut Proc, subscribers: &[&Proc]) {
+  for subscriber in subscribers {
+    subscriber.wait_line("subscribed", SHORT);
+  }
+  publisher.send_line("go");
+}
+
 /// The number `what` in a line like `what 42 ...` (word after `what`).
 fn number_after(line: &str, what: &str) -> u64 {
   let mut words = line.split_whitespace();
@@ -329,12 +353,9 @@ fn number_after(line: &str, what: &str) -> u64 {
 #[test]
 fn one_subscriber_gets_a_million_messages_once_in_order_intact() {
   let bus = Bus::start("sub1");
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "1000000", "--wait-subscribers", "1"],
-  );
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "1000000", "--wait-go"]);
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "1000000"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
   assert!(publisher.succeeds(LONG).contains(&"published 1000000".to_string()));
   assert!(subscriber.succeeds(LONG).contains(&"received 1000000".to_string()));
 }
@@ -344,14 +365,11 @@ fn one_subscriber_gets_a_million_messages_once_in_order_intact() {
 #[test]
 fn four_subscribers_each_get_a_million_messages_once_in_order_intact() {
   let bus = Bus::start("sub4");
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "1000000", "--wait-subscribers", "4", "--raw"],
-  );
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "1000000", "--wait-go", "--raw"]);
   let mut subscribers: Vec<Proc> = (0..4)
     .map(|i| bus.testee(&format!("subscriber {i}"), "subscriber", &["--count", "1000000"]))
     .collect();
+  go_when_joined(&mut publisher, &subscribers.iter().collect::<Vec<_>>());
   assert!(publisher.succeeds(LONG).contains(&"published 1000000".to_string()));
   for subscriber in &mut subscribers {
     assert!(subscriber.succeeds(LONG).contains(&"received 1000000".to_string()));
@@ -365,22 +383,14 @@ fn lossy_subscriber_that_stalls_is_told_what_it_missed_and_never_blocks_the_publ
   let mut publisher = bus.testee(
     "publisher",
     "publisher",
-    &[
-      "--count",
-      "20000",
-      "--lossy",
-      "--capacity",
-      "65536",
-      "--wait-subscribers",
-      "1",
-    ],
+    &["--count", "20000", "--lossy", "--capacity", "65536", "--wait-go"],
   );
   let mut subscriber = bus.testee(
     "subscriber",
     "subscriber",
     &["--count", "20000", "--stall-ms", "3000", "--expect-closed"],
   );
-  subscriber.wait_line("subscribed", SHORT);
+  go_when_joined(&mut publisher, &[&subscriber]);
   let stalled_at = Instant::now();
   publisher.succeeds(SHORT);
   assert!(
@@ -499,12 +509,13 @@ fn a_failing_handler_reaches_the_caller_as_handler_error_with_its_message() {
 #[test]
 fn subscriber_sees_closed_and_the_segment_goes_when_the_publisher_is_killed() {
   let bus = Bus::start("pubkill");
-  let publisher = bus.testee(
+  let mut publisher = bus.testee(
     "publisher",
     "publisher",
-    &["--count", "100", "--wait-subscribers", "1", "--hold-ms", "60000"],
+    &["--count", "100", "--wait-go", "--hold-ms", "60000"],
   );
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "100", "--expect-closed"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
   publisher.wait_line("published", SHORT);
   assert!(
     bus.segments().iter().any(|s| s.contains(".ch.")),
@@ -553,9 +564,10 @@ fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and
   let mut publisher = bus.testee(
     "publisher",
     "publisher",
-    &["--count", "10", "--wait-subscribers", "1", "--hold-ms", "60000"],
+    &["--count", "10", "--wait-go", "--hold-ms", "60000"],
   );
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
   let mut provider = bus.testee("provider", "provider", &[]);
   provider.wait_line("ready", SHORT);
   let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
@@ -568,7 +580,9 @@ fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and
   );
 
   assert_eq!(bus.stop_broker(Signal::KILL), None);
-  for app in [&mut publisher, &mut subscriber, &mut provider, &mut caller] {
+  // The publisher holds on (so that it does not close the channel itself) and reports at once.
+  publisher.wait_line("error BrokerGone:", SHORT);
+  for app in [&mut subscriber, &mut provider, &mut caller] {
     app.fails_with(ErrorCode::BrokerGone, SHORT);
   }
   assert_eq!(bus.segments(), old, "nobody but a broker removes segments");
@@ -580,12 +594,9 @@ fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and
     .filter(|s| old.contains(s) && !s.ends_with(".ctl"))
     .collect();
   assert!(left.is_empty(), "the new broker left the dead one's segments: {left:?}");
-  let mut publisher = bus.testee(
-    "new publisher",
-    "publisher",
-    &["--count", "1000", "--wait-subscribers", "1"],
-  );
+  let mut publisher = bus.testee("new publisher", "publisher", &["--count", "1000", "--wait-go"]);
   let mut subscriber = bus.testee("new subscriber", "subscriber", &["--count", "1000"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
   publisher.succeeds(SHORT);
   assert!(subscriber.succeeds(SHORT).contains(&"received 1000".to_string()));
 }
@@ -613,8 +624,7 @@ fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_ke
     &[
       "--count",
       "100",
-      "--wait-subscribers",
-      "1",
+      "--wait-go",
       "--probe-too-large",
       "--probe-invalid-schema",
     ],
@@ -624,6 +634,7 @@ fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_ke
     "subscriber",
     &["--count", "100", "--probe-invalid-schema"],
   );
+  go_when_joined(&mut publisher, &[&subscriber]);
   let lines = publisher.succeeds(SHORT);
   for probe in ["probe TooLarge:", "probe InvalidSchema:"] {
     assert!(lines.iter().any(|l| l.starts_with(probe)), "{probe} {lines:?}");
@@ -640,9 +651,10 @@ fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
   let mut publisher = bus.testee(
     "publisher",
     "publisher",
-    &["--count", "10", "--wait-subscribers", "1", "--hold-ms", "60000"],
+    &["--count", "10", "--wait-go", "--hold-ms", "60000"],
   );
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
   let mut provider = bus.testee("provider", "provider", &[]);
   provider.wait_line("ready", SHORT);
   let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
@@ -651,7 +663,9 @@ fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
 
   assert_eq!(bus.stop_broker(Signal::TERM), Some(0));
   assert_eq!(bus.segments(), Vec::<String>::new());
-  for app in [&mut publisher, &mut subscriber, &mut provider, &mut caller] {
+  // The publisher holds on (so that it does not close the channel itself) and reports at once.
+  publisher.wait_line("error BrokerGone:", SHORT);
+  for app in [&mut subscriber, &mut provider, &mut caller] {
     app.fails_with(ErrorCode::BrokerGone, SHORT);
   }
 }
