@@ -11,7 +11,7 @@ use impulse_ring_core::control::*;
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
-use impulse_ring_core::segment::Segment;
+use impulse_ring_core::segment::{Segment, SegmentError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -342,7 +342,13 @@ impl Connection {
         })
       }
     };
-    let seg = Segment::open(&subscribed.segment, IR_KIND_CHANNEL).map_err(segment_error)?;
+    let seg = Segment::open(&subscribed.segment, IR_KIND_CHANNEL).map_err(|e| match e {
+      // The publisher closed the channel (and the broker unlinked it) after the broker answered.
+      SegmentError::NotFound { .. } => Error::Closed {
+        channel: name.to_string(),
+      },
+      other => segment_error(other),
+    })?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
     check_channel(&config, subscribed.channel_id, codec.fingerprint)?;
     let cursor = SubscriberCursor::join(&seg, config, subscribed.subscriber_index as u32).map_err(ring_error)?;
