@@ -13,7 +13,8 @@ static const char *const READING =
     "{\"type\":\"record\",\"name\":\"Reading\",\"namespace\":\"demo\",\"fields\":[{\"name\":\"seq\",\"type\":\"long\"},"
     "{\"name\":\"celsius\",\"type\":\"double\"},{\"name\":\"sensor\",\"type\":\"string\"}]}";
 static const char *const ADD_REQUEST =
-    "{\"type\":\"record\",\"name\":\"AddRequest\",\"namespace\":\"demo\",\"fields\":[{\"name\":\"a\",\"type\":\"long\"},"
+    "{\"type\":\"record\",\"name\":\"AddRequest\",\"namespace\":\"demo\",\"fields\":[{\"name\":\"a\",\"type\":\"long\"}"
+    ","
     "{\"name\":\"b\",\"type\":\"long\"}]}";
 static const char *const ADD_RESPONSE =
     "{\"type\":\"record\",\"name\":\"AddResponse\",\"namespace\":\"demo\",\"fields\":[{\"name\":\"sum\",\"type\":"

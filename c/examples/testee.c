@@ -47,6 +47,9 @@ static const char *const ADD_RESPONSE =
 
 /* ---- Outcomes ---- */
 
+static void usage(const char *message) __attribute__((noreturn));
+static void fail_ring(ir_conn_t *conn, ir_error_e code) __attribute__((noreturn));
+
 static void usage(const char *message) {
   fprintf(stderr, "testee: %s\nusage: testee publisher|subscriber|provider|caller [--option value]...\n", message);
   exit(64);
@@ -86,8 +89,8 @@ static void fail_mismatch(const char *fmt, ...) {
 
 /* ---- Arguments: `--name value` pairs and bare flags ---- */
 
-static const char *const FLAGS[] = {"--lossy", "--raw", "--expect-closed", "--probe-too-large", "--probe-invalid-schema",
-                                    "--keep-going", "--help"};
+static const char *const FLAGS[] = {
+    "--lossy", "--raw", "--expect-closed", "--probe-too-large", "--probe-invalid-schema", "--keep-going", "--help"};
 
 typedef struct args {
   int argc;
@@ -136,7 +139,7 @@ static bool flag(const args_t *args, const char *name) {
 /* The last value given for `name`, or NULL. */
 static const char *text(const args_t *args, const char *name) {
   const char *found = NULL;
-  for (int i = 0; i < args->argc; i++) {
+  for (int i = 0; i < args->argc && args->argv[i] != NULL; i++) {
     if (is_flag(args->argv[i])) {
       continue;
     }
@@ -603,8 +606,8 @@ static void *call_blocking(void *arg) {
     size_t response_len = 0;
     ir_error_e code = ir_call(worker->plan->conn, worker->plan->function, worker->plan->key, ADD_REQUEST, ADD_RESPONSE,
                               request, len, &response, &response_len, worker->plan->timeout_ms);
-    worker->failed +=
-        check_result(worker->plan, i, code, response, response_len, code == IR_OK ? "" : ir_last_error(worker->plan->conn));
+    worker->failed += check_result(worker->plan, i, code, response, response_len,
+                                   code == IR_OK ? "" : ir_last_error(worker->plan->conn));
     ir_free(response);
   }
   return NULL;

@@ -132,7 +132,8 @@ ir_error_e ir_pub_try_publish(ir_pub_cursor_t *cursor, const void *a, size_t ale
   uint64_t at = tail;
   if (pad > 0) {
     /* Padding carries the next message's sequence number, so a reader landing on it counts right. */
-    ir_write_header(cursor->data + (at & (cap - 1)), (uint32_t)(pad - IR_FRAME_HEADER_SIZE), IR_FRAME_KIND_PADDING, seq);
+    ir_write_header(cursor->data + (at & (cap - 1)), (uint32_t)(pad - IR_FRAME_HEADER_SIZE), IR_FRAME_KIND_PADDING,
+                    seq);
     at += pad;
   }
   uint8_t *record = cursor->data + (at & (cap - 1));
@@ -221,7 +222,8 @@ ir_error_e ir_sub_try_recv(ir_sub_cursor_t *cursor, ir_frame_t *frame, ir_recv_e
     /* SYNC: observe record — pairs with the publisher's Release store of the tail. */
     uint64_t tail = atomic_load_explicit(&cursor->header->tail, memory_order_acquire);
     if (cursor->pos == tail) {
-      bool closed = is_closed(cursor) && atomic_load_explicit(&cursor->header->tail, memory_order_acquire) == cursor->pos;
+      bool closed =
+          is_closed(cursor) && atomic_load_explicit(&cursor->header->tail, memory_order_acquire) == cursor->pos;
       *outcome = closed ? IR_RECV_CLOSED : IR_RECV_EMPTY;
       return IR_OK;
     }

@@ -309,8 +309,8 @@ static bool drain(ir_conn_t *conn, ir_caller_link_t *link) {
   for (;;) {
     ir_frame_t frame;
     bool found = false;
-    ir_error_e code = ir_ring_peek(&link->response,
-                                   (1u << IR_FRAME_KIND_CALL_OK) | (1u << IR_FRAME_KIND_CALL_ERROR), &frame, &found);
+    ir_error_e code =
+        ir_ring_peek(&link->response, (1u << IR_FRAME_KIND_CALL_OK) | (1u << IR_FRAME_KIND_CALL_ERROR), &frame, &found);
     if (code != IR_OK) {
       link->gone = true;
       completed |= link->pending != NULL;
@@ -556,8 +556,8 @@ typedef struct respond_ctx {
 
 static bool try_respond(void *arg) {
   respond_ctx_t *ctx = arg;
-  ir_error_e code = ir_ring_try_write(&ctx->link->response, ctx->kind, ctx->correlation, ctx->a, ctx->alen, ctx->b,
-                                      ctx->blen);
+  ir_error_e code =
+      ir_ring_try_write(&ctx->link->response, ctx->kind, ctx->correlation, ctx->a, ctx->alen, ctx->b, ctx->blen);
   if (code == IR_ERR_WOULD_BLOCK && atomic_load_explicit(&ctx->link->header->caller_gone, memory_order_acquire) == 0) {
     ir_ring_set_producer_waiting(&ctx->link->response, true);
     return false;
@@ -915,7 +915,8 @@ static ir_error_e start_call(ir_conn_t *conn, const char *name, const char *key,
                              ir_call_cb callback, void *user, ir_call_t **out) {
   if (conn == NULL || name == NULL || request_schema == NULL || response_schema == NULL ||
       (request == NULL && request_len > 0)) {
-    return ir_fail(IR_ERR_INVALID_ARGUMENT, "call: conn, name and the schemas must not be NULL, nor request when len > 0");
+    return ir_fail(IR_ERR_INVALID_ARGUMENT,
+                   "call: conn, name and the schemas must not be NULL, nor request when len > 0");
   }
   ir_error_e code = ir_conn_usable(conn);
   if (code != IR_OK) {
@@ -953,8 +954,8 @@ static ir_error_e start_call(ir_conn_t *conn, const char *name, const char *key,
   pthread_mutex_unlock(&conn->lock);
 
   send_ctx_t ctx = {.conn = conn, .link = link, .call = call, .datum = request, .len = request_len};
-  bool written = ir_bell_wait(ir_conn_app_bell(conn, conn->app_id), &conn->wait, deadline, try_send, &ctx,
-                              ir_conn_health, conn);
+  bool written =
+      ir_bell_wait(ir_conn_app_bell(conn, conn->app_id), &conn->wait, deadline, try_send, &ctx, ir_conn_health, conn);
   ir_ring_set_producer_waiting(&link->request, false);
   if (!written) {
     ctx.result = ir_fail(IR_ERR_TIMEOUT, "call to `%s` timed out after %lld ms (its request ring stayed full)", name,
@@ -1090,13 +1091,14 @@ ir_error_e ir_call(ir_conn_t *conn, const char *name, const char *key, const cha
                    const char *response_schema, const void *request, size_t request_len, uint8_t **response,
                    size_t *response_len, int64_t timeout_ms) {
   if (response == NULL || response_len == NULL) {
-    return ir_conn_record(conn, ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_call: response and response_len must not be NULL"));
+    return ir_conn_record(conn,
+                          ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_call: response and response_len must not be NULL"));
   }
   *response = NULL;
   *response_len = 0;
   ir_call_t *call = NULL;
-  ir_error_e code = start_call(conn, name, key, request_schema, response_schema, request, request_len, timeout_ms,
-                               NULL, NULL, &call);
+  ir_error_e code =
+      start_call(conn, name, key, request_schema, response_schema, request, request_len, timeout_ms, NULL, NULL, &call);
   if (code != IR_OK) {
     return ir_conn_record(conn, code);
   }

@@ -135,8 +135,7 @@ typedef struct publish_ctx {
 
 static bool try_publish_once(void *arg) {
   publish_ctx_t *ctx = arg;
-  ctx->result =
-      ir_pub_try_publish(&ctx->pub->cursor, ctx->pub->soe, IR_AVRO_SOE_HEADER_LEN, ctx->datum, ctx->len);
+  ctx->result = ir_pub_try_publish(&ctx->pub->cursor, ctx->pub->soe, IR_AVRO_SOE_HEADER_LEN, ctx->datum, ctx->len);
   if (ctx->result != IR_ERR_WOULD_BLOCK) {
     return true;
   }
@@ -349,7 +348,8 @@ static bool try_receive_once(void *arg) {
     }
     case IR_RECV_LAGGED:
       sub->missed = missed;
-      ctx->result = ir_fail(IR_ERR_LAGGED, "the subscriber fell behind and missed %llu messages", (unsigned long long)missed);
+      ctx->result =
+          ir_fail(IR_ERR_LAGGED, "the subscriber fell behind and missed %llu messages", (unsigned long long)missed);
       return true;
     case IR_RECV_CLOSED:
       /* A broker that shuts down closes every channel: that is the broker leaving, not the publisher. */
@@ -376,8 +376,8 @@ static ir_error_e next_message(ir_subscriber_t *sub, receive_ctx_t *ctx, int64_t
   ctx->result = IR_OK;
   bool done = try_receive_once(ctx);
   if (!done && timeout_ms != 0) {
-    done = ir_bell_wait(&sub->cursor.header->data_doorbell, &sub->wait, ir_deadline(timeout_ms), try_receive_once,
-                        ctx, ir_conn_health, sub->conn);
+    done = ir_bell_wait(&sub->cursor.header->data_doorbell, &sub->wait, ir_deadline(timeout_ms), try_receive_once, ctx,
+                        ir_conn_health, sub->conn);
   }
   if (!done) {
     return ir_fail(IR_ERR_TIMEOUT, "no message on `%s` within %lld ms", sub->name, (long long)timeout_ms);

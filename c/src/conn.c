@@ -163,7 +163,8 @@ typedef struct post_ctx {
 
 static bool try_post(void *arg) {
   post_ctx_t *ctx = arg;
-  ir_error_e code = ir_ring_try_write(&ctx->conn->request_ring, IR_FRAME_KIND_CONTROL, 0, ctx->payload, ctx->len, NULL, 0);
+  ir_error_e code =
+      ir_ring_try_write(&ctx->conn->request_ring, IR_FRAME_KIND_CONTROL, 0, ctx->payload, ctx->len, NULL, 0);
   if (code == IR_ERR_WOULD_BLOCK) {
     /* The broker rings our doorbell when it frees space. */
     ir_ring_set_producer_waiting(&ctx->conn->request_ring, true);
@@ -380,7 +381,8 @@ ir_error_e ir_conn_request(ir_conn_t *conn, int64_t request_id, const ir_ctl_msg
 /* ---- Connecting ---- */
 
 static ir_error_e no_broker(const char *ns) {
-  return ir_fail(IR_ERR_NO_BROKER, "no broker is running in namespace `%s` (start one with `impulsed --ns %s`)", ns, ns);
+  return ir_fail(IR_ERR_NO_BROKER, "no broker is running in namespace `%s` (start one with `impulsed --ns %s`)", ns,
+                 ns);
 }
 
 /* Maps the control segment of conn->ns and validates its header. */

@@ -26,14 +26,17 @@ struct record_desc {
   const field_desc_t *fields;
 };
 
-#define FIELD(type_, member, kind) {#member, kind, offsetof(type_, member), NULL, 0}
+#define FIELD(type_, member, kind) \
+  { #member, kind, offsetof(type_, member), NULL, 0 }
 #define LONG(t, m) FIELD(t, m, F_LONG)
 #define INT(t, m) FIELD(t, m, F_INT)
 #define BOOL(t, m) FIELD(t, m, F_BOOL)
 #define STRING(t, m) FIELD(t, m, F_STRING)
 #define OPT_STRING(t, m) FIELD(t, m, F_OPT_STRING)
-#define ARRAY(t, m, desc) {#m, F_ARRAY, offsetof(t, m), &(desc), offsetof(t, m##_count)}
-#define RECORD(name_, type_, fields_) {name_, sizeof(type_), sizeof(fields_) / sizeof((fields_)[0]), fields_}
+#define ARRAY(t, m, desc) \
+  { #m, F_ARRAY, offsetof(t, m), &(desc), offsetof(t, m##_count) }
+#define RECORD(name_, type_, fields_) \
+  { name_, sizeof(type_), sizeof(fields_) / sizeof((fields_)[0]), fields_ }
 
 static const field_desc_t register_fields[] = {
     LONG(ir_ctl_register_t, request_id),
@@ -52,9 +55,9 @@ static const field_desc_t publish_channel_fields[] = {
     LONG(ir_ctl_publish_channel_t, capacity),   BOOL(ir_ctl_publish_channel_t, lossy),
 };
 static const field_desc_t channel_published_fields[] = {
-    LONG(ir_ctl_channel_published_t, request_id),  LONG(ir_ctl_channel_published_t, channel_id),
-    STRING(ir_ctl_channel_published_t, segment),   LONG(ir_ctl_channel_published_t, fingerprint),
-    LONG(ir_ctl_channel_published_t, capacity),    LONG(ir_ctl_channel_published_t, max_payload),
+    LONG(ir_ctl_channel_published_t, request_id), LONG(ir_ctl_channel_published_t, channel_id),
+    STRING(ir_ctl_channel_published_t, segment),  LONG(ir_ctl_channel_published_t, fingerprint),
+    LONG(ir_ctl_channel_published_t, capacity),   LONG(ir_ctl_channel_published_t, max_payload),
 };
 static const field_desc_t subscribe_fields[] = {
     LONG(ir_ctl_subscribe_t, request_id),
@@ -63,8 +66,8 @@ static const field_desc_t subscribe_fields[] = {
     OPT_STRING(ir_ctl_subscribe_t, key),
 };
 static const field_desc_t subscribed_fields[] = {
-    LONG(ir_ctl_subscribed_t, request_id), LONG(ir_ctl_subscribed_t, channel_id),
-    STRING(ir_ctl_subscribed_t, segment),  INT(ir_ctl_subscribed_t, subscriber_index),
+    LONG(ir_ctl_subscribed_t, request_id),  LONG(ir_ctl_subscribed_t, channel_id),
+    STRING(ir_ctl_subscribed_t, segment),   INT(ir_ctl_subscribed_t, subscriber_index),
     LONG(ir_ctl_subscribed_t, fingerprint), BOOL(ir_ctl_subscribed_t, lossy),
 };
 static const field_desc_t unsubscribe_fields[] = {
@@ -77,7 +80,7 @@ static const field_desc_t close_channel_fields[] = {
     LONG(ir_ctl_close_channel_t, channel_id),
 };
 static const field_desc_t expose_function_fields[] = {
-    LONG(ir_ctl_expose_function_t, request_id),      STRING(ir_ctl_expose_function_t, name),
+    LONG(ir_ctl_expose_function_t, request_id),       STRING(ir_ctl_expose_function_t, name),
     STRING(ir_ctl_expose_function_t, request_schema), STRING(ir_ctl_expose_function_t, response_schema),
     OPT_STRING(ir_ctl_expose_function_t, key),
 };
@@ -88,14 +91,17 @@ static const field_desc_t function_exposed_fields[] = {
     LONG(ir_ctl_function_exposed_t, response_fingerprint),
 };
 static const field_desc_t resolve_function_fields[] = {
-    LONG(ir_ctl_resolve_function_t, request_id),      STRING(ir_ctl_resolve_function_t, name),
+    LONG(ir_ctl_resolve_function_t, request_id),       STRING(ir_ctl_resolve_function_t, name),
     STRING(ir_ctl_resolve_function_t, request_schema), STRING(ir_ctl_resolve_function_t, response_schema),
     OPT_STRING(ir_ctl_resolve_function_t, key),
 };
 static const field_desc_t function_resolved_fields[] = {
-    LONG(ir_ctl_function_resolved_t, request_id),          LONG(ir_ctl_function_resolved_t, function_id),
-    LONG(ir_ctl_function_resolved_t, link_id),             STRING(ir_ctl_function_resolved_t, segment),
-    LONG(ir_ctl_function_resolved_t, request_fingerprint), LONG(ir_ctl_function_resolved_t, response_fingerprint),
+    LONG(ir_ctl_function_resolved_t, request_id),
+    LONG(ir_ctl_function_resolved_t, function_id),
+    LONG(ir_ctl_function_resolved_t, link_id),
+    STRING(ir_ctl_function_resolved_t, segment),
+    LONG(ir_ctl_function_resolved_t, request_fingerprint),
+    LONG(ir_ctl_function_resolved_t, response_fingerprint),
     LONG(ir_ctl_function_resolved_t, max_payload),
 };
 static const field_desc_t withdraw_function_fields[] = {
@@ -130,10 +136,8 @@ static const field_desc_t channel_info_fields[] = {
     INT(ir_ctl_channel_info_t, subscribers),  LONG(ir_ctl_channel_info_t, published),
 };
 static const field_desc_t function_info_fields[] = {
-    LONG(ir_ctl_function_info_t, function_id),
-    STRING(ir_ctl_function_info_t, name),
-    INT(ir_ctl_function_info_t, owner_app_id),
-    LONG(ir_ctl_function_info_t, request_fingerprint),
+    LONG(ir_ctl_function_info_t, function_id),          STRING(ir_ctl_function_info_t, name),
+    INT(ir_ctl_function_info_t, owner_app_id),          LONG(ir_ctl_function_info_t, request_fingerprint),
     LONG(ir_ctl_function_info_t, response_fingerprint),
 };
 static const record_desc_t app_info_desc = RECORD("AppInfo", ir_ctl_app_info_t, app_info_fields);
@@ -146,8 +150,10 @@ static const field_desc_t listing_fields[] = {
     ARRAY(ir_ctl_listing_t, functions, function_info_desc),
 };
 static const field_desc_t failed_fields[] = {
-    LONG(ir_ctl_failed_t, request_id),           INT(ir_ctl_failed_t, code),
-    STRING(ir_ctl_failed_t, message),            LONG(ir_ctl_failed_t, expected_fingerprint),
+    LONG(ir_ctl_failed_t, request_id),
+    INT(ir_ctl_failed_t, code),
+    STRING(ir_ctl_failed_t, message),
+    LONG(ir_ctl_failed_t, expected_fingerprint),
     LONG(ir_ctl_failed_t, presented_fingerprint),
 };
 static const field_desc_t call_error_fields[] = {
@@ -450,7 +456,7 @@ static void json_record(const record_desc_t *desc, const void *record, ir_avro_w
   for (size_t i = 0; i < n; i++) {
     sorted[i] = &desc->fields[i];
   }
-  qsort(sorted, n, sizeof sorted[0], compare_names);
+  qsort((void *)sorted, n, sizeof(const field_desc_t *), compare_names);
   json_raw(out, "{");
   for (size_t i = 0; i < n; i++) {
     const field_desc_t *f = sorted[i];

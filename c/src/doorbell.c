@@ -8,8 +8,8 @@
 
 void ir_wait_default(ir_wait_t *wait) {
   wait->strategy = IR_WAIT_ADAPTIVE;
-  wait->spin_ns = 50 * 1000;
-  wait->yield_ns = 50 * 1000;
+  wait->spin_ns = 50LL * 1000;
+  wait->yield_ns = 50LL * 1000;
 }
 
 ir_error_e ir_wait_set(ir_wait_t *wait, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us) {

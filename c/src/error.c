@@ -33,10 +33,30 @@ static const char *const DESCRIPTIONS[] = {
 };
 
 static const char *const NAMES[] = {
-    "Ok",          "NoBroker",     "BrokerGone",      "UnknownChannel", "UnknownFunction", "WrongKey",
-    "SchemaMismatch", "InvalidSchema", "Timeout",     "PeerGone",       "TooLarge",        "Closed",
-    "WouldBlock",  "NameTaken",    "LimitReached",    "Corrupt",        "VersionMismatch", "HandlerError",
-    "InvalidArgument", "Decode",   "AlreadyRunning",  "Io",             "Lagged",          "Protocol",
+    "Ok",
+    "NoBroker",
+    "BrokerGone",
+    "UnknownChannel",
+    "UnknownFunction",
+    "WrongKey",
+    "SchemaMismatch",
+    "InvalidSchema",
+    "Timeout",
+    "PeerGone",
+    "TooLarge",
+    "Closed",
+    "WouldBlock",
+    "NameTaken",
+    "LimitReached",
+    "Corrupt",
+    "VersionMismatch",
+    "HandlerError",
+    "InvalidArgument",
+    "Decode",
+    "AlreadyRunning",
+    "Io",
+    "Lagged",
+    "Protocol",
 };
 
 _Static_assert(sizeof(DESCRIPTIONS) / sizeof(DESCRIPTIONS[0]) == IR_ERR_PROTOCOL + 1, "a description per code");
@@ -58,12 +78,11 @@ const char *ir_error_name(ir_error_e code) {
 
 static _Thread_local char thread_error[1024];
 
-ir_error_e ir_fail(ir_error_e code, const char *fmt, ...) {
+void ir_set_error(const char *fmt, ...) {
   va_list args;
   va_start(args, fmt);
   (void)vsnprintf(thread_error, sizeof thread_error, fmt, args);
   va_end(args);
-  return code;
 }
 
 const char *ir_thread_error(void) {

@@ -13,9 +13,13 @@
 
 /* ---- Errors (error.c) ---- */
 
-/* Records `message` (printf format) as the calling thread's error and returns `code`. Internal layers
- * fail through this; the API entry points copy the message to the connection (ir_conn_record). */
-ir_error_e ir_fail(ir_error_e code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Records a message (printf format) as the calling thread's error. */
+void ir_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Records the message and evaluates to `code`. Internal layers fail through this; the API entry
+ * points copy the message to the connection (ir_conn_record). A macro, so that static analysis sees
+ * the code that comes back. */
+#define ir_fail(code, ...) (ir_set_error(__VA_ARGS__), (code))
 
 /* The calling thread's last error message. */
 const char *ir_thread_error(void);

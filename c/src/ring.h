@@ -54,8 +54,8 @@ static inline ir_error_e ir_check_record(const char *segment, ir_raw_header_t he
     return ir_fail(IR_ERR_CORRUPT, "ring in %s is corrupt: record kind %u is not allowed here", segment, header.kind);
   }
   if ((uint64_t)header.len > ir_max_payload(capacity)) {
-    return ir_fail(IR_ERR_CORRUPT, "ring in %s is corrupt: record length %u exceeds the ring's maximum payload", segment,
-                   header.len);
+    return ir_fail(IR_ERR_CORRUPT, "ring in %s is corrupt: record length %u exceeds the ring's maximum payload",
+                   segment, header.len);
   }
   uint64_t record = ir_record_size(header.len);
   if (record > to_end || record > available) {

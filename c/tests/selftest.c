@@ -21,7 +21,7 @@
 #include "broker.h"
 #include "impulse_ring.h"
 #include "impulse_ring_avro.h"
-#include "layout.h"
+#include "../src/layout.h"
 #include "vectors.h"
 
 static const char *const READING =
@@ -37,37 +37,38 @@ static const char *const ADD_REQUEST =
     "{\"type\":\"record\",\"name\":\"AddRequest\",\"namespace\":\"test\",\"fields\":["
     "{\"name\":\"a\",\"type\":\"long\"},{\"name\":\"b\",\"type\":\"long\"}]}";
 static const char *const ADD_RESPONSE =
-    "{\"type\":\"record\",\"name\":\"AddResponse\",\"namespace\":\"test\",\"fields\":[{\"name\":\"sum\",\"type\":\"long\"}]}";
+    "{\"type\":\"record\",\"name\":\"AddResponse\",\"namespace\":\"test\",\"fields\":[{\"name\":\"sum\",\"type\":"
+    "\"long\"}]}";
 
 static int failures;
 
-#define CHECK(cond)                                                          \
-  do {                                                                       \
-    if (!(cond)) {                                                           \
+#define CHECK(cond)                                                              \
+  do {                                                                           \
+    if (!(cond)) {                                                               \
       fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      failures++;                                                            \
-    }                                                                        \
+      failures++;                                                                \
+    }                                                                            \
   } while (0)
 
-#define CHECK_CODE(conn, expr, want)                                                                            \
-  do {                                                                                                          \
-    ir_error_e got_ = (expr);                                                                                   \
-    if (got_ != (want)) {                                                                                       \
+#define CHECK_CODE(conn, expr, want)                                                                             \
+  do {                                                                                                           \
+    ir_error_e got_ = (expr);                                                                                    \
+    if (got_ != (want)) {                                                                                        \
       fprintf(stderr, "  %s:%d: %s gave %s (%s), expected %s\n", __FILE__, __LINE__, #expr, ir_error_name(got_), \
-              ir_last_error(conn), ir_error_name(want));                                                        \
-      failures++;                                                                                               \
-    }                                                                                                           \
+              ir_last_error(conn), ir_error_name(want));                                                         \
+      failures++;                                                                                                \
+    }                                                                                                            \
   } while (0)
 
-#define REQUIRE_OK(conn, expr)                                                                              \
-  do {                                                                                                      \
-    ir_error_e got_ = (expr);                                                                               \
-    if (got_ != IR_OK) {                                                                                    \
-      fprintf(stderr, "  %s:%d: %s failed: %s: %s\n", __FILE__, __LINE__, #expr, ir_error_name(got_),       \
-              ir_last_error(conn));                                                                         \
-      failures++;                                                                                           \
-      return;                                                                                               \
-    }                                                                                                       \
+#define REQUIRE_OK(conn, expr)                                                                        \
+  do {                                                                                                \
+    ir_error_e got_ = (expr);                                                                         \
+    if (got_ != IR_OK) {                                                                              \
+      fprintf(stderr, "  %s:%d: %s failed: %s: %s\n", __FILE__, __LINE__, #expr, ir_error_name(got_), \
+              ir_last_error(conn));                                                                   \
+      failures++;                                                                                     \
+      return;                                                                                         \
+    }                                                                                                 \
   } while (0)
 
 static int64_t now_ms(void) {
@@ -278,20 +279,20 @@ static void avro_codec_round_trips_and_refuses_malformed_input(void) {
 
   struct {
     const char *what;
-    uint8_t bytes[12];
+    const char *error;
     size_t len;
     int kind; /* 0 long, 1 int, 2 boolean, 3 string, 4 union of 2, 5 trailing after a long */
-    const char *error;
+    uint8_t bytes[12];
   } bad[] = {
-      {"truncated", {0x80}, 1, 0, "truncated"},
-      {"varint overflow", {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}, 10, 0, "varint"},
-      {"int out of range", {0x80, 0x80, 0x80, 0x80, 0x10}, 5, 1, "int out of range"},
-      {"bad boolean", {0x02}, 1, 2, "boolean"},
-      {"bad utf-8", {0x04, 0xc3, 0x28}, 3, 3, "utf-8"},
-      {"length beyond input", {0x0a, 0x41}, 2, 3, "length"},
-      {"negative length", {0x01}, 1, 3, "length"},
-      {"union branch", {0x04}, 1, 4, "union branch"},
-      {"trailing bytes", {0x02, 0x00}, 2, 5, "trailing"},
+      {"truncated", "truncated", 1, 0, {0x80}},
+      {"varint overflow", "varint", 10, 0, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f}},
+      {"int out of range", "int out of range", 5, 1, {0x80, 0x80, 0x80, 0x80, 0x10}},
+      {"bad boolean", "boolean", 1, 2, {0x02}},
+      {"bad utf-8", "utf-8", 3, 3, {0x04, 0xc3, 0x28}},
+      {"length beyond input", "length", 2, 3, {0x0a, 0x41}},
+      {"negative length", "length", 1, 3, {0x01}},
+      {"union branch", "union branch", 1, 4, {0x04}},
+      {"trailing bytes", "trailing", 2, 5, {0x02, 0x00}},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     ir_avro_reader_init(&r, bad[i].bytes, bad[i].len);
@@ -650,18 +651,21 @@ static void calls_return_results_and_typed_errors(const char *ns, test_broker_t 
   size_t len = encode_add(request, sizeof request, 1, 2);
   uint8_t *response = NULL;
   size_t response_len = 0;
-  CHECK_CODE(caller, ir_call(caller, "nope", NULL, ADD_REQUEST, ADD_RESPONSE, request, len, &response, &response_len, 1000),
+  CHECK_CODE(caller,
+             ir_call(caller, "nope", NULL, ADD_REQUEST, ADD_RESPONSE, request, len, &response, &response_len, 1000),
              IR_ERR_UNKNOWN_FUNCTION);
   CHECK_CODE(caller,
              ir_call(caller, "add", NULL, ADD_RESPONSE, ADD_RESPONSE, request, len, &response, &response_len, 1000),
              IR_ERR_SCHEMA_MISMATCH);
   CHECK(strstr(ir_last_error(caller), "expected") != NULL && strstr(ir_last_error(caller), "presented") != NULL);
-  CHECK_CODE(caller, ir_call(caller, "secret-add", "bad", ADD_REQUEST, ADD_RESPONSE, request, len, &response,
-                             &response_len, 1000),
-             IR_ERR_WRONG_KEY);
-  CHECK_CODE(caller, ir_call(caller, "secret-add", "k", ADD_REQUEST, ADD_RESPONSE, request, len, &response,
-                             &response_len, 1000),
-             IR_OK);
+  CHECK_CODE(
+      caller,
+      ir_call(caller, "secret-add", "bad", ADD_REQUEST, ADD_RESPONSE, request, len, &response, &response_len, 1000),
+      IR_ERR_WRONG_KEY);
+  CHECK_CODE(
+      caller,
+      ir_call(caller, "secret-add", "k", ADD_REQUEST, ADD_RESPONSE, request, len, &response, &response_len, 1000),
+      IR_OK);
   ir_free(response);
 
   /* Several calls in flight, completed by polling. */

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "control.h"
+#include "../src/control.h"
 
 static int hex_value(char c) {
   if (c >= '0' && c <= '9') {
