@@ -360,7 +360,8 @@ fn one_subscriber_gets_a_million_messages_once_in_order_intact() {
   assert!(subscriber.succeeds(LONG).contains(&"received 1000000".to_string()));
 }
 
-/// One million messages fanned out to four subscribers: about 20 s on two cores in a debug build.
+/// One million messages fanned out to four subscribers: 17 to 30 s on two busy cores in a debug build,
+/// so the full million stays (the brief allowed 250,000 here beyond ~60 s).
 /// The publisher uses `publish_raw` with hand-built datums, the subscribers decode them typed.
 #[test]
 fn four_subscribers_each_get_a_million_messages_once_in_order_intact() {
