@@ -38,7 +38,8 @@ const MESSAGE: &str = r#"{"type":"record","name":"Message","namespace":"e2e","fi
 const OTHER_MESSAGE: &str = r#"{"type":"record","name":"Message","namespace":"e2e","fields":[
   {"name":"seq","type":"long"},{"name":"body","type":"string"},{"name":"checksum","type":"long"}]}"#;
 const MALFORMED: &str = r#"{"type":"record","name":"Broken","fields":[{"name":"x","type":"#;
-const ADD_REQUEST: &str = r#"{"type":"record","name":"AddRequest","namespace":"e2e","fields":[{"name":"a","type":"long"},{"name":"b","type":"long"}]}"#;
+const ADD_REQUEST: &str = r#"{"type":"record","name":"AddRequest","namespace":"e2e",
+  "fields":[{"name":"a","type":"long"},{"name":"b","type":"long"}]}"#;
 const ADD_RESPONSE: &str =
   r#"{"type":"record","name":"AddResponse","namespace":"e2e","fields":[{"name":"sum","type":"long"}]}"#;
 
