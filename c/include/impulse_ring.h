@@ -165,8 +165,9 @@ uint64_t ir_publisher_fingerprint(const ir_publisher_t *pub);
 /* The broker's id of the channel. */
 uint64_t ir_publisher_channel_id(const ir_publisher_t *pub);
 
-/* How many subscribers the channel has now (its subscriber slots in use), read from shared memory
- * without asking the broker: a publisher can wait for its audience before it starts. */
+/* How many subscribers have joined the channel, read from shared memory without asking the broker:
+ * a publisher can wait for its audience before it starts, since a joined subscriber sees every
+ * message published after it joined. */
 uint32_t ir_publisher_subscribers(const ir_publisher_t *pub);
 
 /* Sets how ir_publish waits for space (see ir_set_wait). */

@@ -199,7 +199,9 @@ uint32_t ir_publisher_subscribers(const ir_publisher_t *pub) {
   }
   uint32_t count = 0;
   for (uint32_t i = 0; i < pub->cursor.config.max_subscribers; i++) {
-    if (atomic_load_explicit(&pub->cursor.subs[i].state, memory_order_acquire) != IR_SUB_FREE) {
+    /* Joined subscribers only: a slot the broker reserved for a subscriber that has not joined yet
+     * would let the publisher start before that subscriber sees anything. */
+    if (atomic_load_explicit(&pub->cursor.subs[i].state, memory_order_acquire) == IR_SUB_ACTIVE) {
       count++;
     }
   }

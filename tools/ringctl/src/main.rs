@@ -10,6 +10,7 @@ mod flags;
 mod gen;
 mod lint;
 mod matrix;
+mod pairs;
 mod proc;
 mod shm;
 

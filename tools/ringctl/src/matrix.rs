@@ -5,7 +5,7 @@
 //! `IMPULSE_RING_NS`, ringctl sets none globally.
 //!
 //! A new connector adds a [`Suite`] to [`suites`], its example to `.depl/config.yaml` and, once it
-//! ships a testee, its pair cases to [`pair_cells`]; the tables grow by themselves.
+//! ships a testee, its pair cases to [`pairs::cases`]; the tables grow by themselves.
 
 use std::{
   path::PathBuf,
@@ -15,7 +15,7 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::{broker, depl, flags, proc, shm};
+use crate::{broker, depl, flags, pairs, proc, shm};
 
 /// How long a connector's example may run against the broker.
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -35,13 +35,46 @@ struct Suite {
 }
 
 fn suites() -> Vec<Suite> {
-  vec![Suite {
-    name: "rust workspace",
-    language: "rust",
-    dir: "rust",
-    build: |sh| Ok(cmd!(sh, "cargo test --workspace --no-run").run()?),
-    run: |sh| Ok(cmd!(sh, "cargo test --workspace").run()?),
-  }]
+  vec![
+    Suite {
+      name: "rust workspace",
+      language: "rust",
+      dir: "rust",
+      build: |sh| Ok(cmd!(sh, "cargo test --workspace --no-run").run()?),
+      run: |sh| Ok(cmd!(sh, "cargo test --workspace").run()?),
+    },
+    Suite {
+      name: "c self-test",
+      language: "c",
+      dir: "c",
+      build: |sh| build_cmake(sh, "c", "target/c", &[]),
+      run: |sh| Ok(cmd!(sh, "ctest --test-dir target/c --output-on-failure").run()?),
+    },
+    Suite {
+      name: "c self-test (asan+ubsan)",
+      language: "c",
+      dir: "c",
+      build: |sh| build_cmake(sh, "c", "target/c-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
+      run: |sh| Ok(cmd!(sh, "ctest --test-dir target/c-asan --output-on-failure").run()?),
+    },
+  ]
+}
+
+/// Configures and builds a CMake project whose self-test starts the broker (built here too).
+fn build_cmake(sh: &Shell, source: &str, build_dir: &str, flags: &[&str]) -> anyhow::Result<()> {
+  let broker = broker::build(sh)?;
+  let broker_flag = format!("-DIMPULSE_RING_BROKER={}", broker.display());
+  cmd!(
+    sh,
+    "cmake -S {source} -B {build_dir} -DCMAKE_BUILD_TYPE=Debug {broker_flag} {flags...}"
+  )
+  .run()
+  .context(
+    "`cmake` is required to build the C and C++ connectors; install CMake 3.20+ (Debian: `apt-get install cmake`)",
+  )?;
+  // Two jobs at most: CI machines and dev VMs here have two cores shared with the tests.
+  cmd!(sh, "cmake --build {build_dir} --parallel 2").run()?;
+  Ok(())
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -66,6 +99,8 @@ impl Status {
 struct Outcome {
   suite: String,
   language: &'static str,
+  /// For a cross-language pair case: (producer, consumer) languages.
+  pair: Option<(&'static str, &'static str)>,
   status: Status,
   duration: Duration,
   note: String,
@@ -83,6 +118,7 @@ impl flags::TestMatrix {
         outcomes.push(Outcome {
           suite: suite.name.into(),
           language: suite.language,
+          pair: None,
           status,
           duration,
           note,
@@ -105,12 +141,14 @@ impl flags::TestMatrix {
       outcomes.push(Outcome {
         suite: suite.name.into(),
         language: suite.language,
+        pair: None,
         status,
         duration,
         note,
       });
     }
 
+    run_pairs(sh, &mut outcomes)?;
     run_examples(sh, &mut outcomes)?;
 
     print_summary(&outcomes);
@@ -137,6 +175,74 @@ impl flags::TestMatrix {
   }
 }
 
+/// Runs every cross-language pair case whose two connectors exist, each against a broker of its own.
+/// A testee that does not build fails every case that needs it.
+fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+  let mut broker_bin: Option<PathBuf> = None;
+  let mut built: Vec<(&'static str, Result<(), String>)> = Vec::new();
+  for case in pairs::cases() {
+    let name = case.name();
+    let language = case.producer;
+    let pair = Some((case.producer, case.consumer));
+    let missing = [case.producer, case.consumer]
+      .into_iter()
+      .map(pairs::language_dir)
+      .find(|dir| !sh.path_exists(dir));
+    if let Some(dir) = missing {
+      let note = format!("{dir}/ does not exist yet");
+      println!("\n==> {name}: skipped, {note}");
+      let (status, duration) = (Status::Skipped, Duration::ZERO);
+      outcomes.push(Outcome {
+        suite: name,
+        language,
+        pair,
+        status,
+        duration,
+        note,
+      });
+      continue;
+    }
+    let started = Instant::now();
+    println!("\n==> {name}: build");
+    let mut build_error = None;
+    for lang in [case.producer, case.consumer] {
+      if !built.iter().any(|(l, _)| *l == lang) {
+        let result = pairs::build(sh, lang).map_err(|e| format!("{e:#}"));
+        built.push((lang, result));
+      }
+      if let Some((_, Err(e))) = built.iter().find(|(l, _)| *l == lang) {
+        build_error = Some(format!("the {lang} testee did not build: {e}"));
+      }
+    }
+    if build_error.is_none() && broker_bin.is_none() {
+      match broker::build(sh) {
+        Ok(bin) => broker_bin = Some(bin),
+        Err(e) => build_error = Some(format!("{e:#}")),
+      }
+    }
+    let (status, note) = match (build_error, broker_bin.as_deref()) {
+      (Some(note), _) => (Status::BuildFailed, note),
+      (None, None) => (Status::BuildFailed, "the broker did not build".to_string()),
+      (None, Some(bin)) => {
+        println!("\n==> {name}: run against a live broker");
+        match pairs::run(sh, bin, &case) {
+          Ok(()) => (Status::Passed, String::new()),
+          Err(err) => (Status::Failed, format!("{err:#}")),
+        }
+      }
+    };
+    outcomes.push(Outcome {
+      suite: name,
+      language,
+      pair,
+      status,
+      duration: started.elapsed(),
+      note,
+    });
+  }
+  Ok(())
+}
+
 /// Runs each declared example against a broker in its own namespace, one outcome per language.
 fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
   let root = sh.current_dir();
@@ -156,6 +262,7 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
       outcomes.push(Outcome {
         suite,
         language,
+        pair: None,
         status,
         duration,
         note,
@@ -188,6 +295,7 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
     outcomes.push(Outcome {
       suite,
       language,
+      pair: None,
       status,
       duration: started.elapsed(),
       note,
@@ -229,18 +337,20 @@ enum Cell {
   Ran(Status),
 }
 
-/// The pair table, indexed `[producer][consumer]` in [`LANGUAGES`] order. For now Rust-to-Rust runs
-/// inside the Rust suite's end-to-end tests; cross-language cells will come from the testees.
+/// The pair table, indexed `[producer][consumer]` in [`LANGUAGES`] order. A language's own cell comes
+/// from its suites and example (its self-tests pair the connector with itself); the other cells come
+/// from the pair cases of [`pairs::cases`].
 fn pair_cells(outcomes: &[Outcome]) -> Vec<Vec<Cell>> {
   let mut cells = vec![vec![Cell::NotBuilt; LANGUAGES.len()]; LANGUAGES.len()];
-  let rust = LANGUAGES.iter().position(|l| *l == "rust").expect("rust is a language");
-  for outcome in outcomes
-    .iter()
-    .filter(|o| o.language == "rust" && o.status != Status::Skipped)
-  {
-    // A failure anywhere in the language's runs wins over a pass.
-    if matches!(cells[rust][rust], Cell::NotBuilt | Cell::Ran(Status::Passed)) {
-      cells[rust][rust] = Cell::Ran(outcome.status);
+  let index = |language: &str| LANGUAGES.iter().position(|l| *l == language);
+  for outcome in outcomes.iter().filter(|o| o.status != Status::Skipped) {
+    let (producer, consumer) = outcome.pair.unwrap_or((outcome.language, outcome.language));
+    let (Some(p), Some(c)) = (index(producer), index(consumer)) else {
+      continue;
+    };
+    // A failure anywhere in the cell's runs wins over a pass.
+    if matches!(cells[p][c], Cell::NotBuilt | Cell::Ran(Status::Passed)) {
+      cells[p][c] = Cell::Ran(outcome.status);
     }
   }
   cells
@@ -295,6 +405,7 @@ mod tests {
     Outcome {
       suite: suite.into(),
       language: "rust",
+      pair: None,
       status,
       duration: Duration::ZERO,
       note: String::new(),
@@ -309,6 +420,20 @@ mod tests {
     ]);
     assert!(matches!(cells[0][0], Cell::Ran(Status::Passed)));
     assert!(matches!(cells[0][1], Cell::NotBuilt));
+  }
+
+  #[test]
+  fn pair_case_fills_its_producer_consumer_cell_only() {
+    let mut pubsub = outcome("pubsub publisher=c subscriber=rust", Status::Passed);
+    pubsub.language = "c";
+    pubsub.pair = Some(("c", "rust"));
+    let mut call = outcome("call provider=c caller=rust", Status::Failed);
+    call.pair = Some(("rust", "c"));
+    let cells = pair_cells(&[outcome("rust workspace", Status::Passed), pubsub, call]);
+    assert!(matches!(cells[1][0], Cell::Ran(Status::Passed)));
+    assert!(matches!(cells[0][1], Cell::Ran(Status::Failed)));
+    assert!(matches!(cells[0][0], Cell::Ran(Status::Passed)));
+    assert!(matches!(cells[1][1], Cell::NotBuilt));
   }
 
   #[test]

@@ -1,0 +1,334 @@
+//! Cross-language pair cases of `test-matrix`, in the style of protobuf's conformance runner: each
+//! connector ships a testee (publisher, subscriber, provider, caller) with the same flags and output
+//! lines, so one harness drives any two languages. A case is named by its roles
+//! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
+//!
+//! A new connector adds its testee to [`testee`] and [`build`], and its cases to [`cases`].
+
+use std::{
+  io::{BufRead, BufReader},
+  path::{Path, PathBuf},
+  process::ExitStatus,
+  sync::{Arc, Mutex},
+  time::{Duration, Instant},
+};
+
+use anyhow::{bail, Context};
+use xshell::{cmd, Shell};
+
+use crate::{broker, shm};
+
+/// How long one step (one pair of testee runs) may take.
+const STEP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a case exercises.
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Pattern {
+  /// A channel: the producer publishes, the consumer subscribes.
+  PubSub,
+  /// A function: the consumer provides it, the producer calls it.
+  Call,
+}
+
+/// One cell's worth of cross-language tests.
+#[derive(Clone, Copy)]
+pub(crate) struct PairCase {
+  pub(crate) pattern: Pattern,
+  /// The publisher or caller.
+  pub(crate) producer: &'static str,
+  /// The subscriber or provider.
+  pub(crate) consumer: &'static str,
+}
+
+impl PairCase {
+  pub(crate) fn name(&self) -> String {
+    match self.pattern {
+      Pattern::PubSub => format!("pubsub publisher={} subscriber={}", self.producer, self.consumer),
+      Pattern::Call => format!("call provider={} caller={}", self.consumer, self.producer),
+    }
+  }
+}
+
+/// Every pair case, in table order.
+pub(crate) fn cases() -> Vec<PairCase> {
+  use Pattern::*;
+  let case = |pattern, producer, consumer| PairCase {
+    pattern,
+    producer,
+    consumer,
+  };
+  vec![
+    case(PubSub, "c", "rust"),
+    case(PubSub, "rust", "c"),
+    case(Call, "rust", "c"),
+    case(Call, "c", "rust"),
+  ]
+}
+
+/// The directory a language's connector lives in; its cases are skipped while it does not exist.
+pub(crate) fn language_dir(language: &str) -> &'static str {
+  match language {
+    "rust" => "rust",
+    "c" => "c",
+    _ => "-",
+  }
+}
+
+/// The testee binary of a language, once built.
+fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
+  let path = match language {
+    "rust" => broker::target_dir(root).join("debug/examples/testee"),
+    "c" => root.join("target/c/testee"),
+    other => bail!("no testee is known for language `{other}`"),
+  };
+  broker::existing(path, &format!("the {language} testee"))
+}
+
+/// Builds a language's testee.
+pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
+  match language {
+    "rust" => cmd!(sh, "cargo build -p impulse-ring-connector --example testee").run()?,
+    "c" => {
+      cmd!(sh, "cmake -S c -B target/c -DCMAKE_BUILD_TYPE=Debug")
+        .run()
+        .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+      cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    other => bail!("no testee is known for language `{other}`"),
+  }
+  Ok(())
+}
+
+/// A testee process whose output lines are kept for checks; killed and reaped when dropped.
+struct Testee {
+  label: String,
+  handle: Arc<duct::ReaderHandle>,
+  lines: Arc<Mutex<Vec<String>>>,
+  /// The write end of its stdin: a provider runs until its stdin closes.
+  stdin: Option<std::io::PipeWriter>,
+}
+
+impl Testee {
+  fn start(label: String, bin: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
+    let (stdin_reader, stdin_writer) = std::io::pipe()?;
+    let expr = duct::cmd(bin, args)
+      .env("IMPULSE_RING_NS", ns)
+      .stdin_file(stdin_reader)
+      .stderr_to_stdout()
+      .unchecked();
+    let handle = Arc::new(expr.reader().with_context(|| format!("cannot start {label}"))?);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (reader, sink) = (handle.clone(), lines.clone());
+    std::thread::spawn(move || {
+      for line in BufReader::new(&*reader).lines() {
+        let Ok(line) = line else { break };
+        sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+      }
+    });
+    Ok(Testee {
+      label,
+      handle,
+      lines,
+      stdin: Some(stdin_writer),
+    })
+  }
+
+  fn lines(&self) -> Vec<String> {
+    self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+  }
+
+  fn transcript(&self) -> String {
+    let lines = self.lines();
+    let body = if lines.is_empty() {
+      "    (no output)".to_string()
+    } else {
+      lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+    };
+    format!("  {}:\n{body}", self.label)
+  }
+
+  fn has_line(&self, prefix: &str) -> bool {
+    self.lines().iter().any(|l| l.starts_with(prefix))
+  }
+
+  fn wait_line(&self, prefix: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    while !self.has_line(prefix) {
+      if self.handle.try_wait()?.is_some() {
+        // The process is gone; give the reader thread a moment to take its last lines.
+        std::thread::sleep(Duration::from_millis(50));
+        if self.has_line(prefix) {
+          return Ok(());
+        }
+        bail!("{} exited without printing `{prefix}`", self.label);
+      }
+      if Instant::now() > deadline {
+        bail!("{} printed no `{prefix}` within {STEP_TIMEOUT:?}", self.label);
+      }
+      std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+  }
+
+  fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
+    let deadline = Instant::now() + STEP_TIMEOUT;
+    loop {
+      if let Some(output) = self.handle.try_wait()? {
+        let status = output.status;
+        std::thread::sleep(Duration::from_millis(50));
+        return Ok(status);
+      }
+      if Instant::now() > deadline {
+        bail!("{} did not exit within {STEP_TIMEOUT:?}", self.label);
+      }
+      std::thread::sleep(Duration::from_millis(10));
+    }
+  }
+
+  /// Waits for the exit and checks its code and that every expected line was printed.
+  fn expect(&mut self, code: i32, lines: &[&str]) -> anyhow::Result<()> {
+    let status = self.wait_exit()?;
+    if status.code() != Some(code) {
+      bail!("{} exited with {status}, expected exit code {code}", self.label);
+    }
+    for line in lines {
+      if !self.lines().iter().any(|l| l == line) {
+        bail!("{} did not print `{line}`", self.label);
+      }
+    }
+    Ok(())
+  }
+}
+
+impl Drop for Testee {
+  fn drop(&mut self) {
+    self.stdin.take();
+    if !matches!(self.handle.try_wait(), Ok(Some(_))) {
+      let _ = self.handle.kill();
+    }
+  }
+}
+
+/// Runs one case: its steps against a broker in a fresh namespace, then checks that the broker stopped
+/// cleanly and left nothing of the namespace in `/dev/shm`.
+pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Result<()> {
+  let root = sh.current_dir();
+  let producer = testee(&root, case.producer)?;
+  let consumer = testee(&root, case.consumer)?;
+  let ns = format!(
+    "pair-{}-{}-{}-{}",
+    std::process::id(),
+    if case.pattern == Pattern::PubSub { "ps" } else { "call" },
+    case.producer,
+    case.consumer
+  );
+  let live = broker::start(sh, broker_bin, &ns)?;
+  let mut testees = Vec::new();
+  let outcome = match case.pattern {
+    Pattern::PubSub => pubsub(case, &producer, &consumer, &ns, &mut testees),
+    Pattern::Call => call(case, &producer, &consumer, &ns, &mut testees),
+  };
+  let transcripts = testees.iter().map(Testee::transcript).collect::<Vec<_>>().join("\n");
+  drop(testees);
+  let stopped = broker::stop(sh, live);
+  let left = shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX))?;
+  match (outcome, stopped) {
+    (Err(err), _) => Err(err.context(format!("{}\n{transcripts}", case.name()))),
+    (Ok(()), Err(err)) => Err(err.context("the broker did not stop cleanly")),
+    (Ok(()), Ok(())) if !left.is_empty() => bail!("the case left {left:?} in /dev/shm"),
+    (Ok(()), Ok(())) => Ok(()),
+  }
+}
+
+fn pubsub(
+  case: &PairCase,
+  producer: &Path,
+  consumer: &Path,
+  ns: &str,
+  testees: &mut Vec<Testee>,
+) -> anyhow::Result<()> {
+  let (p, c) = (case.producer, case.consumer);
+  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+    Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
+  };
+
+  // 1. Thousands of messages of 0 to 2000 bytes through a block channel: nothing lost, nothing damaged.
+  let subscriber_args = ["subscriber", "--channel", "bulk", "--count", "3000"];
+  testees.push(start("subscriber", c, consumer, &subscriber_args)?);
+  let publisher_args = [
+    "publisher",
+    "--channel",
+    "bulk",
+    "--count",
+    "3000",
+    "--wait-subscribers",
+    "1",
+  ];
+  testees.push(start("publisher", p, producer, &publisher_args)?);
+  let n = testees.len();
+  testees[n - 1].expect(0, &["ready", "published 3000"])?;
+  testees[n - 2].expect(0, &["subscribed", "received 3000"])?;
+
+  // 2. A keyed channel through a small ring, closed by its publisher: the subscriber drains it, then
+  // sees Closed.
+  let subscriber_args = ["subscriber", "--channel", "keyed", "--key", "k3y", "--expect-closed"];
+  testees.push(start("subscriber", c, consumer, &subscriber_args)?);
+  let publisher_args = [
+    "publisher",
+    "--channel",
+    "keyed",
+    "--key",
+    "k3y",
+    "--capacity",
+    "8192",
+    "--count",
+    "500",
+    "--wait-subscribers",
+    "1",
+  ];
+  testees.push(start("publisher", p, producer, &publisher_args)?);
+  let n = testees.len();
+  testees[n - 1].expect(0, &["published 500"])?;
+  testees[n - 2].expect(0, &["closed", "received 500"])?;
+
+  // 3. A subscriber presenting another schema is refused with SchemaMismatch (exit 10 + 6).
+  let publisher_args = ["publisher", "--channel", "strict", "--count", "1", "--hold-ms", "1500"];
+  testees.push(start("publisher", p, producer, &publisher_args)?);
+  testees[testees.len() - 1].wait_line("ready")?;
+  let subscriber_args = ["subscriber", "--channel", "strict", "--schema", "other"];
+  testees.push(start("subscriber", c, consumer, &subscriber_args)?);
+  let n = testees.len();
+  testees[n - 1].expect(16, &[])?;
+  if !testees[n - 1].has_line("error SchemaMismatch: ") {
+    bail!("the subscriber with another schema did not report SchemaMismatch");
+  }
+  testees[n - 2].expect(0, &["published 1"])?;
+  Ok(())
+}
+
+fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &mut Vec<Testee>) -> anyhow::Result<()> {
+  let (p, c) = (case.producer, case.consumer);
+  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+    Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
+  };
+  testees.push(start("provider", c, consumer, &["provider", "--fail-on", "7"])?);
+  testees[0].wait_line("ready")?;
+
+  // 1. Many calls, eight in flight, none of which the provider refuses.
+  let caller_args = ["caller", "--count", "2000", "--in-flight", "8", "--base", "1000"];
+  testees.push(start("caller", p, producer, &caller_args)?);
+  testees[1].expect(0, &["calling", "ok 2000"])?;
+
+  // 2. Blocking calls from three threads; the one the provider refuses comes back as HandlerError.
+  let caller_args = ["caller", "--count", "30", "--threads", "3", "--keep-going"];
+  testees.push(start("caller", p, producer, &caller_args)?);
+  testees[2].expect(0, &["ok 29 failed 1"])?;
+  if !testees[2].has_line("error HandlerError: ") {
+    bail!("the refused call did not come back as HandlerError");
+  }
+
+  // 3. The provider stops when its stdin closes, and exits cleanly.
+  testees[0].stdin.take();
+  testees[0].expect(0, &[])?;
+  Ok(())
+}
