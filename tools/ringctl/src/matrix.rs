@@ -57,6 +57,20 @@ fn suites() -> Vec<Suite> {
       build: |sh| build_cmake(sh, "c", "target/c-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
       run: |sh| Ok(cmd!(sh, "ctest --test-dir target/c-asan --output-on-failure").run()?),
     },
+    Suite {
+      name: "cpp self-test",
+      language: "cpp",
+      dir: "cpp",
+      build: |sh| build_cmake(sh, "cpp", "target/cpp", &[]),
+      run: |sh| Ok(cmd!(sh, "ctest --test-dir target/cpp --output-on-failure").run()?),
+    },
+    Suite {
+      name: "cpp self-test (asan+ubsan)",
+      language: "cpp",
+      dir: "cpp",
+      build: |sh| build_cmake(sh, "cpp", "target/cpp-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
+      run: |sh| Ok(cmd!(sh, "ctest --test-dir target/cpp-asan --output-on-failure").run()?),
+    },
   ]
 }
 
