@@ -29,6 +29,11 @@
 extern "C" {
 #endif
 
+/* Marks the public functions: the shared library exports these and nothing else. */
+#ifndef IR_API
+#define IR_API __attribute__((visibility("default")))
+#endif
+
 /* Version of this C library (the wire version is IR_SPEC_VERSION in impulse_ring_wire.h). */
 #define IR_VERSION_MAJOR 0
 #define IR_VERSION_MINOR 1
@@ -90,16 +95,16 @@ typedef struct ir_response ir_response_t;
 
 /* A short lower-case description of a code ("schema mismatch"), the same text in every connector.
  * Never NULL; unknown codes give "unknown error". The string is static. */
-const char *ir_strerror(ir_error_e code);
+IR_API const char *ir_strerror(ir_error_e code);
 
 /* The code's name as every connector spells it ("SchemaMismatch"); "Ok" for IR_OK. Static string. */
-const char *ir_error_name(ir_error_e code);
+IR_API const char *ir_error_name(ir_error_e code);
 
 /* The message of the last failure on `conn` (by any thread, through any of its handles), or with
  * conn == NULL the calling thread's last failure (the only way to learn why ir_connect failed).
  * Returns "" when nothing failed. The text is copied into thread-local storage: it stays valid until
  * the calling thread's next ir_last_error call. */
-const char *ir_last_error(const ir_conn_t *conn);
+IR_API const char *ir_last_error(const ir_conn_t *conn);
 
 /* ---- Connections ----------------------------------------------------------------------------- */
 
@@ -108,32 +113,32 @@ const char *ir_last_error(const ir_conn_t *conn);
  * ir_close. Blocks until the broker registers the app (at most 10 s).
  * Errors: NoBroker (no live broker in the namespace; the message names it), LimitReached (all app
  * slots taken), InvalidArgument, VersionMismatch, Corrupt, Timeout, Io. */
-ir_error_e ir_connect(const char *app_name, ir_conn_t **out);
+IR_API ir_error_e ir_connect(const char *app_name, ir_conn_t **out);
 
 /* Like ir_connect, in the namespace `ns` (NULL reads IMPULSE_RING_NS). A namespace is 1 to 64
  * characters of A-Z, a-z, 0-9, '_' and '-'. */
-ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out);
+IR_API ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out);
 
 /* Leaves the bus: the broker closes the app's channels (subscribers see Closed), withdraws its
  * functions (callers see PeerGone) and frees its slot. Does not block on the broker. Handles still
  * open stay valid to close (their operations fail with Closed); the memory goes with the last one.
  * NULL is ignored. */
-void ir_close(ir_conn_t *conn);
+IR_API void ir_close(ir_conn_t *conn);
 
 /* The namespace of the connection. Valid as long as the connection. */
-const char *ir_namespace(const ir_conn_t *conn);
+IR_API const char *ir_namespace(const ir_conn_t *conn);
 
 /* The app's id on the broker (its slot index). */
-uint32_t ir_app_id(const ir_conn_t *conn);
+IR_API uint32_t ir_app_id(const ir_conn_t *conn);
 
 /* 1 once the connection has noticed that the broker is gone (every request then fails with
  * BrokerGone), else 0. Checks the broker's process (pid and start time) at most every 200 ms. */
-int ir_broker_gone(ir_conn_t *conn);
+IR_API int ir_broker_gone(ir_conn_t *conn);
 
 /* Sets how the connection's blocking calls (control requests, calls, ir_serve) wait. `spin_us` and
  * `yield_us` tune IR_WAIT_ADAPTIVE (defaults 50 and 50 µs; 0 keeps the default). Returns
  * InvalidArgument for an unknown strategy. New publishers and subscribers inherit the setting. */
-ir_error_e ir_set_wait(ir_conn_t *conn, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
+IR_API ir_error_e ir_set_wait(ir_conn_t *conn, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
 
 /* ---- Channels: publishing -------------------------------------------------------------------- */
 
@@ -143,39 +148,39 @@ ir_error_e ir_set_wait(ir_conn_t *conn, ir_wait_e strategy, uint32_t spin_us, ui
  * default, 1 MiB); `flags` is IR_CHANNEL_BLOCK or IR_CHANNEL_LOSSY. On success *out owns the
  * publisher; close it with ir_publisher_close. Blocks for the broker's reply.
  * Errors: NameTaken, InvalidSchema, InvalidArgument, BrokerGone, Closed, Timeout, Corrupt, Io. */
-ir_error_e ir_publish_channel(ir_conn_t *conn, const char *name, const char *schema_json, const char *key,
-                              uint64_t capacity, uint32_t flags, ir_publisher_t **out);
+IR_API ir_error_e ir_publish_channel(ir_conn_t *conn, const char *name, const char *schema_json, const char *key,
+                                     uint64_t capacity, uint32_t flags, ir_publisher_t **out);
 
 /* Publishes one message: `datum` is an Avro datum of the channel's schema without any header (the
  * connector writes the Single Object Encoding header). The bytes are copied into shared memory.
  * Under the block policy, waits up to `timeout_ms` while a subscriber is a whole ring behind.
  * Errors: TooLarge (datum longer than ir_publisher_max_datum), Timeout, Closed, Corrupt,
  * InvalidArgument. */
-ir_error_e ir_publish(ir_publisher_t *pub, const void *datum, size_t len, int64_t timeout_ms);
+IR_API ir_error_e ir_publish(ir_publisher_t *pub, const void *datum, size_t len, int64_t timeout_ms);
 
 /* Like ir_publish but never waits: WouldBlock when the ring is full. */
-ir_error_e ir_try_publish(ir_publisher_t *pub, const void *datum, size_t len);
+IR_API ir_error_e ir_try_publish(ir_publisher_t *pub, const void *datum, size_t len);
 
 /* The largest datum the channel accepts (capacity / 2 - 16 - 10). */
-size_t ir_publisher_max_datum(const ir_publisher_t *pub);
+IR_API size_t ir_publisher_max_datum(const ir_publisher_t *pub);
 
 /* CRC-64-AVRO fingerprint of the channel's schema, as the broker computed it. */
-uint64_t ir_publisher_fingerprint(const ir_publisher_t *pub);
+IR_API uint64_t ir_publisher_fingerprint(const ir_publisher_t *pub);
 
 /* The broker's id of the channel. */
-uint64_t ir_publisher_channel_id(const ir_publisher_t *pub);
+IR_API uint64_t ir_publisher_channel_id(const ir_publisher_t *pub);
 
 /* How many subscribers have joined the channel, read from shared memory without asking the broker:
  * a publisher can wait for its audience before it starts, since a joined subscriber sees every
  * message published after it joined. */
-uint32_t ir_publisher_subscribers(const ir_publisher_t *pub);
+IR_API uint32_t ir_publisher_subscribers(const ir_publisher_t *pub);
 
 /* Sets how ir_publish waits for space (see ir_set_wait). */
-ir_error_e ir_publisher_set_wait(ir_publisher_t *pub, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
+IR_API ir_error_e ir_publisher_set_wait(ir_publisher_t *pub, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
 
 /* Closes the channel: subscribers read what is left, then get Closed. Frees the handle. Does not
  * block on the broker. NULL is ignored. */
-void ir_publisher_close(ir_publisher_t *pub);
+IR_API void ir_publisher_close(ir_publisher_t *pub);
 
 /* ---- Channels: subscribing ------------------------------------------------------------------- */
 
@@ -184,8 +189,8 @@ void ir_publisher_close(ir_publisher_t *pub);
  * subscriber; close it with ir_subscriber_close. Blocks for the broker's reply.
  * Errors: UnknownChannel, WrongKey, SchemaMismatch (the message shows both fingerprints),
  * InvalidSchema, LimitReached, BrokerGone, Closed, Timeout, Corrupt, Io. */
-ir_error_e ir_subscribe(ir_conn_t *conn, const char *name, const char *key, const char *schema_json,
-                        ir_subscriber_t **out);
+IR_API ir_error_e ir_subscribe(ir_conn_t *conn, const char *name, const char *key, const char *schema_json,
+                               ir_subscriber_t **out);
 
 /* Waits up to `timeout_ms` for the next message and copies its datum (without the Single Object
  * Encoding header) into `buf` of `cap` bytes; *len receives its length. With timeout_ms == 0 it
@@ -194,27 +199,27 @@ ir_error_e ir_subscribe(ir_conn_t *conn, const char *name, const char *key, cons
  * Closed once the channel is closed and drained, Lagged (lossy channels) when messages were lost
  * before the next one (ir_subscriber_missed says how many; receive again to continue), BrokerGone,
  * Decode (a payload of another schema; it is skipped), Corrupt. */
-ir_error_e ir_receive(ir_subscriber_t *sub, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
+IR_API ir_error_e ir_receive(ir_subscriber_t *sub, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
 
 /* Like ir_receive without a copy: *datum points at the message in place (in shared memory, or in a
  * private copy on a lossy channel). The view stays valid until the next call on this subscriber
  * (receive, release or close); until then the publisher may not overwrite it, so release it soon. */
-ir_error_e ir_receive_view(ir_subscriber_t *sub, const uint8_t **datum, size_t *len, int64_t timeout_ms);
+IR_API ir_error_e ir_receive_view(ir_subscriber_t *sub, const uint8_t **datum, size_t *len, int64_t timeout_ms);
 
 /* Gives back the message of the last ir_receive_view before the next receive. Optional. */
-void ir_subscriber_release(ir_subscriber_t *sub);
+IR_API void ir_subscriber_release(ir_subscriber_t *sub);
 
 /* How many messages the last Lagged result reported lost. */
-uint64_t ir_subscriber_missed(const ir_subscriber_t *sub);
+IR_API uint64_t ir_subscriber_missed(const ir_subscriber_t *sub);
 
 /* CRC-64-AVRO fingerprint of the channel's schema. */
-uint64_t ir_subscriber_fingerprint(const ir_subscriber_t *sub);
+IR_API uint64_t ir_subscriber_fingerprint(const ir_subscriber_t *sub);
 
 /* Sets how ir_receive waits (see ir_set_wait). */
-ir_error_e ir_subscriber_set_wait(ir_subscriber_t *sub, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
+IR_API ir_error_e ir_subscriber_set_wait(ir_subscriber_t *sub, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
 
 /* Leaves the channel and frees the handle (and any view). NULL is ignored. */
-void ir_subscriber_close(ir_subscriber_t *sub);
+IR_API void ir_subscriber_close(ir_subscriber_t *sub);
 
 /* ---- Functions: providing -------------------------------------------------------------------- */
 
@@ -225,38 +230,38 @@ void ir_subscriber_close(ir_subscriber_t *sub);
 typedef ir_error_e (*ir_handler_fn)(void *user, const uint8_t *request, size_t request_len, ir_response_t *response);
 
 /* Appends `len` bytes to the response datum (copied). Returns TooLarge when out of memory. */
-ir_error_e ir_response_write(ir_response_t *response, const void *data, size_t len);
+IR_API ir_error_e ir_response_write(ir_response_t *response, const void *data, size_t len);
 
 /* Sets the error message the caller will see (copied; at most 1024 bytes are kept). */
-void ir_response_fail(ir_response_t *response, const char *message);
+IR_API void ir_response_fail(ir_response_t *response, const char *message);
 
 /* Exposes the function `name` with its request and response schemas; callers must present both
  * (and `key`, unless NULL). `handler` is called with `user` for each request, from ir_serve or
  * ir_poll_one. On success *out owns the function; withdraw it with ir_function_withdraw.
  * Errors: NameTaken, InvalidSchema, InvalidArgument, BrokerGone, Closed, Timeout. */
-ir_error_e ir_expose_function(ir_conn_t *conn, const char *name, const char *request_schema,
-                              const char *response_schema, const char *key, ir_handler_fn handler, void *user,
-                              ir_function_t **out);
+IR_API ir_error_e ir_expose_function(ir_conn_t *conn, const char *name, const char *request_schema,
+                                     const char *response_schema, const char *key, ir_handler_fn handler, void *user,
+                                     ir_function_t **out);
 
 /* The broker's id of the function. */
-uint64_t ir_function_id(const ir_function_t *fn);
+IR_API uint64_t ir_function_id(const ir_function_t *fn);
 
 /* Withdraws the function (pending callers get PeerGone) and frees the handle. NULL is ignored. */
-void ir_function_withdraw(ir_function_t *fn);
+IR_API void ir_function_withdraw(ir_function_t *fn);
 
 /* Serves the connection until `timeout_ms` passes, ir_serve_stop is called or the broker goes:
  * opens links of new callers, answers requests with their handlers, completes calls and runs call
  * callbacks. Returns IR_OK on timeout or stop, BrokerGone, Closed or InvalidArgument. One thread
  * serves at a time; a second ir_serve waits for the first. */
-ir_error_e ir_serve(ir_conn_t *conn, int64_t timeout_ms);
+IR_API ir_error_e ir_serve(ir_conn_t *conn, int64_t timeout_ms);
 
 /* Makes a running ir_serve return soon. Safe from any thread and from signal handlers. */
-void ir_serve_stop(ir_conn_t *conn);
+IR_API void ir_serve_stop(ir_conn_t *conn);
 
 /* One step for an existing event loop: waits up to `timeout_ms` (0: not at all) for work, then
  * handles control events, completes calls (running their callbacks) and answers at most one request.
  * Returns IR_OK when it did something, Timeout when there was nothing to do, or BrokerGone, Closed. */
-ir_error_e ir_poll_one(ir_conn_t *conn, int64_t timeout_ms);
+IR_API ir_error_e ir_poll_one(ir_conn_t *conn, int64_t timeout_ms);
 
 /* ---- Functions: calling ---------------------------------------------------------------------- */
 
@@ -267,17 +272,17 @@ ir_error_e ir_poll_one(ir_conn_t *conn, int64_t timeout_ms);
  * Errors: UnknownFunction, WrongKey, SchemaMismatch (request or response; both fingerprints in the
  * message), Handler (the provider's handler failed; its message), PeerGone (the provider died or
  * withdrew the function), Timeout, TooLarge, BrokerGone, Decode, Corrupt. */
-ir_error_e ir_call(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
-                   const char *response_schema, const void *request, size_t request_len, uint8_t **response,
-                   size_t *response_len, int64_t timeout_ms);
+IR_API ir_error_e ir_call(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
+                          const char *response_schema, const void *request, size_t request_len, uint8_t **response,
+                          size_t *response_len, int64_t timeout_ms);
 
 /* Starts a call and returns without waiting for the response: the request is written before this
  * returns (or an error is). *out owns the call: poll it with ir_call_poll, then read it with
  * ir_call_result, and free it with ir_call_free. The call fails with Timeout once `timeout_ms`
  * passes. Errors as for ir_call, for what happens before the request is written. */
-ir_error_e ir_call_start(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
-                         const char *response_schema, const void *request, size_t request_len, int64_t timeout_ms,
-                         ir_call_t **out);
+IR_API ir_error_e ir_call_start(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
+                                const char *response_schema, const void *request, size_t request_len,
+                                int64_t timeout_ms, ir_call_t **out);
 
 /* Completion callback of ir_call_async: `status` is IR_OK with the response datum (borrowed until
  * the callback returns), or the error with its message (else NULL). */
@@ -288,27 +293,27 @@ typedef void (*ir_call_cb)(void *user, ir_error_e status, const uint8_t *respons
  * connection, never from inside this function; a call still pending when the connection is freed is
  * dropped without its callback). The library owns the call. Returns the error without calling
  * `callback` when the request could not be written. */
-ir_error_e ir_call_async(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
-                         const char *response_schema, const void *request, size_t request_len, int64_t timeout_ms,
-                         ir_call_cb callback, void *user);
+IR_API ir_error_e ir_call_async(ir_conn_t *conn, const char *name, const char *key, const char *request_schema,
+                                const char *response_schema, const void *request, size_t request_len,
+                                int64_t timeout_ms, ir_call_cb callback, void *user);
 
 /* Waits up to `timeout_ms` (0: not at all) for the call to complete. IR_OK once it has completed
  * (successfully or not: see ir_call_result), Timeout while it is still pending. */
-ir_error_e ir_call_poll(ir_call_t *call, int64_t timeout_ms);
+IR_API ir_error_e ir_call_poll(ir_call_t *call, int64_t timeout_ms);
 
 /* The outcome of a completed call: IR_OK with *response pointing at the response datum (owned by the
  * call, valid until ir_call_free), or the call's error (its message via ir_call_error_message).
  * Timeout while the call is still pending. `response` and `response_len` may be NULL. */
-ir_error_e ir_call_result(const ir_call_t *call, const uint8_t **response, size_t *response_len);
+IR_API ir_error_e ir_call_result(const ir_call_t *call, const uint8_t **response, size_t *response_len);
 
 /* The error message of a failed call, "" otherwise. Valid until ir_call_free. */
-const char *ir_call_error_message(const ir_call_t *call);
+IR_API const char *ir_call_error_message(const ir_call_t *call);
 
 /* Frees a call; a pending call is abandoned (its response is dropped when it arrives). NULL ignored. */
-void ir_call_free(ir_call_t *call);
+IR_API void ir_call_free(ir_call_t *call);
 
 /* Frees memory the library returned (ir_call's response). NULL is ignored. */
-void ir_free(void *ptr);
+IR_API void ir_free(void *ptr);
 
 #ifdef __cplusplus
 }

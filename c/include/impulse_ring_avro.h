@@ -41,6 +41,10 @@
 extern "C" {
 #endif
 
+#ifndef IR_API
+#define IR_API __attribute__((visibility("default")))
+#endif
+
 /* Length of a Single Object Encoding header: C3 01 and the schema fingerprint, 8 bytes little-endian.
  * The connector adds and strips it: ir_publish takes and ir_receive returns bare datums. */
 #define IR_AVRO_SOE_HEADER_LEN 10
@@ -57,46 +61,46 @@ typedef struct ir_avro_writer {
 } ir_avro_writer_t;
 
 /* A writer into the caller's buffer `buf` of `cap` bytes; writes beyond it fail (sticky). */
-void ir_avro_writer_init(ir_avro_writer_t *w, void *buf, size_t cap);
+IR_API void ir_avro_writer_init(ir_avro_writer_t *w, void *buf, size_t cap);
 
 /* A writer into a buffer it allocates and grows; release it with ir_avro_writer_free. */
-void ir_avro_writer_init_dynamic(ir_avro_writer_t *w);
+IR_API void ir_avro_writer_init_dynamic(ir_avro_writer_t *w);
 
 /* Frees a dynamic writer's buffer (a no-op for a fixed one) and empties the writer. */
-void ir_avro_writer_free(ir_avro_writer_t *w);
+IR_API void ir_avro_writer_free(ir_avro_writer_t *w);
 
 /* Forgets the bytes written (keeping the buffer) and clears the error. */
-void ir_avro_writer_reset(ir_avro_writer_t *w);
+IR_API void ir_avro_writer_reset(ir_avro_writer_t *w);
 
 /* True while every write so far succeeded. */
-bool ir_avro_writer_ok(const ir_avro_writer_t *w);
+IR_API bool ir_avro_writer_ok(const ir_avro_writer_t *w);
 
 /* `null` is encoded as nothing; present for symmetry with the schema. */
-void ir_avro_write_null(ir_avro_writer_t *w);
-void ir_avro_write_boolean(ir_avro_writer_t *w, bool value);
+IR_API void ir_avro_write_null(ir_avro_writer_t *w);
+IR_API void ir_avro_write_boolean(ir_avro_writer_t *w, bool value);
 /* `int` and `long`: zigzag, then a little-endian base-128 varint. */
-void ir_avro_write_int(ir_avro_writer_t *w, int32_t value);
-void ir_avro_write_long(ir_avro_writer_t *w, int64_t value);
+IR_API void ir_avro_write_int(ir_avro_writer_t *w, int32_t value);
+IR_API void ir_avro_write_long(ir_avro_writer_t *w, int64_t value);
 /* `float` and `double`: IEEE 754, little-endian. */
-void ir_avro_write_float(ir_avro_writer_t *w, float value);
-void ir_avro_write_double(ir_avro_writer_t *w, double value);
+IR_API void ir_avro_write_float(ir_avro_writer_t *w, float value);
+IR_API void ir_avro_write_double(ir_avro_writer_t *w, double value);
 /* `bytes`: the length as a long, then the bytes. */
-void ir_avro_write_bytes(ir_avro_writer_t *w, const void *data, size_t len);
+IR_API void ir_avro_write_bytes(ir_avro_writer_t *w, const void *data, size_t len);
 /* `string`: UTF-8 bytes, encoded as `bytes`. `value` is NUL-terminated; _n takes a length. */
-void ir_avro_write_string(ir_avro_writer_t *w, const char *value);
-void ir_avro_write_string_n(ir_avro_writer_t *w, const char *value, size_t len);
+IR_API void ir_avro_write_string(ir_avro_writer_t *w, const char *value);
+IR_API void ir_avro_write_string_n(ir_avro_writer_t *w, const char *value, size_t len);
 /* `fixed`: exactly the schema's size in bytes, no length. */
-void ir_avro_write_fixed(ir_avro_writer_t *w, const void *data, size_t len);
+IR_API void ir_avro_write_fixed(ir_avro_writer_t *w, const void *data, size_t len);
 /* `enum`: the symbol's index as an int. */
-void ir_avro_write_enum(ir_avro_writer_t *w, int32_t index);
+IR_API void ir_avro_write_enum(ir_avro_writer_t *w, int32_t index);
 /* A union: the 0-based branch index (then write the branch's value). */
-void ir_avro_write_union_branch(ir_avro_writer_t *w, int64_t branch);
+IR_API void ir_avro_write_union_branch(ir_avro_writer_t *w, int64_t branch);
 /* Arrays and maps: ir_avro_write_block_count(w, n) before n items (n > 0), and
  * ir_avro_write_block_end(w) after the last block (an empty array is just the end). */
-void ir_avro_write_block_count(ir_avro_writer_t *w, int64_t count);
-void ir_avro_write_block_end(ir_avro_writer_t *w);
+IR_API void ir_avro_write_block_count(ir_avro_writer_t *w, int64_t count);
+IR_API void ir_avro_write_block_end(ir_avro_writer_t *w);
 /* Raw bytes, for a datum encoded elsewhere. */
-void ir_avro_write_raw(ir_avro_writer_t *w, const void *data, size_t len);
+IR_API void ir_avro_write_raw(ir_avro_writer_t *w, const void *data, size_t len);
 
 /* ---- Reading ---- */
 
@@ -109,48 +113,48 @@ typedef struct ir_avro_reader {
   char error[96];
 } ir_avro_reader_t;
 
-void ir_avro_reader_init(ir_avro_reader_t *r, const void *data, size_t len);
+IR_API void ir_avro_reader_init(ir_avro_reader_t *r, const void *data, size_t len);
 
 /* True while every read so far succeeded. */
-bool ir_avro_reader_ok(const ir_avro_reader_t *r);
+IR_API bool ir_avro_reader_ok(const ir_avro_reader_t *r);
 
 /* True when every read succeeded and every byte was consumed (else records "N trailing bytes"). */
-bool ir_avro_reader_finish(ir_avro_reader_t *r);
+IR_API bool ir_avro_reader_finish(ir_avro_reader_t *r);
 
 /* Why the reader failed ("" if it did not): truncated input, varint overflow, int out of range,
  * invalid boolean, union branch out of range, invalid UTF-8, length out of range, trailing bytes. */
-const char *ir_avro_reader_error(const ir_avro_reader_t *r);
+IR_API const char *ir_avro_reader_error(const ir_avro_reader_t *r);
 
 /* Bytes not yet read. */
-size_t ir_avro_reader_remaining(const ir_avro_reader_t *r);
+IR_API size_t ir_avro_reader_remaining(const ir_avro_reader_t *r);
 
-bool ir_avro_read_boolean(ir_avro_reader_t *r);
-int32_t ir_avro_read_int(ir_avro_reader_t *r);
-int64_t ir_avro_read_long(ir_avro_reader_t *r);
-float ir_avro_read_float(ir_avro_reader_t *r);
-double ir_avro_read_double(ir_avro_reader_t *r);
+IR_API bool ir_avro_read_boolean(ir_avro_reader_t *r);
+IR_API int32_t ir_avro_read_int(ir_avro_reader_t *r);
+IR_API int64_t ir_avro_read_long(ir_avro_reader_t *r);
+IR_API float ir_avro_read_float(ir_avro_reader_t *r);
+IR_API double ir_avro_read_double(ir_avro_reader_t *r);
 /* `bytes` and `string` are returned in place (pointing into the reader's input, not NUL-terminated),
  * with their length in *len; strings are checked to be UTF-8. NULL on error. */
-const uint8_t *ir_avro_read_bytes(ir_avro_reader_t *r, size_t *len);
-const char *ir_avro_read_string(ir_avro_reader_t *r, size_t *len);
+IR_API const uint8_t *ir_avro_read_bytes(ir_avro_reader_t *r, size_t *len);
+IR_API const char *ir_avro_read_string(ir_avro_reader_t *r, size_t *len);
 /* `fixed` of `len` bytes, in place. */
-const uint8_t *ir_avro_read_fixed(ir_avro_reader_t *r, size_t len);
-int32_t ir_avro_read_enum(ir_avro_reader_t *r);
+IR_API const uint8_t *ir_avro_read_fixed(ir_avro_reader_t *r, size_t len);
+IR_API int32_t ir_avro_read_enum(ir_avro_reader_t *r);
 /* A union's branch index, checked to be below `branches`. */
-int64_t ir_avro_read_union_branch(ir_avro_reader_t *r, int64_t branches);
+IR_API int64_t ir_avro_read_union_branch(ir_avro_reader_t *r, int64_t branches);
 /* The item count of the next array or map block: 0 at the end. A negative count on the wire (which
  * carries the block's byte size next) is returned as its absolute value. Counts above the remaining
  * input are refused, since every item takes at least a byte (arrays of null are not supported). */
-int64_t ir_avro_read_block_count(ir_avro_reader_t *r);
+IR_API int64_t ir_avro_read_block_count(ir_avro_reader_t *r);
 
 /* ---- Single Object Encoding ---- */
 
 /* Writes C3 01 and `fingerprint` as 8 little-endian bytes into `out`. */
-void ir_avro_soe_header(uint8_t out[IR_AVRO_SOE_HEADER_LEN], uint64_t fingerprint);
+IR_API void ir_avro_soe_header(uint8_t out[IR_AVRO_SOE_HEADER_LEN], uint64_t fingerprint);
 
 /* Splits a Single Object Encoding: checks the magic, returns the fingerprint in *fingerprint and the
  * datum's offset (IR_AVRO_SOE_HEADER_LEN). False when `len` is too short or the magic is wrong. */
-bool ir_avro_soe_split(const uint8_t *payload, size_t len, uint64_t *fingerprint);
+IR_API bool ir_avro_soe_split(const uint8_t *payload, size_t len, uint64_t *fingerprint);
 
 #ifdef __cplusplus
 }
