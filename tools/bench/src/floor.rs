@@ -7,9 +7,9 @@ use std::time::Instant;
 use impulse_ring_core::layout::IR_KIND_LINK;
 use impulse_ring_core::segment::Segment;
 
-use crate::proc::{follower_cpu, pin, wait_for_leader, Follower};
-use crate::report::{histogram, Row};
-use crate::Params;
+use ring_bench::proc::{follower_cpu, pin, wait_for_leader, Follower};
+use ring_bench::report::{histogram, Row};
+use ring_bench::Params;
 
 const PING: usize = 128;
 const PONG: usize = 256;
@@ -48,7 +48,7 @@ pub fn cacheline(p: &Params) -> Row {
 pub fn cacheline_follower(p: &Params) {
   pin(follower_cpu());
   let seg = Segment::open(&segment_name(), IR_KIND_LINK).expect("open the floor segment");
-  crate::proc::say("ready");
+  ring_bench::proc::say("ready");
   let (ping, pong) = (seg.u64_at(PING), seg.u64_at(PONG));
   for i in 1..=(p.warmup + p.iters) {
     while ping.load(Ordering::Acquire) != i {

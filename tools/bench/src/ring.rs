@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions, SubscribeOptions, WaitStrategy};
 
-use crate::proc::{follower_cpu, pin, say, wait_for_leader, Follower};
-use crate::report::{histogram, Row};
-use crate::Params;
+use ring_bench::proc::{follower_cpu, pin, say, wait_for_leader, Follower};
+use ring_bench::report::{histogram, Row};
+use ring_bench::Params;
 
 /// The wait strategy a case names.
 pub fn strategy(wait: &str) -> WaitStrategy {

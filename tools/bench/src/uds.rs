@@ -5,9 +5,9 @@ use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::time::Instant;
 
-use crate::proc::{follower_cpu, pin, wait_for_leader, Follower};
-use crate::report::{histogram, Row};
-use crate::Params;
+use ring_bench::proc::{follower_cpu, pin, wait_for_leader, Follower};
+use ring_bench::report::{histogram, Row};
+use ring_bench::Params;
 
 fn socket_path() -> String {
   format!("/tmp/ring-bench-{}.sock", std::process::id())

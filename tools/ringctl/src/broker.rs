@@ -29,7 +29,13 @@ pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
 
 /// Starts the broker in `ns` and returns once its control segment exists.
 pub(crate) fn start(sh: &Shell, bin: &Path, ns: &str) -> anyhow::Result<proc::Supervised> {
-  let mut broker = proc::Supervised::start("broker", duct::cmd(bin, ["--ns", ns]).env("IMPULSE_RING_NS", ns))?;
+  start_with(sh, bin, ns, &[])
+}
+
+/// Like [`start`], with extra broker flags (such as `--log-level warn`).
+pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> anyhow::Result<proc::Supervised> {
+  let args: Vec<&str> = ["--ns", ns].iter().chain(flags).copied().collect();
+  let mut broker = proc::Supervised::start("broker", duct::cmd(bin, args).env("IMPULSE_RING_NS", ns))?;
   let ctl = PathBuf::from(format!("/dev/shm/{}{ns}.ctl", shm::RING_PREFIX));
   let started = Instant::now();
   while !ctl.exists() {

@@ -23,8 +23,15 @@ xflags::xflags! {
       /// Namespace for the broker and the demo (default: dev-<pid of ringctl>).
       optional --ns ns: String
     }
-    /// Run the benchmark suite against its baselines (not implemented yet).
-    cmd bench {}
+    /// Measure Ring against its baselines (Unix sockets, iceoryx2, the hardware floor) in one run.
+    cmd bench {
+      /// A short run (under a minute of measuring) for CI smoke; figures are indicative only.
+      optional --quick
+      /// Also write every result as one JSON object per line to this file.
+      optional --json file: String
+      /// Skip the iceoryx2 baseline (it is built from crates.io on first use).
+      optional --no-iceoryx2
+    }
   }
 }
 // generated start
@@ -65,7 +72,11 @@ pub struct Dev {
 }
 
 #[derive(Debug)]
-pub struct Bench;
+pub struct Bench {
+  pub quick: bool,
+  pub json: Option<String>,
+  pub no_iceoryx2: bool,
+}
 
 impl Ringctl {
   #[allow(dead_code)]
