@@ -185,6 +185,14 @@ impl Testee {
     }
   }
 
+  /// SIGKILL, as a crash would; waits until the process is reaped.
+  fn kill(&mut self) -> anyhow::Result<()> {
+    self
+      .handle
+      .kill()
+      .with_context(|| format!("cannot kill {}", self.label))
+  }
+
   /// Waits for the exit and checks its code and that every expected line was printed.
   fn expect(&mut self, code: i32, lines: &[&str]) -> anyhow::Result<()> {
     let status = self.wait_exit()?;
@@ -303,6 +311,27 @@ fn pubsub(
     bail!("the subscriber with another schema did not report SchemaMismatch");
   }
   testees[n - 2].expect(0, &["published 1"])?;
+
+  // 4. A publisher killed mid-run: the broker closes its channel, the subscriber drains it and sees
+  // Closed.
+  let subscriber_args = ["subscriber", "--channel", "doomed", "--expect-closed"];
+  testees.push(start("subscriber", c, consumer, &subscriber_args)?);
+  let publisher_args = [
+    "publisher",
+    "--channel",
+    "doomed",
+    "--count",
+    "10",
+    "--hold-ms",
+    "60000",
+    "--wait-subscribers",
+    "1",
+  ];
+  testees.push(start("publisher", p, producer, &publisher_args)?);
+  let n = testees.len();
+  testees[n - 1].wait_line("published 10")?;
+  testees[n - 1].kill()?;
+  testees[n - 2].expect(0, &["closed", "received 10"])?;
   Ok(())
 }
 
@@ -330,5 +359,37 @@ fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &m
   // 3. The provider stops when its stdin closes, and exits cleanly.
   testees[0].stdin.take();
   testees[0].expect(0, &[])?;
+
+  // 4. A provider killed while a call is pending: the caller gets PeerGone at once, not a timeout.
+  testees.push(start(
+    "provider",
+    c,
+    consumer,
+    &["provider", "--function", "slow", "--sleep-ms", "30000"],
+  )?);
+  testees[3].wait_line("ready")?;
+  let caller_args = [
+    "caller",
+    "--function",
+    "slow",
+    "--count",
+    "1",
+    "--keep-going",
+    "--timeout-ms",
+    "30000",
+  ];
+  testees.push(start("caller", p, producer, &caller_args)?);
+  testees[4].wait_line("calling")?;
+  // Let the request reach the provider's handler before the provider dies.
+  std::thread::sleep(Duration::from_millis(300));
+  testees[3].kill()?;
+  let killed = Instant::now();
+  testees[4].expect(0, &["ok 0 failed 1"])?;
+  if !testees[4].has_line("error PeerGone: ") {
+    bail!("the call to a killed provider did not fail with PeerGone");
+  }
+  if killed.elapsed() > Duration::from_secs(10) {
+    bail!("PeerGone took {:?} after the provider died", killed.elapsed());
+  }
   Ok(())
 }
