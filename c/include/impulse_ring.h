@@ -122,7 +122,8 @@ IR_API ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t 
 /* Leaves the bus: the broker closes the app's channels (subscribers see Closed), withdraws its
  * functions (callers see PeerGone) and frees its slot. Does not block on the broker. Handles still
  * open stay valid to close (their operations fail with Closed); the memory goes with the last one.
- * NULL is ignored. */
+ * No other thread may be inside a function on `conn` meanwhile: stop ir_serve (ir_serve_stop, then
+ * join its thread) first. NULL is ignored. */
 IR_API void ir_close(ir_conn_t *conn);
 
 /* The namespace of the connection. Valid as long as the connection. */
