@@ -5,9 +5,25 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::Duration;
 
+/// Number of online CPUs. Not `available_parallelism`: that follows the affinity mask, which a
+/// follower inherits from its already pinned leader.
+pub fn online_cpus() -> usize {
+  let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+  let count: usize = online
+    .trim()
+    .split(',')
+    .filter(|r| !r.is_empty())
+    .map(|range| match range.split_once('-') {
+      Some((a, b)) => b.parse::<usize>().unwrap_or(0).saturating_sub(a.parse().unwrap_or(0)) + 1,
+      None => 1,
+    })
+    .sum();
+  count.max(1)
+}
+
 /// Pins the calling thread to `cpu` modulo the number of CPUs (no-op on a single core).
 pub fn pin(cpu: usize) {
-  let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+  let cpus = online_cpus();
   if cpus < 2 {
     return;
   }
