@@ -111,10 +111,10 @@ pub fn published(seg: &Segment) -> u64 {
   seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed)
 }
 
-/// Number of subscriber slots in use.
+/// Number of joined (ACTIVE) subscribers: each sees every message published from now on.
 pub fn subscriber_count(seg: &Segment, config: &ChannelConfig) -> u32 {
   (0..config.max_subscribers)
-    .filter(|&i| seg.u32_at(sub_offset(i) + IR_SUB_STATE).load(Ordering::Relaxed) != IR_SUB_FREE)
+    .filter(|&i| seg.u32_at(sub_offset(i) + IR_SUB_STATE).load(Ordering::Relaxed) == IR_SUB_ACTIVE)
     .count() as u32
 }
 
@@ -335,9 +335,12 @@ impl SubscriberCursor {
     seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_ACTIVE, Ordering::Release);
     // SYNC: wake check — pairs with the fence in `PublisherCursor::slowest`.
     fence(Ordering::SeqCst);
-    let pos = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
+    let later = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
     let next_seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
-    // Moving the cursor forward is always safe: the publisher may only have seen the older value.
+    // Nothing published while we joined: `tail` is safe (the publisher cannot have passed it) and a
+    // publisher that waited to see us ACTIVE loses nothing. Otherwise start at the later tail: moving
+    // the cursor forward is always safe, the publisher may only have seen the older value.
+    let pos = if later == tail { tail } else { later };
     seg.u64_at(slot + IR_SUB_POS).store(pos, Ordering::Release);
     Ok(SubscriberCursor {
       config,
