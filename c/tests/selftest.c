@@ -4,6 +4,7 @@
  *
  *   IMPULSE_RING_BROKER   path of impulsed (default target/debug/impulsed)
  *   IMPULSE_RING_VECTORS  path of spec/vectors/control.txt
+ *   IMPULSE_RING_FINGERPRINTS  path of spec/vectors/fingerprints.txt
  *   selftest [name-substring]   runs only the tests whose name contains the substring
  */
 #include <fcntl.h>
@@ -917,6 +918,54 @@ static void killed_broker_is_noticed_by_its_pid(const char *ns, test_broker_t *b
   }
 }
 
+/* The broker computes fingerprints; the C side passes schema JSON through untouched (UTF-8, escapes)
+ * and uses what comes back. Every case of spec/vectors/fingerprints.txt must come back as stated. */
+static void broker_fingerprints_match_the_spec_vectors(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  const char *path = getenv("IMPULSE_RING_FINGERPRINTS");
+  FILE *file = fopen(path != NULL ? path : "spec/vectors/fingerprints.txt", "r");
+  CHECK(file != NULL);
+  if (file == NULL) {
+    return;
+  }
+  ir_conn_t *conn = NULL;
+  if (ir_connect_ns(ns, "fingerprints", &conn) != IR_OK) {
+    failures++;
+    fclose(file);
+    return;
+  }
+  char *line = NULL;
+  size_t cap = 0;
+  char *schema = NULL;
+  int cases = 0;
+  while (getline(&line, &cap, file) >= 0) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (strncmp(line, "schema: ", 8) == 0) {
+      free(schema);
+      schema = strdup(line + 8);
+    } else if (strncmp(line, "fingerprint: ", 13) == 0 && schema != NULL) {
+      unsigned long long expected = strtoull(line + 13, NULL, 16);
+      char name[32];
+      (void)snprintf(name, sizeof name, "fp-%d", cases++);
+      ir_publisher_t *pub = NULL;
+      ir_error_e code = ir_publish_channel(conn, name, schema, NULL, 4096, IR_CHANNEL_BLOCK, &pub);
+      if (code != IR_OK || ir_publisher_fingerprint(pub) != expected) {
+        fprintf(stderr, "  %s: %s gave %s %016llx, expected %016llx (%s)\n", name, schema, ir_error_name(code),
+                (unsigned long long)ir_publisher_fingerprint(pub), expected, ir_last_error(conn));
+        failures++;
+      }
+      ir_publisher_close(pub);
+      free(schema);
+      schema = NULL;
+    }
+  }
+  free(schema);
+  free(line);
+  fclose(file);
+  CHECK(cases >= 30);
+  ir_close(conn);
+}
+
 /* Maps a segment of the namespace for the corruption test. */
 static uint8_t *map_segment(const char *name, size_t *len) {
   int fd = shm_open(name, O_RDWR, 0);
@@ -1028,6 +1077,7 @@ static const test_t TESTS[] = {
      caller_sees_peer_gone_when_the_provider_process_dies},
     {"broker_shutdown_is_broker_gone_everywhere", NULL, broker_shutdown_is_broker_gone_everywhere},
     {"killed_broker_is_noticed_by_its_pid", NULL, killed_broker_is_noticed_by_its_pid},
+    {"broker_fingerprints_match_the_spec_vectors", NULL, broker_fingerprints_match_the_spec_vectors},
     {"corrupt_channel_gives_corrupt_not_a_crash", NULL, corrupt_channel_gives_corrupt_not_a_crash},
     {"closed_connection_refuses_and_its_handles_still_close", NULL,
      closed_connection_refuses_and_its_handles_still_close},
