@@ -59,6 +59,9 @@ pub(crate) struct CallerLink {
   provider: u32,
   request_codec: Codec,
   response_codec: Codec,
+  /// The schema texts the link was resolved with: the cache key of `Connection::link`.
+  request_schema: String,
+  response_schema: String,
   write_lock: Mutex<()>,
   read_lock: Mutex<()>,
   pending: Mutex<HashMap<u64, Arc<PendingCall>>>,
@@ -189,12 +192,60 @@ struct ServedLink {
   response_fp: u64,
 }
 
-/// Links and handlers of one connection.
+/// Links and handlers of one connection. Changes are rare (a link opens or closes); the reactor
+/// works from `snapshot`, rebuilt on every change, so its hot loop neither allocates nor walks maps.
 #[derive(Default)]
 pub(crate) struct CallState {
-  callers: HashMap<(String, u64, u64), Arc<CallerLink>>,
+  /// Caller links by function name; one per pair of schemas.
+  callers: HashMap<String, Vec<Arc<CallerLink>>>,
   handlers: HashMap<u64, Arc<RawHandler>>,
   served: Vec<Arc<ServedLink>>,
+  snapshot: Arc<Snapshot>,
+}
+
+/// What the reactor polls: every caller link, and every served link whose handler is in place.
+#[derive(Default)]
+struct Snapshot {
+  callers: Vec<Arc<CallerLink>>,
+  served: Vec<(Arc<ServedLink>, Arc<RawHandler>)>,
+}
+
+impl CallState {
+  fn refresh(&mut self) {
+    let callers = self.callers.values().flatten().cloned().collect();
+    let served = self
+      .served
+      .iter()
+      .filter_map(|l| self.handlers.get(&l.function_id).map(|h| (l.clone(), h.clone())))
+      .collect();
+    self.snapshot = Arc::new(Snapshot { callers, served });
+  }
+
+  fn remove_caller(&mut self, link_id: u64) -> Option<Arc<CallerLink>> {
+    let mut removed = None;
+    for links in self.callers.values_mut() {
+      if let Some(i) = links.iter().position(|l| l.link_id == link_id) {
+        removed = Some(links.swap_remove(i));
+      }
+    }
+    self.callers.retain(|_, links| !links.is_empty());
+    self.refresh();
+    removed
+  }
+
+  fn remove_served(&mut self, link_id: u64) {
+    self.served.retain(|l| l.link_id != link_id);
+    self.refresh();
+  }
+
+  pub(crate) fn remove_handler(&mut self, function_id: u64) {
+    self.handlers.remove(&function_id);
+    self.refresh();
+  }
+}
+
+fn snapshot(inner: &Inner) -> Arc<Snapshot> {
+  lock(&inner.calls).snapshot.clone()
 }
 
 /// Reactor: a `LinkOpened` event, a caller's new link to one of our functions.
@@ -222,67 +273,47 @@ pub(crate) fn open_served_link(inner: &Inner, event: LinkOpened) {
     response_fp: info.response_fp,
     seg,
   };
-  lock(&inner.calls).served.push(Arc::new(link));
+  let mut calls = lock(&inner.calls);
+  calls.served.push(Arc::new(link));
+  calls.refresh();
 }
 
 /// Reactor: the other side of a link is gone.
 pub(crate) fn link_closed(inner: &Inner, link_id: u64, message: String) {
   let mut calls = lock(&inner.calls);
-  calls.served.retain(|l| l.link_id != link_id);
-  let gone: Vec<_> = calls
-    .callers
-    .iter()
-    .filter(|(_, l)| l.link_id == link_id)
-    .map(|(k, _)| k.clone())
-    .collect();
-  for key in gone {
-    if let Some(link) = calls.callers.remove(&key) {
-      link.gone.store(true, Ordering::Release);
-      link.fail_pending(&Error::PeerGone {
-        message: message.clone(),
-      });
-    }
+  calls.remove_served(link_id);
+  if let Some(link) = calls.remove_caller(link_id) {
+    drop(calls);
+    link.gone.store(true, Ordering::Release);
+    link.fail_pending(&Error::PeerGone { message });
   }
 }
 
 /// Fails every pending call (the broker is gone).
 pub(crate) fn fail_all(inner: &Inner, error: Error) {
-  let links: Vec<_> = lock(&inner.calls).callers.values().cloned().collect();
-  for link in links {
+  for link in &snapshot(inner).callers {
     link.fail_pending(&error);
   }
 }
 
 /// Whether the reactor has call work: responses to read or requests to serve.
 pub(crate) fn has_work(inner: &Inner) -> bool {
-  let calls = lock(&inner.calls);
-  calls
+  let snapshot = snapshot(inner);
+  snapshot
     .callers
-    .values()
+    .iter()
     .any(|l| l.response.has_data(l.seg.segment()) || l.seg.gone(IR_LINK_PROVIDER_GONE))
-    || calls
-      .served
-      .iter()
-      .any(|l| calls.handlers.contains_key(&l.function_id) && l.request.has_data(l.seg.segment()))
+    || snapshot.served.iter().any(|(l, _)| l.request.has_data(l.seg.segment()))
 }
 
 /// Reactor: reads responses for our calls and serves requests to our functions.
 pub(crate) fn pump(inner: &Inner) {
-  let (callers, served) = {
-    let calls = lock(&inner.calls);
-    let callers: Vec<_> = calls.callers.values().cloned().collect();
-    let served: Vec<_> = calls
-      .served
-      .iter()
-      .filter_map(|l| calls.handlers.get(&l.function_id).map(|h| (l.clone(), h.clone())))
-      .collect();
-    (callers, served)
-  };
-  for link in callers {
+  let snapshot = snapshot(inner);
+  for link in &snapshot.callers {
     link.drain(inner);
   }
-  for (link, handler) in served {
-    serve(inner, &link, &*handler);
+  for (link, handler) in &snapshot.served {
+    serve(inner, link, &**handler);
   }
 }
 
@@ -314,7 +345,7 @@ fn serve(inner: &Inner, link: &ServedLink, handler: &RawHandler) {
       Ok(None) => break,
       Err(_) => {
         // A corrupt link is useless: stop serving it, the caller will time out or see PeerGone.
-        lock(&inner.calls).served.retain(|l| l.link_id != link.link_id);
+        lock(&inner.calls).remove_served(link.link_id);
         return;
       }
     };
@@ -322,28 +353,31 @@ fn serve(inner: &Inner, link: &ServedLink, handler: &RawHandler) {
       inner.ctl.app_doorbell(link.caller).ring();
     }
     let max = link.response.max_payload();
-    let (kind, payload) = match outcome {
-      Ok(datum) if SOE_HEADER_LEN + datum.len() <= max => {
-        let mut payload = Vec::with_capacity(SOE_HEADER_LEN + datum.len());
-        payload.extend_from_slice(&soe_header(link.response_fp));
-        payload.extend_from_slice(&datum);
-        (IR_FRAME_KIND_CALL_OK, payload)
-      }
+    let header = soe_header(link.response_fp);
+    let (kind, head, payload): (u16, &[u8], Vec<u8>) = match outcome {
+      Ok(datum) if SOE_HEADER_LEN + datum.len() <= max => (IR_FRAME_KIND_CALL_OK, &header, datum),
       Ok(datum) => (
         IR_FRAME_KIND_CALL_ERROR,
+        &[],
         call_error(
           ErrorCode::TooLarge,
           format!("response of {} bytes exceeds the link's {max}", datum.len()),
         ),
       ),
-      Err((code, message)) => (IR_FRAME_KIND_CALL_ERROR, call_error(code, message)),
+      Err((code, message)) => (IR_FRAME_KIND_CALL_ERROR, &[], call_error(code, message)),
     };
+    // The response goes straight into the ring: its SOE header, then the handler's datum.
+    let len = head.len() + payload.len();
     let deadline = Instant::now() + Duration::from_secs(5);
     inner
       .ctl
       .app_doorbell(inner.app_id)
       .wait_until(inner.wait, Some(deadline), || {
-        match link.response.try_write_bytes(seg, kind, correlation, &payload) {
+        let written = link.response.try_write(seg, kind, correlation, len, |dst| {
+          dst[..head.len()].copy_from_slice(head);
+          dst[head.len()..].copy_from_slice(&payload);
+        });
+        match written {
           Err(RingError::Full) if !link.seg.gone(IR_LINK_CALLER_GONE) => {
             link.response.set_producer_waiting(seg, true);
             None
@@ -377,7 +411,7 @@ impl Function {
 
 impl Drop for Function {
   fn drop(&mut self) {
-    lock(&self.inner.calls).handlers.remove(&self.function_id);
+    lock(&self.inner.calls).remove_handler(self.function_id);
     let request_id = self.inner.request_id();
     let _ = self.inner.post(
       WithdrawFunction {
@@ -473,7 +507,10 @@ impl Connection {
         })
       }
     };
-    lock(&self.inner.calls).handlers.insert(function_id, Arc::new(handler));
+    let mut calls = lock(&self.inner.calls);
+    calls.handlers.insert(function_id, Arc::new(handler));
+    calls.refresh();
+    drop(calls);
     // Callers may have linked before the handler was in place: let the reactor look again.
     self.inner.ctl.app_doorbell(self.inner.app_id).ring();
     Ok(Function {
@@ -521,14 +558,17 @@ impl Connection {
     response_schema: &str,
   ) -> Result<Arc<CallerLink>> {
     self.inner.check_broker()?;
-    let request_codec = Codec::new(request_schema)?;
-    let response_codec = Codec::new(response_schema)?;
-    let cache_key = (name.to_string(), request_codec.fingerprint, response_codec.fingerprint);
-    if let Some(link) = lock(&self.inner.calls).callers.get(&cache_key) {
-      if !link.gone.load(Ordering::Acquire) {
+    // The hot path: a link made before for the same schemas (compared as text, no parsing).
+    if let Some(links) = lock(&self.inner.calls).callers.get(name) {
+      let found = links
+        .iter()
+        .find(|l| l.request_schema == request_schema && l.response_schema == response_schema);
+      if let Some(link) = found.filter(|l| !l.gone.load(Ordering::Acquire)) {
         return Ok(link.clone());
       }
     }
+    let request_codec = Codec::new(request_schema)?;
+    let response_codec = Codec::new(response_schema)?;
     let request_id = self.inner.request_id();
     let resolve = ResolveFunction {
       request_id,
@@ -564,13 +604,19 @@ impl Connection {
       provider: info.provider,
       request_codec,
       response_codec,
+      request_schema: request_schema.to_string(),
+      response_schema: response_schema.to_string(),
       write_lock: Mutex::new(()),
       read_lock: Mutex::new(()),
       pending: Mutex::new(HashMap::new()),
       next_correlation: AtomicU64::new(1),
       gone: AtomicBool::new(false),
     });
-    lock(&self.inner.calls).callers.insert(cache_key, link.clone());
+    let mut calls = lock(&self.inner.calls);
+    let links = calls.callers.entry(name.to_string()).or_default();
+    links.retain(|l| !l.gone.load(Ordering::Acquire));
+    links.push(link.clone());
+    calls.refresh();
     Ok(link)
   }
 
