@@ -42,14 +42,18 @@ static char *dup_string(const char *s) {
 }
 
 /* The segment the broker named must be the channel the broker described. */
-static ir_error_e open_channel(ir_conn_t *conn, const char *segment, int64_t channel_id, int64_t fingerprint,
-                               ir_seg_t *seg, ir_chcfg_t *config) {
+static ir_error_e open_channel(ir_conn_t *conn, const char *name, const char *segment, int64_t channel_id,
+                               int64_t fingerprint, ir_seg_t *seg, ir_chcfg_t *config) {
   ir_error_e code = ir_conn_check_segment_name(conn, segment);
   if (code != IR_OK) {
     return code;
   }
   bool missing = false;
   code = ir_seg_open(segment, IR_KIND_CHANNEL, seg, &missing);
+  if (code != IR_OK && missing) {
+    /* The publisher closed the channel (and the broker unlinked it) after the broker answered. */
+    return ir_fail(IR_ERR_CLOSED, "channel `%s` is closed", name);
+  }
   if (code != IR_OK) {
     return code;
   }
@@ -103,7 +107,8 @@ static ir_error_e publish_channel(ir_conn_t *conn, const char *name, const char 
     return ir_fail(IR_ERR_IO, "out of memory");
   }
   ir_chcfg_t config;
-  code = open_channel(conn, published->segment, published->channel_id, published->fingerprint, &pub->seg, &config);
+  code =
+      open_channel(conn, name, published->segment, published->channel_id, published->fingerprint, &pub->seg, &config);
   if (code != IR_OK) {
     free(pub->name);
     free(pub);
@@ -267,7 +272,8 @@ static ir_error_e subscribe(ir_conn_t *conn, const char *name, const char *key, 
     return ir_fail(IR_ERR_IO, "out of memory");
   }
   ir_chcfg_t config;
-  code = open_channel(conn, subscribed->segment, subscribed->channel_id, subscribed->fingerprint, &sub->seg, &config);
+  code = open_channel(conn, name, subscribed->segment, subscribed->channel_id, subscribed->fingerprint, &sub->seg,
+                      &config);
   if (code == IR_OK) {
     if (subscribed->subscriber_index < 0) {
       code = ir_fail(IR_ERR_PROTOCOL, "protocol error: subscriber index %d", subscribed->subscriber_index);
