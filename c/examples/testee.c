@@ -5,15 +5,17 @@
  * `mismatch ...` and exits with 2; a usage error exits with 64.
  *
  *   testee publisher  [--channel C] [--key K] [--count N] [--lossy] [--capacity B] [--wait-subscribers K]
- *                     [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
+ *                     [--wait-go] [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
  *   testee subscriber [--channel C] [--key K] [--count N] [--expect-closed] [--stall-ms T] [--schema other]
  *                     [--probe-invalid-schema]
  *   testee provider   [--function F] [--key K] [--fail-on X] [--sleep-ms T]
  *   testee caller     [--function F] [--key K] [--count N] [--in-flight C] [--threads T] [--timeout-ms T]
  *                     [--base A] [--keep-going]
  *
- * The C connector has no typed encoder: every message is encoded by hand with impulse_ring_avro.h, so
- * --raw changes nothing here. */
+ * `--wait-subscribers K` waits until K subscribers have joined the channel; `--wait-go` then waits for
+ * a line on stdin, for drivers that start publishers once they have seen every subscriber print
+ * `subscribed`. The C connector has no typed encoder: every message is encoded by hand with
+ * impulse_ring_avro.h, so --raw changes nothing here. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -90,7 +92,8 @@ static void fail_mismatch(const char *fmt, ...) {
 /* ---- Arguments: `--name value` pairs and bare flags ---- */
 
 static const char *const FLAGS[] = {
-    "--lossy", "--raw", "--expect-closed", "--probe-too-large", "--probe-invalid-schema", "--keep-going", "--help"};
+    "--lossy",      "--wait-go", "--raw", "--expect-closed", "--probe-too-large", "--probe-invalid-schema",
+    "--keep-going", "--help"};
 
 typedef struct args {
   int argc;
@@ -271,6 +274,12 @@ static void publisher(const args_t *args) {
     }
     sleep_ms(5);
   }
+  if (flag(args, "--wait-go")) {
+    char line[64];
+    if (fgets(line, sizeof line, stdin) == NULL) {
+      usage("cannot read the go line from stdin");
+    }
+  }
   if (flag(args, "--probe-too-large")) {
     size_t len = ir_publisher_max_datum(pub) + 1;
     uint8_t *huge = calloc(1, len);
@@ -290,13 +299,19 @@ static void publisher(const args_t *args) {
   }
   ir_avro_writer_free(&w);
   say("published %lld", count);
+  /* Holding keeps the channel open even when the broker goes: the error is printed at once, but the
+   * publisher (which would close the channel) lives on until the hold ends or a kill. */
   int64_t until = now_ms() + number(args, "--hold-ms", 0);
+  bool broker_gone = false;
   while (now_ms() < until) {
-    if (ir_broker_gone(conn)) {
+    if (!broker_gone && ir_broker_gone(conn)) {
+      broker_gone = true;
       say("error BrokerGone: the broker of namespace `%s` is gone", ir_namespace(conn));
-      exit(10 + IR_ERR_BROKER_GONE);
     }
     sleep_ms(10);
+  }
+  if (broker_gone) {
+    exit(10 + IR_ERR_BROKER_GONE);
   }
   ir_publisher_close(pub);
   ir_close(conn);
