@@ -887,7 +887,10 @@ static bool try_send(void *arg) {
   ir_avro_soe_header(soe, link->request_fp);
   pthread_mutex_lock(&ctx->conn->lock);
   ir_error_e code = IR_OK;
-  if (link->gone || atomic_load_explicit(&link->header->provider_gone, memory_order_acquire) != 0) {
+  if (ir_conn_gone(ctx->conn)) {
+    /* A broker that shuts down marks every link gone: that is the broker leaving, not the provider. */
+    code = ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", ctx->conn->ns);
+  } else if (link->gone || atomic_load_explicit(&link->header->provider_gone, memory_order_acquire) != 0) {
     code = ir_fail(IR_ERR_PEER_GONE, "the provider of function `%s` is gone", link->name);
   } else {
     code = ir_ring_try_write(&link->request, IR_FRAME_KIND_CALL_REQUEST, ctx->call->correlation, soe, sizeof soe,
