@@ -876,7 +876,15 @@ static void broker_shutdown_is_broker_gone_everywhere(const char *ns, test_broke
   REQUIRE_OK(conn, ir_publish_channel(conn, "c", BYTES, NULL, 0, IR_CHANNEL_BLOCK, &pub));
   REQUIRE_OK(conn, ir_subscribe(conn, "c", NULL, BYTES, &sub));
   REQUIRE_OK(conn, ir_expose_function(conn, "add", ADD_REQUEST, ADD_RESPONSE, NULL, add_handler, NULL, &fn));
+  /* A call in flight (nobody serves it) when the broker stops: BrokerGone, not PeerGone. */
+  uint8_t request[24];
+  size_t request_len = encode_add(request, sizeof request, 1, 2);
+  ir_call_t *pending = NULL;
+  REQUIRE_OK(conn, ir_call_start(conn, "add", NULL, ADD_REQUEST, ADD_RESPONSE, request, request_len, 30000, &pending));
   CHECK(test_broker_stop(broker, SIGTERM));
+  CHECK_CODE(conn, ir_call_poll(pending, 5000), IR_OK);
+  CHECK_CODE(conn, ir_call_result(pending, NULL, NULL), IR_ERR_BROKER_GONE);
+  ir_call_free(pending);
   uint8_t buf[8];
   size_t len = 0;
   CHECK_CODE(conn, ir_receive(sub, buf, sizeof buf, &len, 2000), IR_ERR_BROKER_GONE);
