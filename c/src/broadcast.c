@@ -73,7 +73,8 @@ static uint64_t slowest(const ir_pub_cursor_t *cursor, uint64_t tail) {
   for (uint32_t i = 0; i < cursor->config.max_subscribers; i++) {
     ir_sub_slot_t *slot = &cursor->subs[i];
     /* SYNC: observe cursor — pairs with the subscriber's Release store of its position. */
-    if (atomic_load_explicit(&slot->state, memory_order_acquire) == IR_SUB_ACTIVE) {
+    uint32_t state = atomic_load_explicit(&slot->state, memory_order_acquire);
+    if (state == IR_SUB_ACTIVE || state == IR_SUB_JOINING) {
       uint64_t pos = atomic_load_explicit(&slot->pos, memory_order_acquire);
       if (pos <= tail && tail - pos <= cursor->config.capacity && pos < min) {
         min = pos;
@@ -161,13 +162,15 @@ ir_error_e ir_sub_cursor_join(ir_sub_cursor_t *cursor, const ir_seg_t *seg, cons
   ir_sub_slot_t *slot = (ir_sub_slot_t *)ir_seg_at(seg, IR_CH_SUBSCRIBERS) + index;
   uint64_t tail = atomic_load_explicit(&header->tail, memory_order_acquire);
   atomic_store_explicit(&slot->pos, tail, memory_order_relaxed);
-  atomic_store_explicit(&slot->state, IR_SUB_ACTIVE, memory_order_release);
+  atomic_store_explicit(&slot->state, IR_SUB_JOINING, memory_order_release);
   /* SYNC: wake check — pairs with the fence in slowest(). */
   atomic_thread_fence(memory_order_seq_cst);
   uint64_t pos = atomic_load_explicit(&header->tail, memory_order_acquire);
   uint64_t next_seq = atomic_load_explicit(&header->next_seq, memory_order_relaxed);
-  /* Moving the cursor forward is always safe: the publisher may only have seen the older value. */
+  /* Moving the cursor forward is always safe: the publisher may only have seen the older value. Only
+   * then does the slot count as joined, so a publisher that waits for its subscribers loses nothing. */
   atomic_store_explicit(&slot->pos, pos, memory_order_release);
+  atomic_store_explicit(&slot->state, IR_SUB_ACTIVE, memory_order_release);
   cursor->config = *config;
   cursor->header = header;
   cursor->slot = slot;

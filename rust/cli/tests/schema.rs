@@ -95,10 +95,3 @@ fn unreadable_file_exits_2() {
     stderr(&output)
   );
 }
-
-#[test]
-fn ls_is_not_implemented_yet() {
-  let output = ring(&["ls"]);
-  assert_eq!(output.status.code(), Some(1));
-  assert_eq!(stderr(&output), "ring ls: not implemented yet\n");
-}

@@ -203,7 +203,7 @@
 #define IR_CTL_SHUTTING_DOWN 84
 
 /**
- * u64: `CLOCK_MONOTONIC` milliseconds, stored by the broker at least once a second (liveness fallback).
+ * u64: `CLOCK_MONOTONIC` milliseconds, stored by the broker about once a second; informational (apps judge liveness by pid and start time).
  */
 #define IR_CTL_HEARTBEAT 88
 
@@ -391,9 +391,15 @@
 #define IR_SUB_RESERVED 1
 
 /**
- * Joined: the publisher must not overwrite records at or after its position (`block` policy).
+ * Joined: the publisher must not overwrite records at or after its position (`block` policy), and
+ * the subscriber sees every message published from now on. Listings count these.
  */
 #define IR_SUB_ACTIVE 2
+
+/**
+ * Joining: the publisher already gates on its position, which is not settled yet.
+ */
+#define IR_SUB_JOINING 3
 
 /**
  * u64 (immutable): link id.

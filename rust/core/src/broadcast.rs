@@ -206,7 +206,8 @@ impl PublisherCursor {
     for i in 0..self.config.max_subscribers {
       let slot = sub_offset(i);
       // SYNC: observe cursor — pairs with the subscriber's Release store of its position.
-      if seg.u32_at(slot + IR_SUB_STATE).load(Ordering::Acquire) == IR_SUB_ACTIVE {
+      let state = seg.u32_at(slot + IR_SUB_STATE).load(Ordering::Acquire);
+      if state == IR_SUB_ACTIVE || state == IR_SUB_JOINING {
         let pos = seg.u64_at(slot + IR_SUB_POS).load(Ordering::Acquire);
         if pos <= tail && tail - pos <= self.config.capacity {
           min = min.min(pos);
@@ -332,16 +333,17 @@ impl SubscriberCursor {
     let slot = sub_offset(index);
     let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
     seg.u64_at(slot + IR_SUB_POS).store(tail, Ordering::Relaxed);
-    seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_ACTIVE, Ordering::Release);
+    seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_JOINING, Ordering::Release);
     // SYNC: wake check — pairs with the fence in `PublisherCursor::slowest`.
     fence(Ordering::SeqCst);
     let later = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
     let next_seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
-    // Nothing published while we joined: `tail` is safe (the publisher cannot have passed it) and a
-    // publisher that waited to see us ACTIVE loses nothing. Otherwise start at the later tail: moving
-    // the cursor forward is always safe, the publisher may only have seen the older value.
-    let pos = if later == tail { tail } else { later };
+    // Start at the later tail: moving the cursor forward is always safe, the publisher may only have
+    // seen the older value. Only then does the slot count as joined (ACTIVE): a publisher that waits
+    // until the listing counts its subscribers loses nothing.
+    let pos = later;
     seg.u64_at(slot + IR_SUB_POS).store(pos, Ordering::Release);
+    seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_ACTIVE, Ordering::Release);
     Ok(SubscriberCursor {
       config,
       index,

@@ -180,8 +180,11 @@ pub const IR_SUB_SIZE: usize = 64;
 pub const IR_SUB_FREE: u32 = 0;
 /// Reserved by the broker for a subscriber that has not joined yet.
 pub const IR_SUB_RESERVED: u32 = 1;
-/// Joined: the publisher must not overwrite records at or after its position (`block` policy).
+/// Joined: the publisher must not overwrite records at or after its position (`block` policy), and
+/// the subscriber sees every message published from now on. Listings count these.
 pub const IR_SUB_ACTIVE: u32 = 2;
+/// Joining: the publisher already gates on its position, which is not settled yet.
+pub const IR_SUB_JOINING: u32 = 3;
 
 // ---- Link segment `/impulse-ring.<ns>.ln.<link_id>` ----
 
