@@ -11,10 +11,10 @@
 #include "impulse_ring.h"
 #include "impulse_ring_avro.h"
 
-/* CRC-64-AVRO fingerprint of the control union's schema, carried by every control frame. The C side
- * never computes fingerprints: this is the value spec/vectors/control.txt states (the self-test checks
- * it against that file). */
-#define IR_CONTROL_FINGERPRINT 0xeffb9ff78f79892fULL
+/* IR_CONTROL_FINGERPRINT, the CRC-64-AVRO fingerprint of the control union carried by every control
+ * frame, comes from the generated wire header (the C side never computes fingerprints; the self-test
+ * also checks it against spec/vectors/control.txt). */
+#include "impulse_ring_wire.h"
 
 /* Opcodes: the union's branch indices. */
 typedef enum ir_opcode_e {

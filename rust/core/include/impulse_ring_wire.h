@@ -8,6 +8,12 @@
 #include <stdint.h>
 
 /**
+ * CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
+ * control frame. A test checks it against the schema the Rust types generate.
+ */
+#define IR_CONTROL_FINGERPRINT 17292591079831996719ull
+
+/**
  * Version of the wire format described by `spec/`; stored in every segment header.
  */
 #define IR_SPEC_VERSION 1

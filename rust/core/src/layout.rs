@@ -3,6 +3,10 @@
 //! All words are little-endian and naturally aligned; offsets are from the start of the segment
 //! unless a constant says it is relative to a slot, ring or record.
 
+/// CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
+/// control frame. A test checks it against the schema the Rust types generate.
+pub const IR_CONTROL_FINGERPRINT: u64 = 0xeffb_9ff7_8f79_892f;
+
 /// Version of the wire format described by `spec/`; stored in every segment header.
 pub const IR_SPEC_VERSION: u32 = 1;
 /// Segment magic: the bytes `I R N G` read as a little-endian u32.

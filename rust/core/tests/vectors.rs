@@ -152,3 +152,12 @@ fn checked_in_control_avsc_is_current() {
     "spec/schemas/control.avsc is stale; run `cargo ringctl gen` and commit the result"
   );
 }
+
+#[test]
+fn the_control_fingerprint_constant_matches_the_generated_schema() {
+  assert_eq!(
+    impulse_ring_core::control::control_fingerprint(),
+    impulse_ring_core::layout::IR_CONTROL_FINGERPRINT,
+    "the control records changed: update IR_CONTROL_FINGERPRINT in layout.rs to the printed value, then run `cargo ringctl gen`"
+  );
+}
