@@ -258,6 +258,10 @@ impl Subscriber {
 
 impl Drop for Subscriber {
   fn drop(&mut self) {
+    if self.inner.closing.load(Ordering::Acquire) {
+      // The broker freed our subscriber slot with the app; it may already be someone else's.
+      return;
+    }
     self.cursor.leave(&self.seg);
     Doorbell::at(&self.seg, IR_CH_SPACE_DOORBELL).ring();
     let request_id = self.inner.request_id();

@@ -45,7 +45,8 @@ pub(crate) struct Inner {
   next_request_id: AtomicU64,
   replies: Mutex<HashMap<i64, SyncSender<ControlMessage>>>,
   pub broker_gone: AtomicBool,
-  closing: AtomicBool,
+  /// Set once the app has unregistered; nothing may touch the slot afterwards.
+  pub closing: AtomicBool,
   pub calls: Mutex<CallState>,
 }
 
@@ -88,6 +89,16 @@ impl Inner {
     let payload = message.encode_frame_payload();
     let seg = self.ctl.segment();
     let _guard = lock(&self.request_lock);
+    if self.closing.load(Ordering::Acquire) {
+      // After Unregister the slot (and its request ring) may already belong to another app.
+      return Err(Error::Closed {
+        channel: "the connection".into(),
+      });
+    }
+    if matches!(message, ControlMessage::Unregister(_)) {
+      // The last record this app writes: later posts (from drops on other threads) must not follow.
+      self.closing.store(true, Ordering::Release);
+    }
     let deadline = Instant::now() + CONTROL_TIMEOUT;
     let bell = self.ctl.app_doorbell(self.app_id);
     let written = bell.wait_until(WaitStrategy::default(), Some(deadline), || {
@@ -345,6 +356,7 @@ impl Drop for Connection {
       // effort: the broker collects us anyway when the process exits.
       let _ = self.inner.post(Unregister { request_id }.into());
     }
+    // Also when the broker is gone (no Unregister was posted): stop the reactor.
     self.inner.closing.store(true, Ordering::Release);
     self.inner.ctl.app_doorbell(self.inner.app_id).ring();
     if let Some(reactor) = self.reactor.take() {
