@@ -134,7 +134,8 @@ impl Publisher {
       other => other.map_err(ring_error),
     };
     outcome?;
-    Doorbell::at(seg, IR_CH_DATA_DOORBELL).ring();
+    // `try_publish` stored the tail with SeqCst.
+    Doorbell::at(seg, IR_CH_DATA_DOORBELL).ring_after_seqcst_store();
     Ok(())
   }
 }
@@ -249,7 +250,7 @@ impl Subscriber {
     };
     let data = Doorbell::at(seg, IR_CH_DATA_DOORBELL);
     let outcome = data.wait_until(self.options.wait, deadline, &mut attempt);
-    if matches!(outcome, Some(Ok(_)) | Some(Err(Error::Decode { .. }))) {
+    if matches!(outcome, Some(Ok(_)) | Some(Err(Error::Decode { .. }))) && cursor.wants_publisher_wake() {
       Doorbell::at(seg, IR_CH_SPACE_DOORBELL).ring();
     }
     outcome.transpose()

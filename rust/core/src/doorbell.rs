@@ -67,6 +67,16 @@ impl<'a> Doorbell<'a> {
     }
   }
 
+  /// Like [`Doorbell::ring`], for a caller whose publishing store was itself SeqCst: a SeqCst store
+  /// followed by a SeqCst load of the sleeper count needs no fence between them.
+  pub fn ring_after_seqcst_store(&self) {
+    // SYNC: wake check — pairs with the SeqCst increment and fence in `wait_until`.
+    if self.sleepers.load(Ordering::SeqCst) != 0 {
+      self.seq.fetch_add(1, Ordering::Release);
+      sys::futex_wake_all(self.seq);
+    }
+  }
+
   /// Waits until `check` returns `Some`, or `deadline` passes (then `None`). `check` is called often
   /// and must be cheap; it must read the shared words it waits on with Acquire ordering.
   pub fn wait_until<T>(
