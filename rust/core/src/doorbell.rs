@@ -95,7 +95,9 @@ impl<'a> Doorbell<'a> {
       WaitStrategy::Blocking => (Duration::ZERO, Duration::ZERO),
     };
     let mut rounds: u32 = 0;
-    loop {
+    // Blocking goes to sleep at once; the others spin (and yield) first.
+    let mut polling = !matches!(strategy, WaitStrategy::Blocking);
+    while polling {
       rounds = rounds.wrapping_add(1);
       if let Some(v) = check() {
         return Some(v);
@@ -115,7 +117,7 @@ impl<'a> Doorbell<'a> {
       } else if waited < spin.saturating_add(yield_for) {
         std::thread::yield_now();
       } else {
-        break;
+        polling = false;
       }
     }
     loop {
