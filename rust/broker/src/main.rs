@@ -47,6 +47,8 @@ fn main() -> ExitCode {
     .with_max_level(level)
     .with_target(false)
     .with_writer(std::io::stderr)
+    // Colours only on a terminal: logs piped to ringctl, files or journald stay plain text.
+    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
     .init();
   let ns = flags.ns.clone().unwrap_or_else(names::namespace_from_env);
   if let Err(e) = names::check_namespace(&ns) {
