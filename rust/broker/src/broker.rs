@@ -254,25 +254,26 @@ impl Broker {
   fn handle(&mut self, slot: u32, message: ControlMessage) {
     debug!(slot, record = message.name(), "request");
     let registered = self.apps.contains_key(&slot);
-    let reply: Result<ControlMessage, (i64, Failure)> = match message {
+    let request_id = message.request_id().unwrap_or(0);
+    let done = || -> Result<ControlMessage, Failure> { Ok(Done { request_id }.into()) };
+    let reply: Result<ControlMessage, Failure> = match message {
       ControlMessage::Register(m) => self.register(slot, m).map(Into::into),
-      ControlMessage::Unregister(_) if !registered => {
-        // An app whose Register failed gives its slot back.
-        self.ctl.free_slot(slot);
+      ControlMessage::Unregister(_) => {
+        // No reply: the app does not wait, and collecting it resets its reply ring. An app whose
+        // Register failed gives its slot back the same way.
+        if registered {
+          self.collect_app(slot, "unregistered");
+        } else {
+          self.ctl.free_slot(slot);
+        }
         return;
       }
-      _ if !registered => Err((
-        0,
-        fail(ErrorCode::Protocol, "the first record on a slot must be Register"),
-      )),
-      ControlMessage::PublishChannel(m) => {
-        let id = m.request_id;
-        self.publish_channel(slot, m).map(Into::into).map_err(|f| (id, f))
-      }
-      ControlMessage::Subscribe(m) => {
-        let id = m.request_id;
-        self.subscribe(slot, m).map(Into::into).map_err(|f| (id, f))
-      }
+      _ if !registered => Err(fail(ErrorCode::Protocol, "the first record on a slot must be Register")),
+      ControlMessage::PublishChannel(m) => self.publish_channel(slot, m).map(Into::into),
+      ControlMessage::Subscribe(m) => self.subscribe(slot, m).map(Into::into),
+      ControlMessage::ExposeFunction(m) => self.expose_function(slot, m).map(Into::into),
+      ControlMessage::ResolveFunction(m) => self.resolve_function(slot, m).map(Into::into),
+      ControlMessage::List(_) => Ok(self.listing(request_id).into()),
       ControlMessage::Unsubscribe(m) => {
         if let Some(ch) = self.channels.get(&(m.channel_id as u64)) {
           if broadcast::subscribers_of(&ch.seg, &ch.config, slot).contains(&(m.subscriber_index as u32)) {
@@ -280,117 +281,64 @@ impl Broker {
             Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
           }
         }
-        Ok(
-          Done {
-            request_id: m.request_id,
-          }
-          .into(),
-        )
+        done()
       }
       ControlMessage::CloseChannel(m) => {
-        if self
-          .channels
-          .get(&(m.channel_id as u64))
-          .is_some_and(|c| c.owner == slot)
-        {
-          self.close_channel(m.channel_id as u64);
-          Ok(
-            Done {
-              request_id: m.request_id,
-            }
-            .into(),
-          )
+        let id = m.channel_id as u64;
+        if self.channels.get(&id).is_some_and(|c| c.owner == slot) {
+          self.close_channel(id);
+          done()
         } else {
-          Err((
-            m.request_id,
-            fail(
-              ErrorCode::UnknownChannel,
-              format!("this app publishes no channel {}", m.channel_id),
-            ),
+          Err(fail(
+            ErrorCode::UnknownChannel,
+            format!("this app publishes no channel {id}"),
           ))
         }
-      }
-      ControlMessage::ExposeFunction(m) => {
-        let id = m.request_id;
-        self.expose_function(slot, m).map(Into::into).map_err(|f| (id, f))
-      }
-      ControlMessage::ResolveFunction(m) => {
-        let id = m.request_id;
-        self.resolve_function(slot, m).map(Into::into).map_err(|f| (id, f))
       }
       ControlMessage::WithdrawFunction(m) => {
-        if self
-          .functions
-          .get(&(m.function_id as u64))
-          .is_some_and(|f| f.owner == slot)
-        {
-          self.withdraw_function(m.function_id as u64);
-          Ok(
-            Done {
-              request_id: m.request_id,
-            }
-            .into(),
-          )
+        let id = m.function_id as u64;
+        if self.functions.get(&id).is_some_and(|f| f.owner == slot) {
+          self.withdraw_function(id);
+          done()
         } else {
-          Err((
-            m.request_id,
-            fail(
-              ErrorCode::UnknownFunction,
-              format!("this app exposes no function {}", m.function_id),
-            ),
+          Err(fail(
+            ErrorCode::UnknownFunction,
+            format!("this app exposes no function {id}"),
           ))
         }
       }
-      ControlMessage::List(m) => Ok(self.listing(m.request_id).into()),
-      ControlMessage::Unregister(_) => {
-        // No reply: the app does not wait, and collecting it resets its reply ring.
-        self.collect_app(slot, "unregistered");
-        return;
-      }
-      other => Err((
-        0,
-        fail(ErrorCode::Protocol, format!("{} is not a request", other.name())),
-      )),
+      other => Err(fail(ErrorCode::Protocol, format!("{} is not a request", other.name()))),
     };
-    let reply = match reply {
-      Ok(reply) => reply,
-      Err((request_id, f)) => {
-        debug!(slot, code = f.code.name(), "request failed: {}", f.message);
-        Failed {
-          request_id,
-          code: f.code as i32,
-          message: f.message,
-          expected_fingerprint: f.expected as i64,
-          presented_fingerprint: f.presented as i64,
-        }
-        .into()
+    let reply = reply.unwrap_or_else(|f| {
+      debug!(slot, code = f.code.name(), "request failed: {}", f.message);
+      Failed {
+        request_id,
+        code: f.code as i32,
+        message: f.message,
+        expected_fingerprint: f.expected as i64,
+        presented_fingerprint: f.presented as i64,
       }
-    };
+      .into()
+    });
     self.send(slot, reply);
   }
 
-  fn register(&mut self, slot: u32, m: Register) -> Result<Registered, (i64, Failure)> {
+  fn register(&mut self, slot: u32, m: Register) -> Result<Registered, Failure> {
     let id = m.request_id;
     if self.apps.contains_key(&slot) {
-      return Err((id, fail(ErrorCode::Protocol, "this slot is already registered")));
+      return Err(fail(ErrorCode::Protocol, "this slot is already registered"));
     }
     let (pid, start) = self.ctl.slot_owner(slot);
     if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
-      return Err((
-        id,
-        fail(
-          ErrorCode::Protocol,
-          format!("slot {slot} holds pid {pid}, the request says {}", m.pid),
-        ),
+      return Err(fail(
+        ErrorCode::Protocol,
+        format!("slot {slot} holds pid {pid}, the request says {}", m.pid),
       ));
     }
     if m.app_name.is_empty() || m.app_name.len() > names::MAX_APP_NAME_LEN {
-      return Err((
-        id,
-        fail(
-          ErrorCode::InvalidArgument,
-          format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN),
-        ),
+      return Err(fail(
+        ErrorCode::InvalidArgument,
+        format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN),
       ));
     }
     if self.pidfds && !self.liveness.watch(slot, pid) {

@@ -162,17 +162,8 @@ impl Inner {
 
   /// Routes one record from the reply ring.
   fn dispatch(self: &Arc<Self>, message: ControlMessage) {
-    let request_id = match &message {
-      ControlMessage::Registered(m) => Some(m.request_id),
-      ControlMessage::ChannelPublished(m) => Some(m.request_id),
-      ControlMessage::Subscribed(m) => Some(m.request_id),
-      ControlMessage::FunctionExposed(m) => Some(m.request_id),
-      ControlMessage::FunctionResolved(m) => Some(m.request_id),
-      ControlMessage::Listing(m) => Some(m.request_id),
-      ControlMessage::Done(m) => Some(m.request_id),
-      ControlMessage::Failed(m) => Some(m.request_id),
-      _ => None,
-    };
+    // Replies (and only replies) reach the app with a request id.
+    let request_id = message.request_id();
     if let Some(id) = request_id {
       if let Some(tx) = lock(&self.replies).remove(&id) {
         let _ = tx.try_send(message);

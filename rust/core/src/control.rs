@@ -481,6 +481,34 @@ pub fn control_fingerprint() -> u64 {
 }
 
 impl ControlMessage {
+  /// The request id a request carries or a reply echoes; `None` for events and `CallError`.
+  pub fn request_id(&self) -> Option<i64> {
+    use ControlMessage as M;
+    match self {
+      M::Register(m) => Some(m.request_id),
+      M::Registered(m) => Some(m.request_id),
+      M::PublishChannel(m) => Some(m.request_id),
+      M::ChannelPublished(m) => Some(m.request_id),
+      M::Subscribe(m) => Some(m.request_id),
+      M::Subscribed(m) => Some(m.request_id),
+      M::Unsubscribe(m) => Some(m.request_id),
+      M::CloseChannel(m) => Some(m.request_id),
+      M::ExposeFunction(m) => Some(m.request_id),
+      M::FunctionExposed(m) => Some(m.request_id),
+      M::ResolveFunction(m) => Some(m.request_id),
+      M::FunctionResolved(m) => Some(m.request_id),
+      M::WithdrawFunction(m) => Some(m.request_id),
+      M::List(m) => Some(m.request_id),
+      M::Listing(m) => Some(m.request_id),
+      M::Unregister(m) => Some(m.request_id),
+      M::Done(m) => Some(m.request_id),
+      M::Failed(m) => Some(m.request_id),
+      M::LinkOpened(_) | M::LinkClosed(_) | M::ChannelClosed(_) | M::CallError(_) | M::BrokerShutdown(_) => None,
+    }
+  }
+}
+
+impl ControlMessage {
   /// The frame payload: the SOE header with [`control_fingerprint`], the union branch as a `long`,
   /// then the record.
   pub fn encode_frame_payload(&self) -> Vec<u8> {
