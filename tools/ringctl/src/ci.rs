@@ -1,5 +1,6 @@
-//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix. It stops at the first step
-//! that fails and names it, with the command that reproduces it alone.
+//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, then a quick benchmark
+//! smoke run (it must run; its figures are printed, never asserted: timing on shared CI machines is
+//! noise). It stops at the first step that fails and names it, with the command that reproduces it.
 
 use xshell::Shell;
 
@@ -8,7 +9,7 @@ use crate::flags;
 impl flags::Ci {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
     type Step<'a> = (&'a str, &'a str, Box<dyn Fn(&Shell) -> anyhow::Result<()>>);
-    let steps: [Step; 3] = [
+    let steps: [Step; 4] = [
       ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
       (
         "gen --check",
@@ -19,6 +20,18 @@ impl flags::Ci {
         "test-matrix",
         "cargo ringctl test-matrix",
         Box::new(|sh| flags::TestMatrix {}.run(sh)),
+      ),
+      (
+        "bench --quick",
+        "cargo ringctl bench --quick",
+        Box::new(|sh| {
+          flags::Bench {
+            quick: true,
+            json: None,
+            no_iceoryx2: false,
+          }
+          .run(sh)
+        }),
       ),
     ];
     let total = steps.len();
