@@ -1,10 +1,11 @@
 //! `ringctl bench`: builds the benchmark programs in release mode, starts a release broker in a
-//! private namespace, runs Ring's cases and the baselines (Unix sockets, iceoryx2, the cache-line and
-//! memcpy floor) in the same run, and prints each Ring figure with its ratio to the baselines, then
-//! every BRIEF target with its measured ratio. `--json FILE` keeps the raw rows.
+//! private namespace, runs Ring's cases through the Rust and the C connector and the baselines (Unix
+//! sockets, iceoryx2, the cache-line and memcpy floor) in the same run, and prints each Ring figure
+//! with its ratio to the baselines, the C connector against the Rust one, then every BRIEF target with
+//! its measured ratio. `--json FILE` keeps the raw rows.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -99,6 +100,7 @@ impl flags::Bench {
       .run()
       .context("building the iceoryx2 baseline failed (it needs crates.io); rerun with --no-iceoryx2 to skip it")?;
     }
+    let c_bench = build_c_bench(sh, &target)?;
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -112,6 +114,12 @@ impl flags::Bench {
         .read()
         .context("ring-bench failed")?;
       lines.push('\n');
+      if let Some(c_bench) = &c_bench {
+        lines += &cmd!(sh, "{c_bench} suite {quick_flag...}")
+          .read()
+          .context("ring_c_bench (the C connector's cases) failed")?;
+        lines.push('\n');
+      }
       if with_iceoryx2 {
         let ice = release.join("bench-iceoryx2");
         lines += &cmd!(sh, "{ice} suite {quick_flag...}")
@@ -140,12 +148,34 @@ impl flags::Bench {
     print_header(quick);
     print_latency(&results);
     print_throughput(&results);
+    print_connectors(&results);
     print_targets(&results, idle);
     if let Some(path) = &self.json {
       println!("\nraw results: {path}");
     }
     Ok(())
   }
+}
+
+/// Builds the C connector's benchmark (`c/bench/bench.c`) in Release, in a build directory of its own
+/// so that the Debug one the tests use is left alone. `None` when CMake is missing: the C cases are
+/// then skipped, not failed, since the Rust figures stand on their own.
+fn build_c_bench(sh: &Shell, target: &Path) -> anyhow::Result<Option<PathBuf>> {
+  if cmd!(sh, "cmake --version").quiet().ignore_stdout().run().is_err() {
+    println!(
+      "note: `cmake` was not found, so the C connector (ring-c) is not measured; install CMake 3.16+ \
+       (Debian: `apt-get install cmake`) to include it"
+    );
+    return Ok(None);
+  }
+  let build_dir = target.join("c-release");
+  cmd!(sh, "cmake -S c -B {build_dir} -DCMAKE_BUILD_TYPE=Release")
+    .run()
+    .context("configuring the C connector's benchmark (cmake -S c) failed")?;
+  cmd!(sh, "cmake --build {build_dir} --parallel 2 --target ring_c_bench")
+    .run()
+    .context("building the C connector's benchmark (ring_c_bench) failed")?;
+  broker::existing(build_dir.join("ring_c_bench"), "the C benchmark").map(Some)
 }
 
 fn snapshot_all() -> anyhow::Result<BTreeSet<String>> {
@@ -297,6 +327,42 @@ fn print_throughput(r: &Results) {
       gbps(row.bytes),
       ratio(row.msgs, ice),
       ratio(row.msgs, uds)
+    );
+  }
+}
+
+/// Each C connector figure next to the Rust connector's for the same case: the C library's overhead
+/// (or lack of it) over the reference implementation.
+fn print_connectors(r: &Results) {
+  let c_rows: Vec<&Row> = r.0.iter().filter(|x| x.system == "ring-c").collect();
+  if c_rows.is_empty() {
+    return;
+  }
+  println!(
+    "\nC vs RUST CONNECTOR (p50 latency, messages/s; C / Rust above 1: C is slower in latency, faster in throughput)"
+  );
+  println!(
+    "  {:<18} {:>7} {:>12} {:>12} {:>8}",
+    "case", "bytes", "ring-c", "ring-rust", "C/Rust"
+  );
+  for c in c_rows {
+    let rust = r.find(&c.case, "ring-rust", c.payload, &c.wait, c.subscribers);
+    let (label, c_fig, rust_fig, c_val, rust_val) = if c.msgs.is_some() {
+      let rust_msgs = rust.and_then(|x| x.msgs);
+      let label = c.case.trim_start_matches("pubsub_").to_string();
+      (label, rate(c.msgs), rate(rust_msgs), c.msgs, rust_msgs)
+    } else {
+      let rust_p50 = rust.and_then(|x| x.p50);
+      let label = format!("{} {}", c.case.trim_end_matches("_latency"), c.wait);
+      (label, ns(c.p50), ns(rust_p50), c.p50, rust_p50)
+    };
+    println!(
+      "  {:<18} {:>7} {:>12} {:>12} {:>8}",
+      label,
+      c.payload,
+      c_fig,
+      rust_fig,
+      ratio(c_val, rust_val)
     );
   }
 }
