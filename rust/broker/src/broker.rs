@@ -70,12 +70,7 @@ struct Failure {
 }
 
 fn fail(code: ErrorCode, message: impl Into<String>) -> Failure {
-  Failure {
-    code,
-    message: message.into(),
-    expected: 0,
-    presented: 0,
-  }
+  Failure { code, message: message.into(), expected: 0, presented: 0 }
 }
 
 /// The broker of one namespace.
@@ -127,10 +122,7 @@ impl Broker {
       let _ = sys::shm_unlink(&format!("/{name}"));
     }
     if !stale.is_empty() {
-      warn!(
-        count = stale.len(),
-        "removed segments left by a broker that died in namespace `{ns}`"
-      );
+      warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
     }
     let ctl = match ControlSegment::create(&ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
       Ok(ctl) => Arc::new(ctl),
@@ -180,15 +172,13 @@ impl Broker {
         let deadline = Instant::now() + Duration::from_secs(1);
         let ctl = &*self.ctl;
         let liveness = &self.liveness;
-        ctl
-          .broker_doorbell()
-          .wait_until(WaitStrategy::Blocking, Some(deadline), || {
-            let pending = (0..ctl.max_apps()).any(|slot| {
-              matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
-                && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
-            });
-            (pending || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
+        ctl.broker_doorbell().wait_until(WaitStrategy::Blocking, Some(deadline), || {
+          let pending = (0..ctl.max_apps()).any(|slot| {
+            matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
+              && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
           });
+          (pending || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
+        });
       }
     }
     self.shutdown();
@@ -210,9 +200,8 @@ impl Broker {
       // A bounded batch per slot keeps one chatty app from starving the others.
       for _ in 0..64 {
         let seg = self.ctl.segment();
-        let read = ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| {
-          ControlMessage::decode_frame_payload(frame.payload)
-        });
+        let read =
+          ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
         let message = match read {
           Ok(None) => break,
           Ok(Some(message)) => message,
@@ -289,10 +278,7 @@ impl Broker {
           self.close_channel(id);
           done()
         } else {
-          Err(fail(
-            ErrorCode::UnknownChannel,
-            format!("this app publishes no channel {id}"),
-          ))
+          Err(fail(ErrorCode::UnknownChannel, format!("this app publishes no channel {id}")))
         }
       }
       ControlMessage::WithdrawFunction(m) => {
@@ -301,10 +287,7 @@ impl Broker {
           self.withdraw_function(id);
           done()
         } else {
-          Err(fail(
-            ErrorCode::UnknownFunction,
-            format!("this app exposes no function {id}"),
-          ))
+          Err(fail(ErrorCode::UnknownFunction, format!("this app exposes no function {id}")))
         }
       }
       other => Err(fail(ErrorCode::Protocol, format!("{} is not a request", other.name()))),
@@ -330,36 +313,18 @@ impl Broker {
     }
     let (pid, start) = self.ctl.slot_owner(slot);
     if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
-      return Err(fail(
-        ErrorCode::Protocol,
-        format!("slot {slot} holds pid {pid}, the request says {}", m.pid),
-      ));
+      return Err(fail(ErrorCode::Protocol, format!("slot {slot} holds pid {pid}, the request says {}", m.pid)));
     }
     if m.app_name.is_empty() || m.app_name.len() > names::MAX_APP_NAME_LEN {
-      return Err(fail(
-        ErrorCode::InvalidArgument,
-        format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN),
-      ));
+      return Err(fail(ErrorCode::InvalidArgument, format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN)));
     }
     if self.pidfds && !self.liveness.watch(slot, pid) {
       debug!(slot, pid, "pidfd_open failed; relying on polling for this app");
     }
-    self.apps.insert(
-      slot,
-      App {
-        name: m.app_name.clone(),
-        pid,
-        start,
-        outbox: VecDeque::new(),
-      },
-    );
+    self.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: VecDeque::new() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
     info!(app = %m.app_name, app_id = slot, pid, "app registered");
-    Ok(Registered {
-      request_id: id,
-      app_id: slot as i32,
-      broker_pid: sys::getpid() as i64,
-    })
+    Ok(Registered { request_id: id, app_id: slot as i32, broker_pid: sys::getpid() as i64 })
   }
 
   fn parse(&mut self, what: &str, json: &str) -> Result<u64, Failure> {
@@ -372,10 +337,7 @@ impl Broker {
     if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.chars().any(char::is_control) {
       return Err(fail(
         ErrorCode::InvalidArgument,
-        format!(
-          "names are 1 to {} bytes without control characters",
-          names::MAX_NAME_LEN
-        ),
+        format!("names are 1 to {} bytes without control characters", names::MAX_NAME_LEN),
       ));
     }
     Ok(())
@@ -390,23 +352,13 @@ impl Broker {
     Self::check_name(&m.name)?;
     let fingerprint = self.parse(&format!("schema of channel `{}`", m.name), &m.schema)?;
     if self.channels.values().any(|c| c.name == m.name) {
-      return Err(fail(
-        ErrorCode::NameTaken,
-        format!("channel `{}` is already published", m.name),
-      ));
+      return Err(fail(ErrorCode::NameTaken, format!("channel `{}` is already published", m.name)));
     }
-    let capacity = if m.capacity == 0 {
-      IR_DEFAULT_CHANNEL_CAPACITY
-    } else {
-      m.capacity as u64
-    };
+    let capacity = if m.capacity == 0 { IR_DEFAULT_CHANNEL_CAPACITY } else { m.capacity as u64 };
     if !valid_capacity(capacity) {
       return Err(fail(
         ErrorCode::InvalidArgument,
-        format!(
-          "capacity {} must be a power of two from {IR_MIN_RING_CAPACITY} to {IR_MAX_RING_CAPACITY}",
-          m.capacity
-        ),
+        format!("capacity {} must be a power of two from {IR_MIN_RING_CAPACITY} to {IR_MAX_RING_CAPACITY}", m.capacity),
       ));
     }
     let channel_id = self.new_id();
@@ -423,16 +375,9 @@ impl Broker {
     config.init(&seg);
     seg.mark_ready();
     info!(channel = %m.name, channel_id, fingerprint = %fingerprint_hex(fingerprint), capacity, lossy = m.lossy, "channel published");
-    self.channels.insert(
-      channel_id,
-      Channel {
-        name: m.name,
-        owner: slot,
-        key: m.key.as_deref().map(KeyHash::new),
-        seg,
-        config,
-      },
-    );
+    self
+      .channels
+      .insert(channel_id, Channel { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), seg, config });
     Ok(ChannelPublished {
       request_id: m.request_id,
       channel_id: channel_id as i64,
@@ -446,10 +391,7 @@ impl Broker {
   fn subscribe(&mut self, slot: u32, m: Subscribe) -> Result<Subscribed, Failure> {
     let presented = self.parse(&format!("schema for channel `{}`", m.name), &m.schema)?;
     let Some((&channel_id, ch)) = self.channels.iter().find(|(_, c)| c.name == m.name) else {
-      return Err(fail(
-        ErrorCode::UnknownChannel,
-        format!("no channel named `{}` is published", m.name),
-      ));
+      return Err(fail(ErrorCode::UnknownChannel, format!("no channel named `{}` is published", m.name)));
     };
     if !admits(&ch.key, m.key.as_deref()) {
       return Err(fail(ErrorCode::WrongKey, format!("wrong key for channel `{}`", m.name)));
@@ -470,10 +412,7 @@ impl Broker {
     let Some(index) = broadcast::reserve_subscriber(&ch.seg, &ch.config, slot) else {
       return Err(fail(
         ErrorCode::LimitReached,
-        format!(
-          "channel `{}` has {} subscribers already",
-          m.name, ch.config.max_subscribers
-        ),
+        format!("channel `{}` has {} subscribers already", m.name, ch.config.max_subscribers),
       ));
     };
     info!(channel = %m.name, app_id = slot, index, "subscribed");
@@ -492,22 +431,13 @@ impl Broker {
     let request_fp = self.parse(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
     let response_fp = self.parse(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
     if self.functions.values().any(|f| f.name == m.name) {
-      return Err(fail(
-        ErrorCode::NameTaken,
-        format!("function `{}` is already exposed", m.name),
-      ));
+      return Err(fail(ErrorCode::NameTaken, format!("function `{}` is already exposed", m.name)));
     }
     let function_id = self.new_id();
     info!(function = %m.name, function_id, app_id = slot, "function exposed");
     self.functions.insert(
       function_id,
-      Function {
-        name: m.name,
-        owner: slot,
-        key: m.key.as_deref().map(KeyHash::new),
-        request_fp,
-        response_fp,
-      },
+      Function { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), request_fp, response_fp },
     );
     Ok(FunctionExposed {
       request_id: m.request_id,
@@ -519,26 +449,15 @@ impl Broker {
 
   fn resolve_function(&mut self, slot: u32, m: ResolveFunction) -> Result<FunctionResolved, Failure> {
     let request_fp = self.parse(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
-    let response_fp = self.parse(
-      &format!("response schema for function `{}`", m.name),
-      &m.response_schema,
-    )?;
+    let response_fp = self.parse(&format!("response schema for function `{}`", m.name), &m.response_schema)?;
     let Some((&function_id, f)) = self.functions.iter().find(|(_, f)| f.name == m.name) else {
-      return Err(fail(
-        ErrorCode::UnknownFunction,
-        format!("no function named `{}` is exposed", m.name),
-      ));
+      return Err(fail(ErrorCode::UnknownFunction, format!("no function named `{}` is exposed", m.name)));
     };
     if !admits(&f.key, m.key.as_deref()) {
-      return Err(fail(
-        ErrorCode::WrongKey,
-        format!("wrong key for function `{}`", m.name),
-      ));
+      return Err(fail(ErrorCode::WrongKey, format!("wrong key for function `{}`", m.name)));
     }
-    for (what, expected, presented) in [
-      ("request", f.request_fp, request_fp),
-      ("response", f.response_fp, response_fp),
-    ] {
+    for (what, expected, presented) in [("request", f.request_fp, request_fp), ("response", f.response_fp, response_fp)]
+    {
       if expected != presented {
         return Err(Failure {
           code: ErrorCode::SchemaMismatch,
@@ -556,34 +475,14 @@ impl Broker {
     let provider = f.owner;
     let link_id = self.new_id();
     let name = names::link(&self.ns, link_id);
-    let info = LinkInfo {
-      link_id,
-      function_id,
-      caller: slot,
-      provider,
-      request_fp,
-      response_fp,
-    };
+    let info = LinkInfo { link_id, function_id, caller: slot, provider, request_fp, response_fp };
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    self.links.insert(
-      link_id,
-      Link {
-        function_id,
-        caller: slot,
-        provider,
-        seg,
-      },
-    );
+    self.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
     self.send(
       provider,
-      LinkOpened {
-        function_id: function_id as i64,
-        link_id: link_id as i64,
-        segment: name.clone(),
-      }
-      .into(),
+      LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),
     );
     debug!(function = %m.name, link_id, caller = slot, provider, "link opened");
     Ok(FunctionResolved {
@@ -603,11 +502,7 @@ impl Broker {
       apps: self
         .apps
         .iter()
-        .map(|(&slot, a)| AppInfo {
-          app_id: slot as i32,
-          name: a.name.clone(),
-          pid: a.pid as i64,
-        })
+        .map(|(&slot, a)| AppInfo { app_id: slot as i32, name: a.name.clone(), pid: a.pid as i64 })
         .collect(),
       channels: self
         .channels
@@ -642,12 +537,7 @@ impl Broker {
     let Some(app) = self.apps.get_mut(&slot) else {
       // An app that is not registered yet (a failed Register) still gets its answer, directly.
       if let Ok(ring) = self.ctl.reply_ring(slot) {
-        let _ = ring.try_write_bytes(
-          self.ctl.segment(),
-          IR_FRAME_KIND_CONTROL,
-          0,
-          &message.encode_frame_payload(),
-        );
+        let _ = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &message.encode_frame_payload());
         self.ctl.app_doorbell(slot).ring();
       }
       return;
@@ -657,12 +547,7 @@ impl Broker {
   }
 
   fn flush_outboxes(&mut self) {
-    let slots: Vec<u32> = self
-      .apps
-      .iter()
-      .filter(|(_, a)| !a.outbox.is_empty())
-      .map(|(&s, _)| s)
-      .collect();
+    let slots: Vec<u32> = self.apps.iter().filter(|(_, a)| !a.outbox.is_empty()).map(|(&s, _)| s).collect();
     for slot in slots {
       self.flush_outbox(slot);
     }
@@ -740,18 +625,9 @@ impl Broker {
     let Some(f) = self.functions.remove(&function_id) else {
       return;
     };
-    let links: Vec<u64> = self
-      .links
-      .iter()
-      .filter(|(_, l)| l.function_id == function_id)
-      .map(|(&id, _)| id)
-      .collect();
+    let links: Vec<u64> = self.links.iter().filter(|(_, l)| l.function_id == function_id).map(|(&id, _)| id).collect();
     for link_id in links {
-      self.close_link(
-        link_id,
-        IR_LINK_PROVIDER_GONE,
-        &format!("the provider of `{}` is gone", f.name),
-      );
+      self.close_link(link_id, IR_LINK_PROVIDER_GONE, &format!("the provider of `{}` is gone", f.name));
     }
     info!(function = %f.name, function_id, "function withdrawn");
   }
@@ -763,17 +639,10 @@ impl Broker {
     };
     link.seg.set_gone(which);
     let _ = link.seg.segment().unlink();
-    let other = if which == IR_LINK_PROVIDER_GONE {
-      link.caller
-    } else {
-      link.provider
-    };
+    let other = if which == IR_LINK_PROVIDER_GONE { link.caller } else { link.provider };
     if self.apps.contains_key(&other) {
-      let closed = LinkClosed {
-        link_id: link_id as i64,
-        code: ErrorCode::PeerGone as i32,
-        message: message.to_string(),
-      };
+      let closed =
+        LinkClosed { link_id: link_id as i64, code: ErrorCode::PeerGone as i32, message: message.to_string() };
       self.send(other, closed.into());
       self.ctl.app_doorbell(other).ring();
     }
@@ -783,12 +652,7 @@ impl Broker {
   /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
   fn collect_app(&mut self, slot: u32, why: &str) {
     self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
-    let owned: Vec<u64> = self
-      .channels
-      .iter()
-      .filter(|(_, c)| c.owner == slot)
-      .map(|(&id, _)| id)
-      .collect();
+    let owned: Vec<u64> = self.channels.iter().filter(|(_, c)| c.owner == slot).map(|(&id, _)| id).collect();
     for id in owned {
       self.close_channel(id);
     }
@@ -798,21 +662,11 @@ impl Broker {
         Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
       }
     }
-    let functions: Vec<u64> = self
-      .functions
-      .iter()
-      .filter(|(_, f)| f.owner == slot)
-      .map(|(&id, _)| id)
-      .collect();
+    let functions: Vec<u64> = self.functions.iter().filter(|(_, f)| f.owner == slot).map(|(&id, _)| id).collect();
     for id in functions {
       self.withdraw_function(id);
     }
-    let calls: Vec<u64> = self
-      .links
-      .iter()
-      .filter(|(_, l)| l.caller == slot)
-      .map(|(&id, _)| id)
-      .collect();
+    let calls: Vec<u64> = self.links.iter().filter(|(_, l)| l.caller == slot).map(|(&id, _)| id).collect();
     for id in calls {
       self.close_link(id, IR_LINK_CALLER_GONE, "the caller is gone");
     }
@@ -828,13 +682,7 @@ impl Broker {
     self.ctl.set_shutting_down();
     let slots: Vec<u32> = self.apps.keys().copied().collect();
     for &slot in &slots {
-      self.send(
-        slot,
-        BrokerShutdown {
-          reason: "the broker is shutting down".into(),
-        }
-        .into(),
-      );
+      self.send(slot, BrokerShutdown { reason: "the broker is shutting down".into() }.into());
     }
     let channels: Vec<u64> = self.channels.keys().copied().collect();
     for id in channels {

@@ -25,12 +25,7 @@ impl KeyHash {
   /// Whether `presented` is the key; constant time in the key's content.
   pub fn matches(&self, presented: &str) -> bool {
     let other = digest(&self.salt, presented);
-    self
-      .hash
-      .iter()
-      .zip(other.iter())
-      .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-      == 0
+    self.hash.iter().zip(other.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
   }
 }
 

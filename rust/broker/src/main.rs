@@ -70,11 +70,8 @@ fn main() -> ExitCode {
       return ExitCode::FAILURE;
     }
   }
-  let config = broker::Config {
-    ns,
-    mode,
-    max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS),
-  };
+  let config =
+    broker::Config { ns, mode, max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS) };
   match broker::Broker::start(config) {
     Ok(mut broker) => {
       broker.run(&stop);

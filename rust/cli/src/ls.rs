@@ -10,10 +10,7 @@ use crate::flags;
 
 impl flags::Ls {
   pub(crate) fn run(self) -> ExitCode {
-    let options = ConnectOptions {
-      namespace: self.ns,
-      ..ConnectOptions::default()
-    };
+    let options = ConnectOptions { namespace: self.ns, ..ConnectOptions::default() };
     let listing = Connection::connect_with("ring-ls", options).and_then(|conn| {
       let listing = conn.list();
       drop(conn);
@@ -51,10 +48,7 @@ impl flags::Ls {
       );
     }
     println!("FUNCTIONS ({})", listing.functions.len());
-    println!(
-      "  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}",
-      "ID", "NAME", "REQUEST", "RESPONSE", "OWNER"
-    );
+    println!("  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}", "ID", "NAME", "REQUEST", "RESPONSE", "OWNER");
     for f in &listing.functions {
       println!(
         "  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}",

@@ -9,18 +9,8 @@ use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions};
 
 fn impulsed() -> PathBuf {
   // target/<profile>/deps/ls-… → target/<profile>/impulsed
-  let path = std::env::current_exe()
-    .unwrap()
-    .parent()
-    .unwrap()
-    .parent()
-    .unwrap()
-    .join("impulsed");
-  assert!(
-    path.exists(),
-    "{} is missing: run `cargo build -p impulsed` first",
-    path.display()
-  );
+  let path = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("impulsed");
+  assert!(path.exists(), "{} is missing: run `cargo build -p impulsed` first", path.display());
   path
 }
 
@@ -28,10 +18,7 @@ struct Broker(Child, String);
 
 impl Broker {
   fn start(ns: &str) -> Broker {
-    let child = Command::new(impulsed())
-      .args(["--ns", ns, "--log-level", "warn"])
-      .spawn()
-      .unwrap();
+    let child = Command::new(impulsed()).args(["--ns", ns, "--log-level", "warn"]).spawn().unwrap();
     let ctl = format!("/dev/shm/impulse-ring.{ns}.ctl");
     let start = Instant::now();
     while !std::path::Path::new(&ctl).exists() {
@@ -51,19 +38,13 @@ impl Drop for Broker {
       .filter_map(|e| e.ok()?.file_name().into_string().ok())
       .filter(|n| n.starts_with(&format!("impulse-ring.{}.", self.1)))
       .collect();
-    assert!(
-      left.is_empty() || std::thread::panicking(),
-      "segments left behind: {left:?}"
-    );
+    assert!(left.is_empty() || std::thread::panicking(), "segments left behind: {left:?}");
   }
 }
 
 #[test]
 fn ls_without_a_broker_names_the_namespace_and_exits_1() {
-  let out = Command::new(env!("CARGO_BIN_EXE_ring"))
-    .args(["ls", "--ns", "ls-nobody-here"])
-    .output()
-    .unwrap();
+  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", "ls-nobody-here"]).output().unwrap();
   assert_eq!(out.status.code(), Some(1));
   let err = String::from_utf8_lossy(&out.stderr);
   assert!(err.contains("ls-nobody-here") && err.lines().count() == 1, "{err}");
@@ -73,34 +54,19 @@ fn ls_without_a_broker_names_the_namespace_and_exits_1() {
 fn ls_lists_apps_channels_and_functions() {
   let ns = format!("ls-{}", std::process::id());
   let _broker = Broker::start(&ns);
-  let conn = Connection::connect_with(
-    "lister-test",
-    ConnectOptions {
-      namespace: Some(ns.clone()),
-      ..Default::default()
-    },
-  )
-  .unwrap();
-  let _publisher = conn
-    .publish_channel("temperatures", "\"double\"", None, PublishOptions::default())
-    .unwrap();
-  let _function = conn
-    .expose_function_raw("echo", "\"bytes\"", "\"bytes\"", None, |d| Ok(d.to_vec()))
-    .unwrap();
-  let out = Command::new(env!("CARGO_BIN_EXE_ring"))
-    .args(["ls", "--ns", &ns])
-    .output()
-    .unwrap();
+  let conn =
+    Connection::connect_with("lister-test", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() })
+      .unwrap();
+  let _publisher = conn.publish_channel("temperatures", "\"double\"", None, PublishOptions::default()).unwrap();
+  let _function = conn.expose_function_raw("echo", "\"bytes\"", "\"bytes\"", None, |d| Ok(d.to_vec())).unwrap();
+  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", &ns]).output().unwrap();
   assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
   let text = String::from_utf8_lossy(&out.stdout);
   assert!(text.contains("lister-test"), "{text}");
   assert!(text.contains("temperatures") && text.contains("block"), "{text}");
   // The fingerprint of "double" and of "bytes".
   assert!(text.contains("echo"), "{text}");
-  assert!(
-    text.contains("CHANNELS (1)") && text.contains("FUNCTIONS (1)"),
-    "{text}"
-  );
+  assert!(text.contains("CHANNELS (1)") && text.contains("FUNCTIONS (1)"), "{text}");
   drop(_function);
   drop(_publisher);
   drop(conn);

@@ -5,16 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn ring(args: &[&str]) -> Output {
-  Command::new(env!("CARGO_BIN_EXE_ring"))
-    .args(args)
-    .output()
-    .expect("run ring")
+  Command::new(env!("CARGO_BIN_EXE_ring")).args(args).output().expect("run ring")
 }
 
 fn example(name: &str) -> String {
-  let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-    .join("../../spec/schemas/examples")
-    .join(name);
+  let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/schemas/examples").join(name);
   path.to_string_lossy().into_owned()
 }
 
@@ -62,10 +57,7 @@ fn invalid_json_exits_2_with_one_line_naming_the_file() {
   assert_eq!(output.status.code(), Some(2));
   assert!(stdout(&output).is_empty());
   let err = stderr(&output);
-  assert!(
-    err.starts_with(&format!("ring: invalid schema in {path}: schema is not valid json")),
-    "{err}"
-  );
+  assert!(err.starts_with(&format!("ring: invalid schema in {path}: schema is not valid json")), "{err}");
   assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -76,12 +68,7 @@ fn invalid_schema_exits_2() {
   let output = ring(&["schema", "canonical", path]);
   assert_eq!(output.status.code(), Some(2));
   let err = stderr(&output);
-  assert!(
-    err.starts_with(&format!(
-      "ring: invalid schema in {path}: json is not a valid avro schema"
-    )),
-    "{err}"
-  );
+  assert!(err.starts_with(&format!("ring: invalid schema in {path}: json is not a valid avro schema")), "{err}");
   assert_eq!(err.lines().count(), 1, "{err}");
 }
 
@@ -89,9 +76,5 @@ fn invalid_schema_exits_2() {
 fn unreadable_file_exits_2() {
   let output = ring(&["schema", "fingerprint", "/nonexistent/ring/schema.avsc"]);
   assert_eq!(output.status.code(), Some(2));
-  assert!(
-    stderr(&output).starts_with("ring: cannot read /nonexistent/ring/schema.avsc"),
-    "{}",
-    stderr(&output)
-  );
+  assert!(stderr(&output).starts_with("ring: cannot read /nonexistent/ring/schema.avsc"), "{}", stderr(&output));
 }

@@ -33,21 +33,14 @@ struct AddResponse {
 
 fn main() -> Result<(), Error> {
   let sensor = Connection::connect("sensor")?;
-  println!(
-    "sensor connected as app {} in namespace `{}`",
-    sensor.app_id(),
-    sensor.namespace()
-  );
+  println!("sensor connected as app {} in namespace `{}`", sensor.app_id(), sensor.namespace());
   let dashboard = Connection::connect("dashboard")?;
   println!("dashboard connected as app {}", dashboard.app_id());
 
   let mut publisher = sensor.publish_channel("readings", READING, Some("demo-key"), PublishOptions::default())?;
   println!("sensor publishes `readings` (schema {:016x})", publisher.fingerprint());
   let _add = sensor.expose_function::<AddRequest, AddResponse, _>("add", ADD_REQUEST, ADD_RESPONSE, None, |r| {
-    r.a
-      .checked_add(r.b)
-      .map(|sum| AddResponse { sum })
-      .ok_or_else(|| "overflow".to_string())
+    r.a.checked_add(r.b).map(|sum| AddResponse { sum }).ok_or_else(|| "overflow".to_string())
   })?;
   println!("sensor exposes `add`");
 
@@ -57,11 +50,7 @@ fn main() -> Result<(), Error> {
   }
   let mut subscriber = dashboard.subscribe("readings", Some("demo-key"), READING)?;
   for seq in 0..5 {
-    publisher.publish(&Reading {
-      seq,
-      celsius: 20.0 + seq as f64 / 2.0,
-      sensor: "greenhouse".into(),
-    })?;
+    publisher.publish(&Reading { seq, celsius: 20.0 + seq as f64 / 2.0, sensor: "greenhouse".into() })?;
   }
   for _ in 0..5 {
     match subscriber.recv::<Reading>(Duration::from_secs(2))? {

@@ -108,9 +108,7 @@ impl Args {
       if Self::FLAGS.contains(&arg.as_str()) {
         pairs.push((arg, None));
       } else {
-        let value = args
-          .next()
-          .ok_or_else(|| Failure::Usage(format!("`{arg}` needs a value")))?;
+        let value = args.next().ok_or_else(|| Failure::Usage(format!("`{arg}` needs a value")))?;
         pairs.push((arg, Some(value)));
       }
     }
@@ -122,20 +120,13 @@ impl Args {
   }
 
   fn text(&self, name: &str) -> Option<&str> {
-    self
-      .pairs
-      .iter()
-      .rev()
-      .find(|(n, _)| n == name)
-      .and_then(|(_, v)| v.as_deref())
+    self.pairs.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
   }
 
   fn number(&self, name: &str, default: i64) -> Result<i64, Failure> {
     match self.text(name) {
       None => Ok(default),
-      Some(v) => v
-        .parse()
-        .map_err(|_| Failure::Usage(format!("`{name}` takes a number, not `{v}`"))),
+      Some(v) => v.parse().map_err(|_| Failure::Usage(format!("`{name}` takes a number, not `{v}`"))),
     }
   }
 
@@ -194,12 +185,7 @@ fn raw_datum(seq: i64, out: &mut Vec<u8>) {
 }
 
 fn probe_invalid_schema(conn: &Connection, channel: &str) {
-  match conn.publish_channel(
-    &format!("{channel}-malformed"),
-    MALFORMED,
-    None,
-    PublishOptions::default(),
-  ) {
+  match conn.publish_channel(&format!("{channel}-malformed"), MALFORMED, None, PublishOptions::default()) {
     Err(e) => println!("probe {}", error_line(&e)),
     Ok(_) => println!("probe accepted a malformed schema"),
   }
@@ -210,18 +196,12 @@ fn wait_for_subscribers(conn: &Connection, channel: &str, wanted: i64) -> Outcom
   let deadline = Instant::now() + Duration::from_secs(30);
   loop {
     let listing = conn.list()?;
-    let subscribers = listing
-      .channels
-      .iter()
-      .find(|c| c.name == channel)
-      .map_or(0, |c| c.subscribers);
+    let subscribers = listing.channels.iter().find(|c| c.name == channel).map_or(0, |c| c.subscribers);
     if subscribers as i64 >= wanted {
       return Ok(());
     }
     if Instant::now() > deadline {
-      return Err(Failure::Mismatch(format!(
-        "only {subscribers} of {wanted} subscribers came"
-      )));
+      return Err(Failure::Mismatch(format!("only {subscribers} of {wanted} subscribers came")));
     }
     std::thread::sleep(Duration::from_millis(5));
   }
@@ -243,9 +223,7 @@ fn publisher(args: &Args) -> Outcome {
   println!("ready");
   wait_for_subscribers(&conn, channel, args.number("--wait-subscribers", 0)?)?;
   if args.flag("--wait-go") {
-    std::io::stdin()
-      .read_line(&mut String::new())
-      .map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
+    std::io::stdin().read_line(&mut String::new()).map_err(|e| Failure::Usage(format!("cannot read stdin: {e}")))?;
   }
   if args.flag("--probe-too-large") {
     match publisher.publish_raw(&vec![0; publisher.max_datum() + 1]) {
@@ -262,11 +240,7 @@ fn publisher(args: &Args) -> Outcome {
     } else {
       let body = body(seq);
       let checksum = checksum(seq, body);
-      publisher.publish(&Message {
-        seq,
-        body: body.to_vec(),
-        checksum,
-      })?;
+      publisher.publish(&Message { seq, body: body.to_vec(), checksum })?;
     }
   }
   println!("published {count}");
@@ -277,12 +251,7 @@ fn publisher(args: &Args) -> Outcome {
   while Instant::now() < until {
     if !broker_gone && conn.broker_gone() {
       broker_gone = true;
-      println!(
-        "error {}",
-        error_line(&Error::BrokerGone {
-          ns: conn.namespace().to_string()
-        })
-      );
+      println!("error {}", error_line(&Error::BrokerGone { ns: conn.namespace().to_string() }));
     }
     std::thread::sleep(Duration::from_millis(10));
   }
@@ -339,9 +308,7 @@ fn subscriber(args: &Args) -> Outcome {
         received += 1;
       }
       Ok(None) if idle_since.elapsed() > Duration::from_secs(60) => {
-        break Err(Failure::Mismatch(format!(
-          "nothing received for 60 s after {received} messages"
-        )));
+        break Err(Failure::Mismatch(format!("nothing received for 60 s after {received} messages")));
       }
       Ok(None) => {}
       Err(Error::Lagged { missed: m }) => {
@@ -363,10 +330,7 @@ fn subscriber(args: &Args) -> Outcome {
 }
 
 fn provider(args: &Args) -> Outcome {
-  let fail_on = args
-    .text("--fail-on")
-    .map(|_| args.number("--fail-on", 0))
-    .transpose()?;
+  let fail_on = args.text("--fail-on").map(|_| args.number("--fail-on", 0)).transpose()?;
   let sleep = args.millis("--sleep-ms", 0)?;
   let conn = Connection::connect("testee-provider")?;
   let _function = conn.expose_function::<AddRequest, AddResponse, _>(
@@ -379,9 +343,7 @@ fn provider(args: &Args) -> Outcome {
       if Some(r.a) == fail_on {
         return Err(format!("refusing a = {}", r.a));
       }
-      Ok(AddResponse {
-        sum: r.a.wrapping_add(r.b),
-      })
+      Ok(AddResponse { sum: r.a.wrapping_add(r.b) })
     },
   )?;
   println!("ready");
@@ -393,9 +355,7 @@ fn provider(args: &Args) -> Outcome {
     });
     while !stdin_closed.load(Ordering::Acquire) {
       if conn.broker_gone() {
-        report(Err(Failure::Ring(Error::BrokerGone {
-          ns: conn.namespace().to_string(),
-        })));
+        report(Err(Failure::Ring(Error::BrokerGone { ns: conn.namespace().to_string() })));
       }
       std::thread::sleep(Duration::from_millis(10));
     }
@@ -426,10 +386,7 @@ struct CallerPlan<'a> {
 
 impl CallerPlan<'_> {
   fn request(&self, i: i64) -> AddRequest {
-    AddRequest {
-      a: self.base + i,
-      b: i * 3,
-    }
+    AddRequest { a: self.base + i, b: i * 3 }
   }
 
   fn check(&self, i: i64, result: Result<AddResponse, Error>, failed: &mut i64) -> Outcome {
@@ -448,23 +405,14 @@ impl CallerPlan<'_> {
 
 /// `count` calls with up to `in_flight` pending at once, driven by a tiny executor on this thread.
 fn call_async(conn: &Connection, plan: &CallerPlan, count: i64, in_flight: usize) -> Result<i64, Failure> {
-  let unpark = Arc::new(Unpark {
-    thread: std::thread::current(),
-    woken: AtomicBool::new(false),
-  });
+  let unpark = Arc::new(Unpark { thread: std::thread::current(), woken: AtomicBool::new(false) });
   let waker = Waker::from(unpark.clone());
   let mut cx = Context::from_waker(&waker);
   let mut pending: VecDeque<(i64, Instant, CallFuture<AddResponse>)> = VecDeque::new();
   let (mut started, mut failed) = (0i64, 0i64);
   while started < count || !pending.is_empty() {
     while started < count && pending.len() < in_flight {
-      let future = conn.call(
-        plan.function,
-        plan.key,
-        &plan.request(started),
-        ADD_REQUEST,
-        ADD_RESPONSE,
-      );
+      let future = conn.call(plan.function, plan.key, &plan.request(started), ADD_REQUEST, ADD_RESPONSE);
       pending.push_back((started, Instant::now(), future));
       if started == 0 {
         println!("calling");
@@ -504,24 +452,15 @@ fn call_blocking(conn: &Connection, plan: &CallerPlan, count: i64, threads: i64)
         s.spawn(move || {
           let mut failed = 0;
           for i in (t..count).step_by(threads as usize) {
-            let result = conn.call_blocking(
-              plan.function,
-              plan.key,
-              &plan.request(i),
-              ADD_REQUEST,
-              ADD_RESPONSE,
-              plan.timeout,
-            );
+            let result =
+              conn.call_blocking(plan.function, plan.key, &plan.request(i), ADD_REQUEST, ADD_RESPONSE, plan.timeout);
             plan.check(i, result, &mut failed)?;
           }
           Ok(failed)
         })
       })
       .collect();
-    workers
-      .into_iter()
-      .map(|w| w.join().expect("caller thread panicked"))
-      .collect()
+    workers.into_iter().map(|w| w.join().expect("caller thread panicked")).collect()
   });
   results.into_iter().sum()
 }

@@ -82,9 +82,7 @@ impl CallerLink {
     if inner.ctl.shutting_down() {
       return Error::BrokerGone { ns: inner.ns.clone() };
     }
-    Error::PeerGone {
-      message: format!("the provider of function `{}` is gone", self.name),
-    }
+    Error::PeerGone { message: format!("the provider of function `{}` is gone", self.name) }
   }
 
   /// Reads every response waiting on the link and completes its call. Returns at once if another
@@ -94,22 +92,18 @@ impl CallerLink {
     let seg = self.seg.segment();
     let mut completed = false;
     loop {
-      let read = self
-        .response
-        .read(seg, &[IR_FRAME_KIND_CALL_OK, IR_FRAME_KIND_CALL_ERROR], |frame| {
-          let result = if frame.kind == IR_FRAME_KIND_CALL_OK {
-            open_soe(frame.payload, self.response_codec.fingerprint).map(<[u8]>::to_vec)
-          } else {
-            match ControlMessage::decode_frame_payload(frame.payload) {
-              Ok(ControlMessage::CallError(e)) => Err(Error::from_remote(e.code, e.message, 0, 0, &inner.ns)),
-              Ok(other) => Err(Error::Protocol {
-                message: format!("expected CallError, got {}", other.name()),
-              }),
-              Err(e) => Err(Error::Decode { message: e.to_string() }),
-            }
-          };
-          (frame.seq, result)
-        });
+      let read = self.response.read(seg, &[IR_FRAME_KIND_CALL_OK, IR_FRAME_KIND_CALL_ERROR], |frame| {
+        let result = if frame.kind == IR_FRAME_KIND_CALL_OK {
+          open_soe(frame.payload, self.response_codec.fingerprint).map(<[u8]>::to_vec)
+        } else {
+          match ControlMessage::decode_frame_payload(frame.payload) {
+            Ok(ControlMessage::CallError(e)) => Err(Error::from_remote(e.code, e.message, 0, 0, &inner.ns)),
+            Ok(other) => Err(Error::Protocol { message: format!("expected CallError, got {}", other.name()) }),
+            Err(e) => Err(Error::Decode { message: e.to_string() }),
+          }
+        };
+        (frame.seq, result)
+      });
       match read {
         Ok(Some((correlation, result))) => {
           if let Some(call) = lock(&self.pending).remove(&correlation) {
@@ -144,35 +138,26 @@ impl CallerLink {
     let header = soe_header(self.request_codec.fingerprint);
     let len = SOE_HEADER_LEN + datum.len();
     let _writer = lock(&self.write_lock);
-    let written = inner
-      .ctl
-      .app_doorbell(inner.app_id)
-      .wait_until(inner.wait, Some(deadline), || {
-        let result = self
-          .request
-          .try_write(seg, IR_FRAME_KIND_CALL_REQUEST, correlation, len, |dst| {
-            dst[..SOE_HEADER_LEN].copy_from_slice(&header);
-            dst[SOE_HEADER_LEN..].copy_from_slice(datum);
-          });
-        match result {
-          Ok(()) => Some(Ok(())),
-          Err(RingError::Full) if self.gone.load(Ordering::Acquire) || self.seg.gone(IR_LINK_PROVIDER_GONE) => {
-            Some(Err(self.peer_gone(inner)))
-          }
-          Err(RingError::Full) => {
-            self.request.set_producer_waiting(seg, true);
-            None
-          }
-          Err(e) => Some(Err(ring_error(e))),
-        }
+    let written = inner.ctl.app_doorbell(inner.app_id).wait_until(inner.wait, Some(deadline), || {
+      let result = self.request.try_write(seg, IR_FRAME_KIND_CALL_REQUEST, correlation, len, |dst| {
+        dst[..SOE_HEADER_LEN].copy_from_slice(&header);
+        dst[SOE_HEADER_LEN..].copy_from_slice(datum);
       });
-    self.request.set_producer_waiting(seg, false);
-    let written = written.unwrap_or_else(|| {
-      Err(Error::Timeout {
-        what: format!("call to `{}`", self.name),
-        after: Duration::ZERO,
-      })
+      match result {
+        Ok(()) => Some(Ok(())),
+        Err(RingError::Full) if self.gone.load(Ordering::Acquire) || self.seg.gone(IR_LINK_PROVIDER_GONE) => {
+          Some(Err(self.peer_gone(inner)))
+        }
+        Err(RingError::Full) => {
+          self.request.set_producer_waiting(seg, true);
+          None
+        }
+        Err(e) => Some(Err(ring_error(e))),
+      }
     });
+    self.request.set_producer_waiting(seg, false);
+    let written = written
+      .unwrap_or_else(|| Err(Error::Timeout { what: format!("call to `{}`", self.name), after: Duration::ZERO }));
     if written.is_ok() {
       inner.ctl.app_doorbell(self.provider).ring();
     }
@@ -213,11 +198,8 @@ struct Snapshot {
 impl CallState {
   fn refresh(&mut self) {
     let callers = self.callers.values().flatten().cloned().collect();
-    let served = self
-      .served
-      .iter()
-      .filter_map(|l| self.handlers.get(&l.function_id).map(|h| (l.clone(), h.clone())))
-      .collect();
+    let served =
+      self.served.iter().filter_map(|l| self.handlers.get(&l.function_id).map(|h| (l.clone(), h.clone()))).collect();
     self.snapshot = Arc::new(Snapshot { callers, served });
   }
 
@@ -299,10 +281,7 @@ pub(crate) fn fail_all(inner: &Inner, error: Error) {
 /// Whether the reactor has call work: responses to read or requests to serve.
 pub(crate) fn has_work(inner: &Inner) -> bool {
   let snapshot = snapshot(inner);
-  snapshot
-    .callers
-    .iter()
-    .any(|l| l.response.has_data(l.seg.segment()) || l.seg.gone(IR_LINK_PROVIDER_GONE))
+  snapshot.callers.iter().any(|l| l.response.has_data(l.seg.segment()) || l.seg.gone(IR_LINK_PROVIDER_GONE))
     || snapshot.served.iter().any(|(l, _)| l.request.has_data(l.seg.segment()))
 }
 
@@ -318,11 +297,7 @@ pub(crate) fn pump(inner: &Inner) {
 }
 
 fn call_error(code: ErrorCode, message: String) -> Vec<u8> {
-  ControlMessage::CallError(CallError {
-    code: code as i32,
-    message,
-  })
-  .encode_frame_payload()
+  ControlMessage::CallError(CallError { code: code as i32, message }).encode_frame_payload()
 }
 
 /// Serves up to a batch of requests on one link.
@@ -359,32 +334,26 @@ fn serve(inner: &Inner, link: &ServedLink, handler: &RawHandler) {
       Ok(datum) => (
         IR_FRAME_KIND_CALL_ERROR,
         &[],
-        call_error(
-          ErrorCode::TooLarge,
-          format!("response of {} bytes exceeds the link's {max}", datum.len()),
-        ),
+        call_error(ErrorCode::TooLarge, format!("response of {} bytes exceeds the link's {max}", datum.len())),
       ),
       Err((code, message)) => (IR_FRAME_KIND_CALL_ERROR, &[], call_error(code, message)),
     };
     // The response goes straight into the ring: its SOE header, then the handler's datum.
     let len = head.len() + payload.len();
     let deadline = Instant::now() + Duration::from_secs(5);
-    inner
-      .ctl
-      .app_doorbell(inner.app_id)
-      .wait_until(inner.wait, Some(deadline), || {
-        let written = link.response.try_write(seg, kind, correlation, len, |dst| {
-          dst[..head.len()].copy_from_slice(head);
-          dst[head.len()..].copy_from_slice(&payload);
-        });
-        match written {
-          Err(RingError::Full) if !link.seg.gone(IR_LINK_CALLER_GONE) => {
-            link.response.set_producer_waiting(seg, true);
-            None
-          }
-          _ => Some(()),
-        }
+    inner.ctl.app_doorbell(inner.app_id).wait_until(inner.wait, Some(deadline), || {
+      let written = link.response.try_write(seg, kind, correlation, len, |dst| {
+        dst[..head.len()].copy_from_slice(head);
+        dst[head.len()..].copy_from_slice(&payload);
       });
+      match written {
+        Err(RingError::Full) if !link.seg.gone(IR_LINK_CALLER_GONE) => {
+          link.response.set_producer_waiting(seg, true);
+          None
+        }
+        _ => Some(()),
+      }
+    });
     link.response.set_producer_waiting(seg, false);
     inner.ctl.app_doorbell(link.caller).ring();
   }
@@ -413,13 +382,7 @@ impl Drop for Function {
   fn drop(&mut self) {
     lock(&self.inner.calls).remove_handler(self.function_id);
     let request_id = self.inner.request_id();
-    let _ = self.inner.post(
-      WithdrawFunction {
-        request_id,
-        function_id: self.function_id as i64,
-      }
-      .into(),
-    );
+    let _ = self.inner.post(WithdrawFunction { request_id, function_id: self.function_id as i64 }.into());
   }
 }
 
@@ -431,12 +394,7 @@ pub struct CallFuture<T> {
 
 enum CallFutureState {
   Failed(Option<Error>),
-  Pending {
-    inner: Arc<Inner>,
-    link: Arc<CallerLink>,
-    correlation: u64,
-    call: Arc<PendingCall>,
-  },
+  Pending { inner: Arc<Inner>, link: Arc<CallerLink>, correlation: u64, call: Arc<PendingCall> },
 }
 
 impl<T> Future for CallFuture<T> {
@@ -445,9 +403,9 @@ impl<T> Future for CallFuture<T> {
   fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
     let this = self.get_mut();
     match &mut this.state {
-      CallFutureState::Failed(error) => Poll::Ready(Err(error.take().unwrap_or(Error::Protocol {
-        message: "call future polled after completion".into(),
-      }))),
+      CallFutureState::Failed(error) => Poll::Ready(Err(
+        error.take().unwrap_or(Error::Protocol { message: "call future polled after completion".into() }),
+      )),
       CallFutureState::Pending { inner, link, call, .. } => {
         link.drain(inner);
         if let Some(result) = call.take() {
@@ -501,11 +459,7 @@ impl Connection {
     };
     let function_id = match self.inner.request(request_id, expose.into())? {
       ControlMessage::FunctionExposed(m) => m.function_id as u64,
-      other => {
-        return Err(Error::Protocol {
-          message: format!("expected FunctionExposed, got {}", other.name()),
-        })
-      }
+      other => return Err(Error::Protocol { message: format!("expected FunctionExposed, got {}", other.name()) }),
     };
     let mut calls = lock(&self.inner.calls);
     calls.handlers.insert(function_id, Arc::new(handler));
@@ -513,11 +467,7 @@ impl Connection {
     drop(calls);
     // Callers may have linked before the handler was in place: let the reactor look again.
     self.inner.ctl.app_doorbell(self.inner.app_id).ring();
-    Ok(Function {
-      inner: self.inner.clone(),
-      function_id,
-      name: name.to_string(),
-    })
+    Ok(Function { inner: self.inner.clone(), function_id, name: name.to_string() })
   }
 
   /// Exposes a typed function: requests decode to `Req`, `handler`'s `Resp` is encoded back; an
@@ -541,9 +491,7 @@ impl Connection {
       let request: Req = request_codec.decode(datum).map_err(|e| e.to_string())?;
       let response = handler(request)?;
       let mut out = Vec::new();
-      response_codec
-        .encode_soe(&response, &mut out)
-        .map_err(|e| e.to_string())?;
+      response_codec.encode_soe(&response, &mut out).map_err(|e| e.to_string())?;
       out.drain(..SOE_HEADER_LEN);
       Ok(out)
     })
@@ -560,9 +508,7 @@ impl Connection {
     self.inner.check_broker()?;
     // The hot path: a link made before for the same schemas (compared as text, no parsing).
     if let Some(links) = lock(&self.inner.calls).callers.get(name) {
-      let found = links
-        .iter()
-        .find(|l| l.request_schema == request_schema && l.response_schema == response_schema);
+      let found = links.iter().find(|l| l.request_schema == request_schema && l.response_schema == response_schema);
       if let Some(link) = found.filter(|l| !l.gone.load(Ordering::Acquire)) {
         return Ok(link.clone());
       }
@@ -579,20 +525,13 @@ impl Connection {
     };
     let resolved = match self.inner.request(request_id, resolve.into())? {
       ControlMessage::FunctionResolved(m) => m,
-      other => {
-        return Err(Error::Protocol {
-          message: format!("expected FunctionResolved, got {}", other.name()),
-        })
-      }
+      other => return Err(Error::Protocol { message: format!("expected FunctionResolved, got {}", other.name()) }),
     };
     let seg = LinkSegment::open(&resolved.segment).map_err(segment_error)?;
     let info = seg.info();
     if info.caller != self.inner.app_id || info.provider >= self.inner.ctl.max_apps() {
       return Err(Error::Corrupt {
-        message: format!(
-          "link {} names caller {} and provider {}",
-          info.link_id, info.caller, info.provider
-        ),
+        message: format!("link {} names caller {} and provider {}", info.link_id, info.caller, info.provider),
       });
     }
     let link = Arc::new(CallerLink {
@@ -654,19 +593,13 @@ impl Connection {
     timeout: Duration,
   ) -> Result<Vec<u8>> {
     let inner = &self.inner;
-    let result = inner
-      .ctl
-      .app_doorbell(inner.app_id)
-      .wait_until(inner.wait, Some(deadline), || {
-        link.drain(inner);
-        call.take().or_else(|| inner.check_broker().err().map(Err))
-      });
+    let result = inner.ctl.app_doorbell(inner.app_id).wait_until(inner.wait, Some(deadline), || {
+      link.drain(inner);
+      call.take().or_else(|| inner.check_broker().err().map(Err))
+    });
     result.unwrap_or_else(|| {
       lock(&link.pending).remove(&correlation);
-      Err(Error::Timeout {
-        what: format!("call to `{}`", link.name),
-        after: timeout,
-      })
+      Err(Error::Timeout { what: format!("call to `{}`", link.name), after: timeout })
     })
   }
 
@@ -682,14 +615,8 @@ impl Connection {
     timeout: Duration,
   ) -> Result<Vec<u8>> {
     let deadline = Instant::now() + timeout;
-    let (link, correlation, call) = self.start_call(
-      name,
-      key,
-      request_schema,
-      response_schema,
-      |_| Ok(request_datum.to_vec()),
-      deadline,
-    )?;
+    let (link, correlation, call) =
+      self.start_call(name, key, request_schema, response_schema, |_| Ok(request_datum.to_vec()), deadline)?;
     self.wait_call(&link, correlation, &call, deadline, timeout)
   }
 
@@ -704,14 +631,8 @@ impl Connection {
     timeout: Duration,
   ) -> Result<Resp> {
     let deadline = Instant::now() + timeout;
-    let (link, correlation, call) = self.start_call(
-      name,
-      key,
-      request_schema,
-      response_schema,
-      |codec| encode_datum(codec, request),
-      deadline,
-    )?;
+    let (link, correlation, call) =
+      self.start_call(name, key, request_schema, response_schema, |codec| encode_datum(codec, request), deadline)?;
     let datum = self.wait_call(&link, correlation, &call, deadline, timeout)?;
     link.response_codec.decode(&datum)
   }
@@ -728,14 +649,8 @@ impl Connection {
     response_schema: &str,
   ) -> CallFuture<Resp> {
     let deadline = Instant::now() + Duration::from_secs(3600);
-    let started = self.start_call(
-      name,
-      key,
-      request_schema,
-      response_schema,
-      |codec| encode_datum(codec, request),
-      deadline,
-    );
+    let started =
+      self.start_call(name, key, request_schema, response_schema, |codec| encode_datum(codec, request), deadline);
     self.future(started, decode_typed::<Resp>)
   }
 
@@ -749,14 +664,7 @@ impl Connection {
     response_schema: &str,
   ) -> CallFuture<Vec<u8>> {
     let deadline = Instant::now() + Duration::from_secs(3600);
-    let started = self.start_call(
-      name,
-      key,
-      request_schema,
-      response_schema,
-      |_| Ok(request_datum.to_vec()),
-      deadline,
-    );
+    let started = self.start_call(name, key, request_schema, response_schema, |_| Ok(request_datum.to_vec()), deadline);
     self.future(started, decode_raw)
   }
 
@@ -766,12 +674,7 @@ impl Connection {
     decode: fn(&Codec, &[u8]) -> Result<T>,
   ) -> CallFuture<T> {
     let state = match started {
-      Ok((link, correlation, call)) => CallFutureState::Pending {
-        inner: self.inner.clone(),
-        link,
-        correlation,
-        call,
-      },
+      Ok((link, correlation, call)) => CallFutureState::Pending { inner: self.inner.clone(), link, correlation, call },
       Err(e) => CallFutureState::Failed(Some(e)),
     };
     CallFuture { state, decode }

@@ -81,10 +81,7 @@ impl Publisher {
   pub fn publish<T: Serialize>(&mut self, value: &T) -> Result<()> {
     let mut scratch = std::mem::take(&mut self.scratch);
     scratch.clear();
-    let result = self
-      .codec
-      .encode_soe(value, &mut scratch)
-      .and_then(|()| self.put(&scratch[SOE_HEADER_LEN..], true));
+    let result = self.codec.encode_soe(value, &mut scratch).and_then(|()| self.put(&scratch[SOE_HEADER_LEN..], true));
     self.scratch = scratch;
     result
   }
@@ -128,9 +125,7 @@ impl Publisher {
             other => ring_error(other),
           })
       }
-      Err(RingError::Full) => Err(Error::WouldBlock {
-        channel: self.name.clone(),
-      }),
+      Err(RingError::Full) => Err(Error::WouldBlock { channel: self.name.clone() }),
       other => other.map_err(ring_error),
     };
     outcome?;
@@ -146,13 +141,7 @@ impl Drop for Publisher {
     broadcast::close(&self.seg);
     Doorbell::at(&self.seg, IR_CH_DATA_DOORBELL).ring();
     let request_id = self.inner.request_id();
-    let _ = self.inner.post(
-      CloseChannel {
-        request_id,
-        channel_id: self.channel_id() as i64,
-      }
-      .into(),
-    );
+    let _ = self.inner.post(CloseChannel { request_id, channel_id: self.channel_id() as i64 }.into());
   }
 }
 
@@ -226,14 +215,11 @@ impl Subscriber {
     let name = &self.name;
     let mut f = Some(f);
     let mut attempt = || -> Option<Result<R>> {
-      let read = cursor.try_recv(seg, |frame| {
-        open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum)))
-      });
+      let read =
+        cursor.try_recv(seg, |frame| open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum))));
       match read {
         Ok(Ok(Some(Ok(Some(out))))) => Some(Ok(out)),
-        Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol {
-          message: "message handed out twice".into(),
-        })),
+        Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
         Ok(Ok(Some(Err(e)))) => Some(Err(e)),
         Ok(Ok(None)) if inner.broker_gone.load(Ordering::Acquire) => {
           Some(Err(Error::BrokerGone { ns: inner.ns.clone() }))
@@ -297,11 +283,7 @@ impl Connection {
     };
     let published = match self.inner.request(request_id, publish.into())? {
       ControlMessage::ChannelPublished(m) => m,
-      other => {
-        return Err(Error::Protocol {
-          message: format!("expected ChannelPublished, got {}", other.name()),
-        })
-      }
+      other => return Err(Error::Protocol { message: format!("expected ChannelPublished, got {}", other.name()) }),
     };
     let seg = Segment::open(&published.segment, IR_KIND_CHANNEL).map_err(segment_error)?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
@@ -333,38 +315,21 @@ impl Connection {
   ) -> Result<Subscriber> {
     let codec = Codec::new(schema_json)?;
     let request_id = self.inner.request_id();
-    let subscribe = Subscribe {
-      request_id,
-      name: name.to_string(),
-      schema: schema_json.to_string(),
-      key: key.map(str::to_string),
-    };
+    let subscribe =
+      Subscribe { request_id, name: name.to_string(), schema: schema_json.to_string(), key: key.map(str::to_string) };
     let subscribed = match self.inner.request(request_id, subscribe.into())? {
       ControlMessage::Subscribed(m) => m,
-      other => {
-        return Err(Error::Protocol {
-          message: format!("expected Subscribed, got {}", other.name()),
-        })
-      }
+      other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }),
     };
     let seg = Segment::open(&subscribed.segment, IR_KIND_CHANNEL).map_err(|e| match e {
       // The publisher closed the channel (and the broker unlinked it) after the broker answered.
-      SegmentError::NotFound { .. } => Error::Closed {
-        channel: name.to_string(),
-      },
+      SegmentError::NotFound { .. } => Error::Closed { channel: name.to_string() },
       other => segment_error(other),
     })?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
     check_channel(&config, subscribed.channel_id, codec.fingerprint)?;
     let cursor = SubscriberCursor::join(&seg, config, subscribed.subscriber_index as u32).map_err(ring_error)?;
-    Ok(Subscriber {
-      inner: self.inner.clone(),
-      name: name.to_string(),
-      seg,
-      cursor,
-      codec,
-      options,
-    })
+    Ok(Subscriber { inner: self.inner.clone(), name: name.to_string(), seg, cursor, codec, options })
   }
 }
 
@@ -372,10 +337,7 @@ impl Connection {
 fn check_channel(config: &ChannelConfig, channel_id: i64, fingerprint: u64) -> Result<()> {
   if config.channel_id != channel_id as u64 || config.fingerprint != fingerprint {
     return Err(Error::Corrupt {
-      message: format!(
-        "channel segment holds channel {} of schema {:016x}",
-        config.channel_id, config.fingerprint
-      ),
+      message: format!("channel segment holds channel {} of schema {:016x}", config.channel_id, config.fingerprint),
     });
   }
   Ok(())

@@ -54,17 +54,16 @@ impl Codec {
       .writer
       .write_ser(out, value)
       .map(|_| ())
-      .map_err(|e| Error::Decode {
-        message: format!("cannot encode the value with its schema: {e}"),
-      })
+      .map_err(|e| Error::Decode { message: format!("cannot encode the value with its schema: {e}") })
   }
 
   /// Decodes a datum (no header).
   pub fn decode<T: DeserializeOwned>(&self, datum: &[u8]) -> Result<T> {
     let mut input = datum;
-    self.reader.read_deser(&mut input).map_err(|e| Error::Decode {
-      message: format!("cannot decode the payload with its schema: {e}"),
-    })
+    self
+      .reader
+      .read_deser(&mut input)
+      .map_err(|e| Error::Decode { message: format!("cannot decode the payload with its schema: {e}") })
   }
 }
 

@@ -58,9 +58,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) fn ring_error(e: RingError) -> Error {
   match e {
     RingError::TooLarge { size, max } => Error::too_large(size, max),
-    other => Error::Corrupt {
-      message: other.to_string(),
-    },
+    other => Error::Corrupt { message: other.to_string() },
   }
 }
 
@@ -68,9 +66,7 @@ pub(crate) fn segment_error(e: SegmentError) -> Error {
   match e {
     SegmentError::VersionMismatch { .. } => Error::VersionMismatch { message: e.to_string() },
     SegmentError::Corrupt { .. } => Error::Corrupt { message: e.to_string() },
-    other => Error::Io {
-      message: other.to_string(),
-    },
+    other => Error::Io { message: other.to_string() },
   }
 }
 
@@ -91,9 +87,7 @@ impl Inner {
     let _guard = lock(&self.request_lock);
     if self.closing.load(Ordering::Acquire) {
       // After Unregister the slot (and its request ring) may already belong to another app.
-      return Err(Error::Closed {
-        channel: "the connection".into(),
-      });
+      return Err(Error::Closed { channel: "the connection".into() });
     }
     if matches!(message, ControlMessage::Unregister(_)) {
       // The last record this app writes: later posts (from drops on other threads) must not follow.
@@ -102,10 +96,7 @@ impl Inner {
     let deadline = Instant::now() + CONTROL_TIMEOUT;
     let bell = self.ctl.app_doorbell(self.app_id);
     let written = bell.wait_until(WaitStrategy::default(), Some(deadline), || {
-      match self
-        .request_ring
-        .try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, &payload)
-      {
+      match self.request_ring.try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, &payload) {
         Ok(()) => Some(Ok(())),
         Err(RingError::Full) => {
           // The broker rings our doorbell when it frees space.
@@ -118,12 +109,7 @@ impl Inner {
     self.request_ring.set_producer_waiting(seg, false);
     match written {
       Some(result) => result?,
-      None => {
-        return Err(Error::Timeout {
-          what: "writing a control request".into(),
-          after: CONTROL_TIMEOUT,
-        })
-      }
+      None => return Err(Error::Timeout { what: "writing a control request".into(), after: CONTROL_TIMEOUT }),
     }
     self.ctl.broker_doorbell().ring();
     Ok(())
@@ -140,10 +126,9 @@ impl Inner {
     lock(&self.replies).insert(request_id, tx);
     let outcome = self.post(message).and_then(|()| {
       rx.recv_timeout(CONTROL_TIMEOUT).map_err(|e| match e {
-        std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout {
-          what: "waiting for the broker's reply".into(),
-          after: CONTROL_TIMEOUT,
-        },
+        std::sync::mpsc::RecvTimeoutError::Timeout => {
+          Error::Timeout { what: "waiting for the broker's reply".into(), after: CONTROL_TIMEOUT }
+        }
         std::sync::mpsc::RecvTimeoutError::Disconnected => Error::BrokerGone { ns: self.ns.clone() },
       })
     });
@@ -196,14 +181,11 @@ impl Inner {
     let mut last_health = Instant::now();
     while !self.closing.load(Ordering::Acquire) {
       let deadline = Instant::now() + Duration::from_millis(200);
-      self
-        .ctl
-        .app_doorbell(self.app_id)
-        .wait_until(self.wait, Some(deadline), || self.has_work().then_some(()));
+      self.ctl.app_doorbell(self.app_id).wait_until(self.wait, Some(deadline), || self.has_work().then_some(()));
       loop {
-        let read = self.reply_ring.read(self.ctl.segment(), &[IR_FRAME_KIND_CONTROL], |f| {
-          ControlMessage::decode_frame_payload(f.payload)
-        });
+        let read = self
+          .reply_ring
+          .read(self.ctl.segment(), &[IR_FRAME_KIND_CONTROL], |f| ControlMessage::decode_frame_payload(f.payload));
         match read {
           Ok(Some(Ok(message))) => self.dispatch(message),
           Ok(Some(Err(_))) => {}
@@ -258,9 +240,7 @@ impl Connection {
     let app_id = ctl.claim_slot().ok_or_else(|| Error::LimitReached {
       message: format!("all {} app slots of namespace `{ns}` are taken", ctl.max_apps()),
     })?;
-    let rings = ctl
-      .request_ring(app_id)
-      .and_then(|req| Ok((req, ctl.reply_ring(app_id)?)));
+    let rings = ctl.request_ring(app_id).and_then(|req| Ok((req, ctl.reply_ring(app_id)?)));
     let (request_ring, reply_ring) = match rings {
       Ok(rings) => rings,
       Err(e) => return Err(ring_error(e)),
@@ -284,14 +264,9 @@ impl Connection {
       std::thread::Builder::new()
         .name("ring-reactor".into())
         .spawn(move || inner.reactor())
-        .map_err(|e| Error::Io {
-          message: format!("cannot start the reactor thread: {e}"),
-        })?
+        .map_err(|e| Error::Io { message: format!("cannot start the reactor thread: {e}") })?
     };
-    let conn = Connection {
-      inner,
-      reactor: Some(reactor),
-    };
+    let conn = Connection { inner, reactor: Some(reactor) };
     let pid = sys::getpid();
     let request_id = conn.inner.request_id();
     let register = Register {
@@ -302,12 +277,10 @@ impl Connection {
     };
     match conn.inner.request(request_id, register.into()) {
       Ok(ControlMessage::Registered(_)) => Ok(conn),
-      Ok(other) => Err(Error::Protocol {
-        message: format!("expected Registered, got {}", other.name()),
-      }),
-      Err(Error::Timeout { .. }) if !conn.inner.ctl.broker_alive() => Err(Error::NoBroker {
-        ns: conn.inner.ns.clone(),
-      }),
+      Ok(other) => Err(Error::Protocol { message: format!("expected Registered, got {}", other.name()) }),
+      Err(Error::Timeout { .. }) if !conn.inner.ctl.broker_alive() => {
+        Err(Error::NoBroker { ns: conn.inner.ns.clone() })
+      }
       Err(e) => Err(e),
     }
   }
@@ -332,9 +305,7 @@ impl Connection {
     let request_id = self.inner.request_id();
     match self.inner.request(request_id, List { request_id }.into())? {
       ControlMessage::Listing(listing) => Ok(listing),
-      other => Err(Error::Protocol {
-        message: format!("expected Listing, got {}", other.name()),
-      }),
+      other => Err(Error::Protocol { message: format!("expected Listing, got {}", other.name()) }),
     }
   }
 }

@@ -187,16 +187,9 @@ impl Error {
       Some(ErrorCode::UnknownChannel) => Error::UnknownChannel { message },
       Some(ErrorCode::UnknownFunction) => Error::UnknownFunction { message },
       Some(ErrorCode::WrongKey) => Error::WrongKey { message },
-      Some(ErrorCode::SchemaMismatch) => Error::SchemaMismatch {
-        message,
-        expected,
-        presented,
-      },
+      Some(ErrorCode::SchemaMismatch) => Error::SchemaMismatch { message, expected, presented },
       Some(ErrorCode::InvalidSchema) => Error::InvalidSchema { message },
-      Some(ErrorCode::Timeout) => Error::Timeout {
-        what: message,
-        after: Duration::ZERO,
-      },
+      Some(ErrorCode::Timeout) => Error::Timeout { what: message, after: Duration::ZERO },
       Some(ErrorCode::PeerGone) => Error::PeerGone { message },
       Some(ErrorCode::TooLarge) => Error::TooLarge { message },
       Some(ErrorCode::WouldBlock) => Error::WouldBlock { channel: message },
@@ -209,9 +202,7 @@ impl Error {
       Some(ErrorCode::InvalidArgument) => Error::InvalidArgument { message },
       Some(ErrorCode::Decode) => Error::Decode { message },
       Some(ErrorCode::Io) => Error::Io { message },
-      _ => Error::Protocol {
-        message: format!("error code {code}: {message}"),
-      },
+      _ => Error::Protocol { message: format!("error code {code}: {message}") },
     }
   }
 }
@@ -222,8 +213,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
   /// A payload of `size` bytes where at most `max` fit.
   pub(crate) fn too_large(size: usize, max: usize) -> Error {
-    Error::TooLarge {
-      message: format!("payload of {size} bytes is larger than the maximum of {max} bytes"),
-    }
+    Error::TooLarge { message: format!("payload of {size} bytes is larger than the maximum of {max} bytes") }
   }
 }

@@ -23,19 +23,11 @@ fn exit_code_of(code: ErrorCode) -> i32 {
 /// `target/<profile>`, where the test binary's `deps/` directory lives.
 fn profile_dir() -> PathBuf {
   let exe = std::env::current_exe().expect("the test binary's path");
-  exe
-    .parent()
-    .and_then(Path::parent)
-    .expect("target/<profile>/deps/<test>")
-    .to_path_buf()
+  exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").to_path_buf()
 }
 
 fn binary(path: PathBuf) -> PathBuf {
-  assert!(
-    path.exists(),
-    "{} is missing: run `cargo build -p impulsed --examples` first",
-    path.display()
-  );
+  assert!(path.exists(), "{} is missing: run `cargo build -p impulsed --examples` first", path.display());
   path
 }
 
@@ -86,12 +78,7 @@ impl Proc {
     let output = Arc::new(Output::default());
     output.collect(child.stdout.take().expect("piped"), "");
     output.collect(child.stderr.take().expect("piped"), "stderr: ");
-    Proc {
-      name: name.to_string(),
-      child,
-      output,
-      status: None,
-    }
+    Proc { name: name.to_string(), child, output, status: None }
   }
 
   fn pid(&self) -> u32 {
@@ -99,16 +86,11 @@ impl Proc {
   }
 
   fn try_signal(&self, signal: Signal) -> rustix::io::Result<()> {
-    kill_process(
-      Pid::from_raw(self.pid() as i32).expect("a child's pid is positive"),
-      signal,
-    )
+    kill_process(Pid::from_raw(self.pid() as i32).expect("a child's pid is positive"), signal)
   }
 
   fn signal(&self, signal: Signal) {
-    self
-      .try_signal(signal)
-      .unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
+    self.try_signal(signal).unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
   }
 
   fn lines(&self) -> Vec<String> {
@@ -116,12 +98,7 @@ impl Proc {
   }
 
   fn transcript(&self) -> String {
-    format!(
-      "--- {} (pid {}) ---\n{}",
-      self.name,
-      self.pid(),
-      self.lines().join("\n")
-    )
+    format!("--- {} (pid {}) ---\n{}", self.name, self.pid(), self.lines().join("\n"))
   }
 
   /// Waits for a stdout line that starts with `prefix` and returns it.
@@ -166,12 +143,7 @@ impl Proc {
         std::thread::sleep(Duration::from_millis(20));
         return status.code();
       }
-      assert!(
-        Instant::now() < deadline,
-        "{} did not exit within {timeout:?}\n{}",
-        self.name,
-        self.transcript()
-      );
+      assert!(Instant::now() < deadline, "{} did not exit within {timeout:?}\n{}", self.name, self.transcript());
       std::thread::sleep(Duration::from_millis(5));
     }
   }
@@ -217,10 +189,7 @@ struct Bus {
 
 impl Bus {
   fn start(test: &str) -> Bus {
-    let mut bus = Bus {
-      ns: format!("e2e-{}-{test}", std::process::id()),
-      broker: None,
-    };
+    let mut bus = Bus { ns: format!("e2e-{}-{test}", std::process::id()), broker: None };
     bus.start_broker();
     bus
   }
@@ -245,10 +214,7 @@ impl Bus {
   }
 
   fn spawn_broker(&self) -> Proc {
-    Proc::spawn(
-      "impulsed",
-      Command::new(impulsed()).args(["--ns", &self.ns, "--log-level", "warn"]),
-    )
+    Proc::spawn("impulsed", Command::new(impulsed()).args(["--ns", &self.ns, "--log-level", "warn"]))
   }
 
   fn broker(&mut self) -> &mut Proc {
@@ -263,13 +229,7 @@ impl Bus {
   }
 
   fn testee(&self, name: &str, role: &str, args: &[&str]) -> Proc {
-    Proc::spawn(
-      name,
-      Command::new(testee())
-        .arg(role)
-        .args(args)
-        .env("IMPULSE_RING_NS", &self.ns),
-    )
+    Proc::spawn(name, Command::new(testee()).arg(role).args(args).env("IMPULSE_RING_NS", &self.ns))
   }
 
   /// Names in `/dev/shm` that belong to the namespace.
@@ -288,11 +248,7 @@ impl Bus {
   fn wait_no_channel_segment(&self, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while self.segments().iter().any(|s| s.contains(".ch.")) {
-      assert!(
-        Instant::now() < deadline,
-        "channel segments left: {:?}",
-        self.segments()
-      );
+      assert!(Instant::now() < deadline, "channel segments left: {:?}", self.segments());
       std::thread::sleep(Duration::from_millis(5));
     }
   }
@@ -344,10 +300,7 @@ fn go_when_joined(publisher: &mut Proc, subscribers: &[&Proc]) {
 fn number_after(line: &str, what: &str) -> u64 {
   let mut words = line.split_whitespace();
   words.find(|w| *w == what).expect(what);
-  words
-    .next()
-    .and_then(|w| w.parse().ok())
-    .unwrap_or_else(|| panic!("no number after `{what}` in `{line}`"))
+  words.next().and_then(|w| w.parse().ok()).unwrap_or_else(|| panic!("no number after `{what}` in `{line}`"))
 }
 
 #[test]
@@ -367,9 +320,8 @@ fn one_subscriber_gets_a_million_messages_once_in_order_intact() {
 fn four_subscribers_each_get_a_million_messages_once_in_order_intact() {
   let bus = Bus::start("sub4");
   let mut publisher = bus.testee("publisher", "publisher", &["--count", "1000000", "--wait-go", "--raw"]);
-  let mut subscribers: Vec<Proc> = (0..4)
-    .map(|i| bus.testee(&format!("subscriber {i}"), "subscriber", &["--count", "1000000"]))
-    .collect();
+  let mut subscribers: Vec<Proc> =
+    (0..4).map(|i| bus.testee(&format!("subscriber {i}"), "subscriber", &["--count", "1000000"])).collect();
   go_when_joined(&mut publisher, &subscribers.iter().collect::<Vec<_>>());
   assert!(publisher.succeeds(LONG).contains(&"published 1000000".to_string()));
   for subscriber in &mut subscribers {
@@ -381,16 +333,10 @@ fn four_subscribers_each_get_a_million_messages_once_in_order_intact() {
 fn lossy_subscriber_that_stalls_is_told_what_it_missed_and_never_blocks_the_publisher() {
   let bus = Bus::start("lossy");
   let count = 20_000u64;
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "20000", "--lossy", "--capacity", "65536", "--wait-go"],
-  );
-  let mut subscriber = bus.testee(
-    "subscriber",
-    "subscriber",
-    &["--count", "20000", "--stall-ms", "3000", "--expect-closed"],
-  );
+  let mut publisher =
+    bus.testee("publisher", "publisher", &["--count", "20000", "--lossy", "--capacity", "65536", "--wait-go"]);
+  let mut subscriber =
+    bus.testee("subscriber", "subscriber", &["--count", "20000", "--stall-ms", "3000", "--expect-closed"]);
   go_when_joined(&mut publisher, &[&subscriber]);
   let stalled_at = Instant::now();
   publisher.succeeds(SHORT);
@@ -400,10 +346,7 @@ fn lossy_subscriber_that_stalls_is_told_what_it_missed_and_never_blocks_the_publ
     stalled_at.elapsed()
   );
   let lines = subscriber.succeeds(SHORT);
-  let line = lines
-    .iter()
-    .find(|l| l.starts_with("missed "))
-    .expect("a `missed` line");
+  let line = lines.iter().find(|l| l.starts_with("missed ")).expect("a `missed` line");
   let (missed, received) = (number_after(line, "missed"), number_after(line, "received"));
   assert_eq!(missed + received, count, "{line}");
   assert!(missed > 0 && received > 0, "{line}");
@@ -413,28 +356,18 @@ fn lossy_subscriber_that_stalls_is_told_what_it_missed_and_never_blocks_the_publ
 #[test]
 fn wrong_key_and_wrong_schema_are_refused_with_typed_errors() {
   let bus = Bus::start("refused");
-  let publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "0", "--key", "secret", "--hold-ms", "30000"],
-  );
+  let publisher = bus.testee("publisher", "publisher", &["--count", "0", "--key", "secret", "--hold-ms", "30000"]);
   publisher.wait_line("published", SHORT);
   let mut wrong_key = bus.testee("wrong key", "subscriber", &["--key", "guess"]);
   let line = wrong_key.fails_with(ErrorCode::WrongKey, SHORT);
   assert!(line.contains("wrong key"), "{line}");
-  assert!(
-    !line.contains("secret") && !line.contains("guess"),
-    "keys must not be shown: {line}"
-  );
+  assert!(!line.contains("secret") && !line.contains("guess"), "keys must not be shown: {line}");
   let mut no_key = bus.testee("no key", "subscriber", &[]);
   no_key.fails_with(ErrorCode::WrongKey, SHORT);
 
   let mut wrong_schema = bus.testee("wrong schema", "subscriber", &["--key", "secret", "--schema", "other"]);
   let line = wrong_schema.fails_with(ErrorCode::SchemaMismatch, SHORT);
-  let mut fingerprints: Vec<&str> = line
-    .split(|c: char| !c.is_ascii_hexdigit())
-    .filter(|w| w.len() == 16)
-    .collect();
+  let mut fingerprints: Vec<&str> = line.split(|c: char| !c.is_ascii_hexdigit()).filter(|w| w.len() == 16).collect();
   fingerprints.sort();
   fingerprints.dedup();
   assert_eq!(fingerprints.len(), 2, "both fingerprints must be named: {line}");
@@ -451,11 +384,7 @@ fn four_callers_with_calls_in_flight_get_every_result_matched_to_its_call() {
   let mut callers: Vec<Proc> = (0..4)
     .map(|i| {
       let base = (i * 1_000_000).to_string();
-      bus.testee(
-        &format!("caller {i}"),
-        "caller",
-        &["--count", "10000", "--in-flight", "32", "--base", &base],
-      )
+      bus.testee(&format!("caller {i}"), "caller", &["--count", "10000", "--in-flight", "32", "--base", &base])
     })
     .collect();
   for caller in &mut callers {
@@ -476,18 +405,10 @@ fn a_call_slower_than_its_timeout_fails_with_timeout() {
   let bus = Bus::start("timeout");
   let provider = bus.testee("provider", "provider", &["--sleep-ms", "3000"]);
   provider.wait_line("ready", SHORT);
-  let mut caller = bus.testee(
-    "caller",
-    "caller",
-    &["--threads", "1", "--count", "1", "--timeout-ms", "300"],
-  );
+  let mut caller = bus.testee("caller", "caller", &["--threads", "1", "--count", "1", "--timeout-ms", "300"]);
   let started = Instant::now();
   caller.fails_with(ErrorCode::Timeout, SHORT);
-  assert!(
-    started.elapsed() < Duration::from_millis(2500),
-    "{:?}",
-    started.elapsed()
-  );
+  assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -499,10 +420,7 @@ fn a_failing_handler_reaches_the_caller_as_handler_error_with_its_message() {
   let lines = caller.succeeds(SHORT);
   let errors: Vec<_> = lines.iter().filter(|l| l.starts_with("error ")).collect();
   assert_eq!(errors.len(), 1, "{lines:?}");
-  assert!(
-    errors[0].starts_with("error HandlerError:") && errors[0].contains("refusing a = 3"),
-    "{lines:?}"
-  );
+  assert!(errors[0].starts_with("error HandlerError:") && errors[0].contains("refusing a = 3"), "{lines:?}");
   // The calls after the failed one still work.
   assert!(lines.contains(&"ok 5 failed 1".to_string()), "{lines:?}");
 }
@@ -510,26 +428,15 @@ fn a_failing_handler_reaches_the_caller_as_handler_error_with_its_message() {
 #[test]
 fn subscriber_sees_closed_and_the_segment_goes_when_the_publisher_is_killed() {
   let bus = Bus::start("pubkill");
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "100", "--wait-go", "--hold-ms", "60000"],
-  );
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "100", "--wait-go", "--hold-ms", "60000"]);
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "100", "--expect-closed"]);
   go_when_joined(&mut publisher, &[&subscriber]);
   publisher.wait_line("published", SHORT);
-  assert!(
-    bus.segments().iter().any(|s| s.contains(".ch.")),
-    "{:?}",
-    bus.segments()
-  );
+  assert!(bus.segments().iter().any(|s| s.contains(".ch.")), "{:?}", bus.segments());
   publisher.signal(Signal::KILL);
   let killed = Instant::now();
   let lines = subscriber.succeeds(SOON);
-  assert!(
-    lines.contains(&"closed".to_string()) && lines.contains(&"received 100".to_string()),
-    "{lines:?}"
-  );
+  assert!(lines.contains(&"closed".to_string()) && lines.contains(&"received 100".to_string()), "{lines:?}");
   bus.wait_no_channel_segment(SOON.saturating_sub(killed.elapsed()));
 }
 
@@ -538,15 +445,8 @@ fn callers_get_peer_gone_at_once_when_the_provider_is_killed_mid_call() {
   let bus = Bus::start("provkill");
   let provider = bus.testee("provider", "provider", &["--sleep-ms", "100"]);
   provider.wait_line("ready", SHORT);
-  let mut callers: Vec<Proc> = (0..3)
-    .map(|i| {
-      bus.testee(
-        &format!("caller {i}"),
-        "caller",
-        &["--count", "1000", "--in-flight", "4"],
-      )
-    })
-    .collect();
+  let mut callers: Vec<Proc> =
+    (0..3).map(|i| bus.testee(&format!("caller {i}"), "caller", &["--count", "1000", "--in-flight", "4"])).collect();
   for caller in &callers {
     caller.wait_line("calling", SHORT);
   }
@@ -562,11 +462,7 @@ fn callers_get_peer_gone_at_once_when_the_provider_is_killed_mid_call() {
 #[test]
 fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and_serves() {
   let mut bus = Bus::start("brokerkill");
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "10", "--wait-go", "--hold-ms", "60000"],
-  );
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "10", "--wait-go", "--hold-ms", "60000"]);
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
   go_when_joined(&mut publisher, &[&subscriber]);
   let mut provider = bus.testee("provider", "provider", &[]);
@@ -575,10 +471,7 @@ fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and
   publisher.wait_line("published", SHORT);
   caller.wait_line("calling", SHORT);
   let old = bus.segments();
-  assert!(
-    old.iter().any(|s| s.contains(".ch.")) && old.iter().any(|s| s.contains(".ln.")),
-    "{old:?}"
-  );
+  assert!(old.iter().any(|s| s.contains(".ch.")) && old.iter().any(|s| s.contains(".ln.")), "{old:?}");
 
   assert_eq!(bus.stop_broker(Signal::KILL), None);
   // The publisher holds on (so that it does not close the channel itself) and reports at once.
@@ -589,11 +482,7 @@ fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and
   assert_eq!(bus.segments(), old, "nobody but a broker removes segments");
 
   bus.start_broker();
-  let left: Vec<_> = bus
-    .segments()
-    .into_iter()
-    .filter(|s| old.contains(s) && !s.ends_with(".ctl"))
-    .collect();
+  let left: Vec<_> = bus.segments().into_iter().filter(|s| old.contains(s) && !s.ends_with(".ctl")).collect();
   assert!(left.is_empty(), "the new broker left the dead one's segments: {left:?}");
   let mut publisher = bus.testee("new publisher", "publisher", &["--count", "1000", "--wait-go"]);
   let mut subscriber = bus.testee("new subscriber", "subscriber", &["--count", "1000"]);
@@ -622,19 +511,9 @@ fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_ke
   let mut publisher = bus.testee(
     "publisher",
     "publisher",
-    &[
-      "--count",
-      "100",
-      "--wait-go",
-      "--probe-too-large",
-      "--probe-invalid-schema",
-    ],
+    &["--count", "100", "--wait-go", "--probe-too-large", "--probe-invalid-schema"],
   );
-  let mut subscriber = bus.testee(
-    "subscriber",
-    "subscriber",
-    &["--count", "100", "--probe-invalid-schema"],
-  );
+  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "100", "--probe-invalid-schema"]);
   go_when_joined(&mut publisher, &[&subscriber]);
   let lines = publisher.succeeds(SHORT);
   for probe in ["probe TooLarge:", "probe InvalidSchema:"] {
@@ -649,11 +528,7 @@ fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_ke
 #[test]
 fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
   let mut bus = Bus::start("sigterm");
-  let mut publisher = bus.testee(
-    "publisher",
-    "publisher",
-    &["--count", "10", "--wait-go", "--hold-ms", "60000"],
-  );
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "10", "--wait-go", "--hold-ms", "60000"]);
   let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
   go_when_joined(&mut publisher, &[&subscriber]);
   let mut provider = bus.testee("provider", "provider", &[]);

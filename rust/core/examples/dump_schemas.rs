@@ -16,9 +16,7 @@ fn main() -> ExitCode {
     None => Ok(control_schema_json()),
     Some("fps") => fingerprints_md(),
     Some("control-vectors") => Ok(control_vectors()),
-    Some(other) => Err(format!(
-      "unknown argument `{other}`; expected nothing, `fps` or `control-vectors`"
-    )),
+    Some(other) => Err(format!("unknown argument `{other}`; expected nothing, `fps` or `control-vectors`")),
   };
   match result {
     Ok(text) => {
@@ -43,17 +41,11 @@ fn fingerprints_md() -> Result<String, String> {
      digits of the 64-bit value; on the wire (Single Object Encoding) the same value is 8 little-endian bytes.\n\n",
   );
   out.push_str("## Control records\n\n");
-  out.push_str(&format!(
-    "Control union (`control.avsc`): `{}`\n\n",
-    fingerprint_hex(control_fingerprint())
-  ));
+  out.push_str(&format!("Control union (`control.avsc`): `{}`\n\n", fingerprint_hex(control_fingerprint())));
   out.push_str("| opcode | record | fingerprint (record alone) |\n|---:|---|---|\n");
   for (opcode, full_name, schema) in control_records() {
     let parsed = parse_schema(&schema).map_err(|e| format!("control record {full_name}: {e}"))?;
-    out.push_str(&format!(
-      "| {opcode} | `{full_name}` | `{}` |\n",
-      fingerprint_hex(parsed.fingerprint)
-    ));
+    out.push_str(&format!("| {opcode} | `{full_name}` | `{}` |\n", fingerprint_hex(parsed.fingerprint)));
   }
   out.push_str("\n## Example user schemas (`spec/schemas/examples/`)\n");
   let dir = examples_dir();
@@ -64,10 +56,7 @@ fn fingerprints_md() -> Result<String, String> {
     .collect();
   files.sort();
   for path in files {
-    let name = path
-      .file_name()
-      .map(|n| n.to_string_lossy().into_owned())
-      .unwrap_or_default();
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let json = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let parsed = parse_schema(&json).map_err(|e| format!("{name}: {e}"))?;
     out.push_str(&format!(
@@ -82,19 +71,8 @@ fn fingerprints_md() -> Result<String, String> {
 /// Sample control messages covering every opcode, edge values and both union branches of `key`.
 fn samples() -> Vec<ControlMessage> {
   vec![
-    Register {
-      request_id: 1,
-      app_name: "sensor".into(),
-      pid: 4242,
-      start_time: 1_234_567,
-    }
-    .into(),
-    Registered {
-      request_id: 1,
-      app_id: 3,
-      broker_pid: 100,
-    }
-    .into(),
+    Register { request_id: 1, app_name: "sensor".into(), pid: 4242, start_time: 1_234_567 }.into(),
+    Registered { request_id: 1, app_id: 3, broker_pid: 100 }.into(),
     PublishChannel {
       request_id: 2,
       name: "metrics".into(),
@@ -122,13 +100,7 @@ fn samples() -> Vec<ControlMessage> {
       max_payload: 32768,
     }
     .into(),
-    Subscribe {
-      request_id: 3,
-      name: "metrics".into(),
-      schema: "\"long\"".into(),
-      key: Some(String::new()),
-    }
-    .into(),
+    Subscribe { request_id: 3, name: "metrics".into(), schema: "\"long\"".into(), key: Some(String::new()) }.into(),
     Subscribed {
       request_id: 3,
       channel_id: 7,
@@ -138,17 +110,8 @@ fn samples() -> Vec<ControlMessage> {
       lossy: false,
     }
     .into(),
-    Unsubscribe {
-      request_id: 4,
-      channel_id: 7,
-      subscriber_index: 63,
-    }
-    .into(),
-    CloseChannel {
-      request_id: 5,
-      channel_id: 7,
-    }
-    .into(),
+    Unsubscribe { request_id: 4, channel_id: 7, subscriber_index: 63 }.into(),
+    CloseChannel { request_id: 5, channel_id: 7 }.into(),
     ExposeFunction {
       request_id: 6,
       name: "add".into(),
@@ -182,45 +145,17 @@ fn samples() -> Vec<ControlMessage> {
       max_payload: 1 << 20,
     }
     .into(),
-    WithdrawFunction {
-      request_id: 8,
-      function_id: 1,
-    }
-    .into(),
-    LinkOpened {
-      function_id: 1,
-      link_id: 9,
-      segment: "/impulse.link.9".into(),
-    }
-    .into(),
-    LinkClosed {
-      link_id: 9,
-      code: 9,
-      message: "peer gone".into(),
-    }
-    .into(),
+    WithdrawFunction { request_id: 8, function_id: 1 }.into(),
+    LinkOpened { function_id: 1, link_id: 9, segment: "/impulse.link.9".into() }.into(),
+    LinkClosed { link_id: 9, code: 9, message: "peer gone".into() }.into(),
     ChannelClosed { channel_id: 7 }.into(),
     List { request_id: i64::MAX }.into(),
-    Listing {
-      request_id: 10,
-      apps: vec![],
-      channels: vec![],
-      functions: vec![],
-    }
-    .into(),
+    Listing { request_id: 10, apps: vec![], channels: vec![], functions: vec![] }.into(),
     Listing {
       request_id: 11,
       apps: vec![
-        AppInfo {
-          app_id: 0,
-          name: "sensor".into(),
-          pid: 4242,
-        },
-        AppInfo {
-          app_id: 1,
-          name: "ring".into(),
-          pid: 4300,
-        },
+        AppInfo { app_id: 0, name: "sensor".into(), pid: 4242 },
+        AppInfo { app_id: 1, name: "ring".into(), pid: 4300 },
       ],
       channels: vec![ChannelInfo {
         channel_id: 7,
@@ -251,15 +186,8 @@ fn samples() -> Vec<ControlMessage> {
       presented_fingerprint: 8247732601305521295,
     }
     .into(),
-    CallError {
-      code: 17,
-      message: "division by zero".into(),
-    }
-    .into(),
-    BrokerShutdown {
-      reason: "SIGTERM".into(),
-    }
-    .into(),
+    CallError { code: 17, message: "division by zero".into() }.into(),
+    BrokerShutdown { reason: "SIGTERM".into() }.into(),
   ]
 }
 
@@ -273,11 +201,7 @@ fn control_vectors() -> String {
     fingerprint_hex(control_fingerprint())
   );
   for (n, message) in samples().iter().enumerate() {
-    let hex: String = message
-      .encode_frame_payload()
-      .iter()
-      .map(|b| format!("{b:02x}"))
-      .collect();
+    let hex: String = message.encode_frame_payload().iter().map(|b| format!("{b:02x}")).collect();
     out.push_str(&format!(
       "# {n} {name}\nmessage: {name} {json}\nbytes: {hex}\n\n",
       name = message.name(),

@@ -45,16 +45,10 @@ pub enum SchemaError {
 /// Parses schema JSON and computes its Parsing Canonical Form and CRC-64-AVRO fingerprint.
 pub fn parse_schema(json: &str) -> Result<ParsedSchema, SchemaError> {
   let value: Value = serde_json::from_str(json).map_err(|e| SchemaError::InvalidJson { reason: e.to_string() })?;
-  let schema = Schema::parse(&value).map_err(|e| SchemaError::InvalidSchema {
-    reason: lower_first(&e.to_string()),
-  })?;
+  let schema = Schema::parse(&value).map_err(|e| SchemaError::InvalidSchema { reason: lower_first(&e.to_string()) })?;
   let canonical = canonical_form(&schema);
   let fingerprint = rabin_fingerprint(canonical.as_bytes());
-  Ok(ParsedSchema {
-    schema,
-    canonical,
-    fingerprint,
-  })
+  Ok(ParsedSchema { schema, canonical, fingerprint })
 }
 
 /// The Parsing Canonical Form of a parsed schema, exactly as the Avro specification defines it.
@@ -87,10 +81,8 @@ fn write_canonical(out: &mut String, value: &Value) {
         write_canonical(out, &Value::from(name.as_str()));
         return;
       }
-      let kept: Vec<(&str, &Value)> = CANONICAL_ATTRIBUTES
-        .iter()
-        .filter_map(|key| map.get(*key).map(|v| (*key, v)))
-        .collect();
+      let kept: Vec<(&str, &Value)> =
+        CANONICAL_ATTRIBUTES.iter().filter_map(|key| map.get(*key).map(|v| (*key, v))).collect();
       if let [("type", Value::String(name))] = kept.as_slice() {
         write_canonical(out, &Value::from(name.as_str()));
         return;
@@ -189,16 +181,11 @@ pub fn soe_header(fingerprint: u64) -> [u8; SOE_HEADER_LEN] {
 /// Splits a Single Object Encoding into its fingerprint and datum bytes.
 pub fn split_soe(bytes: &[u8]) -> Result<(u64, &[u8]), DecodeError> {
   if bytes.len() < SOE_HEADER_LEN {
-    return Err(DecodeError::Truncated {
-      needed: SOE_HEADER_LEN,
-      available: bytes.len(),
-    });
+    return Err(DecodeError::Truncated { needed: SOE_HEADER_LEN, available: bytes.len() });
   }
   let (header, datum) = bytes.split_at(SOE_HEADER_LEN);
   if header[..2] != SOE_MAGIC {
-    return Err(DecodeError::BadMagic {
-      found: [header[0], header[1]],
-    });
+    return Err(DecodeError::BadMagic { found: [header[0], header[1]] });
   }
   let mut fp = [0u8; 8];
   fp.copy_from_slice(&header[2..]);
@@ -319,10 +306,7 @@ pub fn get_long(input: &mut &[u8]) -> Result<i64, DecodeError> {
   let mut n: u64 = 0;
   for i in 0..10 {
     let Some((&byte, rest)) = input.split_first() else {
-      return Err(DecodeError::Truncated {
-        needed: 1,
-        available: 0,
-      });
+      return Err(DecodeError::Truncated { needed: 1, available: 0 });
     };
     *input = rest;
     // The tenth byte holds only the 64th bit.
@@ -346,10 +330,7 @@ pub fn get_int(input: &mut &[u8]) -> Result<i32, DecodeError> {
 /// Reads a `boolean`, advancing `input`.
 pub fn get_bool(input: &mut &[u8]) -> Result<bool, DecodeError> {
   let Some((&byte, rest)) = input.split_first() else {
-    return Err(DecodeError::Truncated {
-      needed: 1,
-      available: 0,
-    });
+    return Err(DecodeError::Truncated { needed: 1, available: 0 });
   };
   *input = rest;
   match byte {
@@ -364,10 +345,7 @@ fn get_length(input: &mut &[u8]) -> Result<usize, DecodeError> {
   let length = get_long(input)?;
   match usize::try_from(length) {
     Ok(n) if n <= input.len() => Ok(n),
-    _ => Err(DecodeError::LengthOutOfRange {
-      length,
-      available: input.len(),
-    }),
+    _ => Err(DecodeError::LengthOutOfRange { length, available: input.len() }),
   }
 }
 
@@ -603,27 +581,18 @@ impl<R: AvroRecord> AvroField for Vec<R> {
         let size = get_length(input)?;
         let (mut block, rest) = input.split_at(size);
         if n > block.len() / min {
-          return Err(DecodeError::LengthOutOfRange {
-            length: count,
-            available: block.len(),
-          });
+          return Err(DecodeError::LengthOutOfRange { length: count, available: block.len() });
         }
         for _ in 0..n {
           items.push(R::decode(&mut block)?);
         }
         if !block.is_empty() {
-          return Err(DecodeError::BlockSizeMismatch {
-            declared: size,
-            used: size - block.len(),
-          });
+          return Err(DecodeError::BlockSizeMismatch { declared: size, used: size - block.len() });
         }
         *input = rest;
       } else {
         if n > input.len() / min {
-          return Err(DecodeError::LengthOutOfRange {
-            length: count,
-            available: input.len(),
-          });
+          return Err(DecodeError::LengthOutOfRange { length: count, available: input.len() });
         }
         for _ in 0..n {
           items.push(R::decode(input)?);
@@ -654,11 +623,7 @@ pub fn record_schema(
   defined: &mut BTreeSet<String>,
   fields: &[(&str, &str, SchemaFn)],
 ) -> Value {
-  let full_name = if namespace.is_empty() {
-    name.to_owned()
-  } else {
-    format!("{namespace}.{name}")
-  };
+  let full_name = if namespace.is_empty() { name.to_owned() } else { format!("{namespace}.{name}") };
   if !defined.insert(full_name.clone()) {
     return Value::from(full_name);
   }
@@ -690,12 +655,7 @@ pub fn record_schema(
 /// Joins `///` doc lines into one schema `doc` string; used by [`avro_record!`].
 #[doc(hidden)]
 pub fn join_doc(lines: &[&str]) -> String {
-  lines
-    .iter()
-    .map(|line| line.trim())
-    .filter(|line| !line.is_empty())
-    .collect::<Vec<_>>()
-    .join(" ")
+  lines.iter().map(|line| line.trim()).filter(|line| !line.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Declares a struct that is an Avro record, generating its [`AvroField`] and [`AvroRecord`] impls.
@@ -788,19 +748,8 @@ pub fn schema_to_pretty_json(value: &Value) -> String {
   out
 }
 
-const KEY_ORDER: [&str; 11] = [
-  "name",
-  "type",
-  "namespace",
-  "aliases",
-  "doc",
-  "symbols",
-  "size",
-  "items",
-  "values",
-  "default",
-  "fields",
-];
+const KEY_ORDER: [&str; 11] =
+  ["name", "type", "namespace", "aliases", "doc", "symbols", "size", "items", "values", "default", "fields"];
 
 fn ordered_entries(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
   let mut entries: Vec<_> = map.iter().collect();
@@ -913,16 +862,7 @@ mod tests {
       maybe_text: Some(String::new()),
       maybe_blob: None,
       maybe_long: Some(i64::MAX),
-      items: vec![
-        Item {
-          id: 1,
-          label: "a".into(),
-        },
-        Item {
-          id: -2,
-          label: "bb".into(),
-        },
-      ],
+      items: vec![Item { id: 1, label: "a".into() }, Item { id: -2, label: "bb".into() }],
       more_items: vec![],
     }
   }
@@ -968,28 +908,17 @@ mod tests {
     assert_eq!(get_long(&mut tenth_too_big), Err(DecodeError::VarintOverflow));
     let mut out = Vec::new();
     put_long(&mut out, i64::from(i32::MAX) + 1);
-    assert_eq!(
-      get_int(&mut out.as_slice()),
-      Err(DecodeError::IntOutOfRange {
-        value: i64::from(i32::MAX) + 1
-      })
-    );
+    assert_eq!(get_int(&mut out.as_slice()), Err(DecodeError::IntOutOfRange { value: i64::from(i32::MAX) + 1 }));
   }
 
   #[test]
   fn our_rabin_matches_apache_avro_rabin() {
-    for json in [
-      "\"int\"",
-      "[\"null\",\"string\"]",
-      r#"{"type":"record","name":"a.B","fields":[{"name":"x","type":"long"}]}"#,
-    ] {
+    for json in
+      ["\"int\"", "[\"null\",\"string\"]", r#"{"type":"record","name":"a.B","fields":[{"name":"x","type":"long"}]}"#]
+    {
       let schema = Schema::parse_str(json).expect("valid schema");
       let theirs = schema.fingerprint::<apache_avro::rabin::Rabin>();
-      assert_eq!(
-        fingerprint_of(&schema).to_le_bytes().as_slice(),
-        theirs.bytes.as_slice(),
-        "{json}"
-      );
+      assert_eq!(fingerprint_of(&schema).to_le_bytes().as_slice(), theirs.bytes.as_slice(), "{json}");
     }
     assert_eq!(rabin_fingerprint(b""), RABIN_EMPTY);
   }
@@ -1010,10 +939,7 @@ mod tests {
     let ordered =
       parse_schema(r#"{"type":"record","name":"R","fields":[{"name":"f","type":"int","order":"descending"}]}"#)
         .expect("valid");
-    assert_eq!(
-      ordered.canonical,
-      r#"{"name":"R","type":"record","fields":[{"name":"f","type":"int"}]}"#
-    );
+    assert_eq!(ordered.canonical, r#"{"name":"R","type":"record","fields":[{"name":"f","type":"int"}]}"#);
   }
 
   #[test]
@@ -1021,10 +947,7 @@ mod tests {
     let bad_json = parse_schema("{\"type\":").expect_err("not json");
     assert!(matches!(bad_json, SchemaError::InvalidJson { .. }), "{bad_json:?}");
     let bad_schema = parse_schema("{\"type\":\"recrd\"}").expect_err("not a schema");
-    assert!(
-      matches!(bad_schema, SchemaError::InvalidSchema { .. }),
-      "{bad_schema:?}"
-    );
+    assert!(matches!(bad_schema, SchemaError::InvalidSchema { .. }), "{bad_schema:?}");
     for message in [bad_json.to_string(), bad_schema.to_string()] {
       assert!(message.starts_with(|c: char| c.is_lowercase()), "{message}");
       assert!(!message.ends_with('.'), "{message}");
@@ -1038,13 +961,7 @@ mod tests {
     let mut bytes = header.to_vec();
     bytes.push(0x2a);
     assert_eq!(split_soe(&bytes), Ok((0x7275d51a3f395c8f, &[0x2a][..])));
-    assert_eq!(
-      split_soe(&bytes[..9]),
-      Err(DecodeError::Truncated {
-        needed: 10,
-        available: 9
-      })
-    );
+    assert_eq!(split_soe(&bytes[..9]), Err(DecodeError::Truncated { needed: 10, available: 9 }));
     bytes[1] = 0x02;
     assert_eq!(split_soe(&bytes), Err(DecodeError::BadMagic { found: [0xc3, 0x02] }));
   }
@@ -1060,14 +977,9 @@ mod tests {
   fn nested_record_is_defined_once_in_the_schema() {
     let json = Everything::schema_json();
     assert_eq!(json.matches("\"fields\"").count(), 2, "{json}");
-    assert!(
-      json.contains("\"type\": {\"type\": \"array\", \"items\": \"impulse.ring.test.Item\"}"),
-      "{json}"
-    );
+    assert!(json.contains("\"type\": {\"type\": \"array\", \"items\": \"impulse.ring.test.Item\"}"), "{json}");
     let parsed = parse_schema(&json).expect("generated schema parses");
-    assert!(parsed
-      .canonical
-      .starts_with(r#"{"name":"impulse.ring.test.Everything","type":"record""#));
+    assert!(parsed.canonical.starts_with(r#"{"name":"impulse.ring.test.Everything","type":"record""#));
     assert_eq!(Everything::FULL_NAME, "impulse.ring.test.Everything");
   }
 
@@ -1091,10 +1003,7 @@ mod tests {
   fn every_truncation_is_an_error() {
     let bytes = encode_to_vec(&sample());
     for len in 0..bytes.len() {
-      assert!(
-        decode_exact::<Everything>(&bytes[..len]).is_err(),
-        "prefix of {len} bytes decoded"
-      );
+      assert!(decode_exact::<Everything>(&bytes[..len]).is_err(), "prefix of {len} bytes decoded");
     }
   }
 
@@ -1102,10 +1011,7 @@ mod tests {
   fn trailing_bytes_are_an_error() {
     let mut bytes = encode_to_vec(&sample());
     bytes.push(0);
-    assert_eq!(
-      decode_exact::<Everything>(&bytes),
-      Err(DecodeError::TrailingBytes { count: 1 })
-    );
+    assert_eq!(decode_exact::<Everything>(&bytes), Err(DecodeError::TrailingBytes { count: 1 }));
   }
 
   #[test]
@@ -1132,10 +1038,7 @@ mod tests {
 
   #[test]
   fn negative_block_counts_carry_a_byte_size() {
-    let item = Item {
-      id: 5,
-      label: "x".into(),
-    };
+    let item = Item { id: 5, label: "x".into() };
     let encoded = encode_to_vec(&item);
     let mut bytes = Vec::new();
     put_long(&mut bytes, -2);
@@ -1145,18 +1048,12 @@ mod tests {
     put_long(&mut bytes, 1);
     bytes.extend_from_slice(&encoded);
     put_long(&mut bytes, 0);
-    assert_eq!(
-      decode_exact::<Vec<Item>>(&bytes),
-      Ok(vec![item.clone(), item.clone(), item])
-    );
+    assert_eq!(decode_exact::<Vec<Item>>(&bytes), Ok(vec![item.clone(), item.clone(), item]));
   }
 
   #[test]
   fn a_block_size_that_lies_is_an_error() {
-    let encoded = encode_to_vec(&Item {
-      id: 5,
-      label: "x".into(),
-    });
+    let encoded = encode_to_vec(&Item { id: 5, label: "x".into() });
     let mut bytes = Vec::new();
     put_long(&mut bytes, -1);
     put_long(&mut bytes, encoded.len() as i64 + 1);
@@ -1165,10 +1062,7 @@ mod tests {
     put_long(&mut bytes, 0);
     assert_eq!(
       decode_exact::<Vec<Item>>(&bytes),
-      Err(DecodeError::BlockSizeMismatch {
-        declared: encoded.len() + 1,
-        used: encoded.len()
-      })
+      Err(DecodeError::BlockSizeMismatch { declared: encoded.len() + 1, used: encoded.len() })
     );
   }
 
@@ -1183,13 +1077,7 @@ mod tests {
     }
     let mut bytes = Vec::new();
     put_long(&mut bytes, -5);
-    assert_eq!(
-      get_bytes(&mut bytes.as_slice()),
-      Err(DecodeError::LengthOutOfRange {
-        length: -5,
-        available: 0
-      })
-    );
+    assert_eq!(get_bytes(&mut bytes.as_slice()), Err(DecodeError::LengthOutOfRange { length: -5, available: 0 }));
   }
 
   #[test]
@@ -1198,13 +1086,7 @@ mod tests {
       <Option<i64>>::decode(&mut [0x04u8].as_slice()),
       Err(DecodeError::BadUnionBranch { branch: 2, branches: 2 })
     );
-    assert_eq!(
-      get_string(&mut [0x02u8, 0xff].as_slice()),
-      Err(DecodeError::InvalidUtf8)
-    );
-    assert_eq!(
-      get_bool(&mut [0x02u8].as_slice()),
-      Err(DecodeError::BadBoolean { byte: 2 })
-    );
+    assert_eq!(get_string(&mut [0x02u8, 0xff].as_slice()), Err(DecodeError::InvalidUtf8));
+    assert_eq!(get_bool(&mut [0x02u8].as_slice()), Err(DecodeError::BadBoolean { byte: 2 }));
   }
 }

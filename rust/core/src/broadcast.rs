@@ -46,9 +46,7 @@ impl ChannelConfig {
     seg.u64_at(IR_CH_CHANNEL_ID).store(self.channel_id, Ordering::Relaxed);
     seg.u64_at(IR_CH_FINGERPRINT).store(self.fingerprint, Ordering::Relaxed);
     seg.u32_at(IR_CH_POLICY).store(self.policy, Ordering::Relaxed);
-    seg
-      .u32_at(IR_CH_MAX_SUBSCRIBERS)
-      .store(self.max_subscribers, Ordering::Relaxed);
+    seg.u32_at(IR_CH_MAX_SUBSCRIBERS).store(self.max_subscribers, Ordering::Relaxed);
   }
 
   /// Reads and validates the header of an opened channel segment.
@@ -64,29 +62,16 @@ impl ChannelConfig {
       max_subscribers: seg.u32_at(IR_CH_MAX_SUBSCRIBERS).load(Ordering::Relaxed),
     };
     if !valid_capacity(config.capacity) {
-      return Err(corrupt(
-        seg,
-        format!("capacity {} is not a power of two in range", config.capacity),
-      ));
+      return Err(corrupt(seg, format!("capacity {} is not a power of two in range", config.capacity)));
     }
     if config.policy > IR_POLICY_LOSSY {
       return Err(corrupt(seg, format!("unknown overflow policy {}", config.policy)));
     }
     if config.max_subscribers == 0 || config.max_subscribers > 4096 {
-      return Err(corrupt(
-        seg,
-        format!("{} subscriber slots is out of range", config.max_subscribers),
-      ));
+      return Err(corrupt(seg, format!("{} subscriber slots is out of range", config.max_subscribers)));
     }
     if config.segment_size() != seg.len() {
-      return Err(corrupt(
-        seg,
-        format!(
-          "layout needs {} bytes, segment has {}",
-          config.segment_size(),
-          seg.len()
-        ),
-      ));
+      return Err(corrupt(seg, format!("layout needs {} bytes, segment has {}", config.segment_size(), seg.len())));
     }
     Ok(config)
   }
@@ -122,10 +107,7 @@ pub fn subscriber_count(seg: &Segment, config: &ChannelConfig) -> u32 {
 pub fn reserve_subscriber(seg: &Segment, config: &ChannelConfig, owner: u32) -> Option<u32> {
   (0..config.max_subscribers).find(|&i| {
     let state = seg.u32_at(sub_offset(i) + IR_SUB_STATE);
-    if state
-      .compare_exchange(IR_SUB_FREE, IR_SUB_RESERVED, Ordering::AcqRel, Ordering::Relaxed)
-      .is_ok()
-    {
+    if state.compare_exchange(IR_SUB_FREE, IR_SUB_RESERVED, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
       seg.u32_at(sub_offset(i) + IR_SUB_OWNER).store(owner, Ordering::Relaxed);
       true
     } else {
@@ -138,9 +120,7 @@ pub fn reserve_subscriber(seg: &Segment, config: &ChannelConfig, owner: u32) -> 
 pub fn free_subscriber(seg: &Segment, config: &ChannelConfig, index: u32) {
   if index < config.max_subscribers {
     // SYNC: release space — the publisher stops gating on this cursor.
-    seg
-      .u32_at(sub_offset(index) + IR_SUB_STATE)
-      .store(IR_SUB_FREE, Ordering::Release);
+    seg.u32_at(sub_offset(index) + IR_SUB_STATE).store(IR_SUB_FREE, Ordering::Release);
   }
 }
 
@@ -182,13 +162,7 @@ impl PublisherCursor {
       && tail - min_valid <= config.capacity;
     // An inconsistent channel restarts from an empty ring at position 0.
     let (tail, min_valid) = if sane { (tail, min_valid) } else { (0, 0) };
-    PublisherCursor {
-      config,
-      tail,
-      next_seq,
-      min_valid,
-      cached_min: tail,
-    }
+    PublisherCursor { config, tail, next_seq, min_valid, cached_min: tail }
   }
 
   /// The channel's configuration.
@@ -223,10 +197,7 @@ impl PublisherCursor {
   pub fn try_publish(&mut self, seg: &Segment, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<u64, RingError> {
     let cap = self.config.capacity;
     if len > self.config.max_payload() {
-      return Err(RingError::TooLarge {
-        size: len,
-        max: self.config.max_payload(),
-      });
+      return Err(RingError::TooLarge { size: len, max: self.config.max_payload() });
     }
     let tail = self.tail;
     let seq = self.next_seq;
@@ -244,13 +215,7 @@ impl PublisherCursor {
     let mut at = tail;
     if pad > 0 {
       // Padding carries the next message's sequence number, so a reader landing on it counts right.
-      write_header(
-        seg,
-        data + (at & (cap - 1)) as usize,
-        (pad - 16) as u32,
-        IR_FRAME_KIND_PADDING,
-        seq,
-      );
+      write_header(seg, data + (at & (cap - 1)) as usize, (pad - 16) as u32, IR_FRAME_KIND_PADDING, seq);
       at += pad;
     }
     let offset = data + (at & (cap - 1)) as usize;
@@ -280,11 +245,8 @@ impl PublisherCursor {
     while min_valid < target {
       let in_ring = min_valid & (cap - 1);
       let header = read_header(seg, data + in_ring as usize);
-      let size = if header.kind == IR_FRAME_KIND_PADDING {
-        cap - in_ring
-      } else {
-        record_size(header.len as usize) as u64
-      };
+      let size =
+        if header.kind == IR_FRAME_KIND_PADDING { cap - in_ring } else { record_size(header.len as usize) as u64 };
       if size == 0 || size > cap - in_ring || min_valid % IR_FRAME_ALIGN as u64 != 0 {
         // Our own records were overwritten by someone else: skip to the target, readers will see
         // whatever lies there and report it as corrupt.
@@ -351,15 +313,7 @@ impl SubscriberCursor {
     let pos = later;
     seg.u64_at(slot + IR_SUB_POS).store(pos, Ordering::Release);
     seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_ACTIVE, Ordering::Release);
-    Ok(SubscriberCursor {
-      config,
-      index,
-      pos,
-      next_seq,
-      seen_tail: pos,
-      woke_at: pos,
-      copy: Vec::new(),
-    })
+    Ok(SubscriberCursor { config, index, pos, next_seq, seen_tail: pos, woke_at: pos, copy: Vec::new() })
   }
 
   /// The slot index.
@@ -398,26 +352,18 @@ impl SubscriberCursor {
         self.seen_tail
       };
       if self.pos == tail {
-        return Ok(
-          if is_closed(seg) && seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) == self.pos {
-            Err(RecvOutcome::Closed)
-          } else {
-            Ok(None)
-          },
-        );
+        return Ok(if is_closed(seg) && seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) == self.pos {
+          Err(RecvOutcome::Closed)
+        } else {
+          Ok(None)
+        });
       }
       let available = tail.wrapping_sub(self.pos);
       if lossy && (available > cap || self.pos < seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire)) {
         return Ok(Err(self.skip_to_oldest(seg, tail)?));
       }
       if available > cap || self.pos % IR_FRAME_ALIGN as u64 != 0 {
-        return Err(corrupt(
-          seg,
-          format!(
-            "subscriber {} at {} is out of step with tail {tail}",
-            self.index, self.pos
-          ),
-        ));
+        return Err(corrupt(seg, format!("subscriber {} at {} is out of step with tail {tail}", self.index, self.pos)));
       }
       let in_ring = self.pos & (cap - 1);
       let offset = data + in_ring as usize;
@@ -451,11 +397,7 @@ impl SubscriberCursor {
         self.next_seq = header.seq;
         return Ok(Err(RecvOutcome::Lagged { missed }));
       }
-      let out = f(Frame {
-        kind: header.kind,
-        seq: header.seq,
-        payload,
-      });
+      let out = f(Frame { kind: header.kind, seq: header.seq, payload });
       self.next_seq = header.seq.wrapping_add(1);
       self.advance(seg, size);
       return Ok(Ok(Some(out)));
@@ -476,30 +418,19 @@ impl SubscriberCursor {
       return Err(corrupt(seg, format!("min_valid {min_valid} is beyond tail {tail}")));
     }
     self.pos = min_valid;
-    let header = read_header(
-      seg,
-      self.config.data() + (min_valid & (self.config.capacity - 1)) as usize,
-    );
-    let missed = if self.overwritten(seg) {
-      0
-    } else {
-      header.seq.wrapping_sub(self.next_seq)
-    };
+    let header = read_header(seg, self.config.data() + (min_valid & (self.config.capacity - 1)) as usize);
+    let missed = if self.overwritten(seg) { 0 } else { header.seq.wrapping_sub(self.next_seq) };
     // Sequence numbers of the records still to be read decide the count; a torn read counts later.
     let missed = if missed < u64::MAX / 2 { missed } else { 0 };
     self.next_seq = self.next_seq.wrapping_add(missed);
-    seg
-      .u64_at(sub_offset(self.index) + IR_SUB_POS)
-      .store(self.pos, Ordering::Release);
+    seg.u64_at(sub_offset(self.index) + IR_SUB_POS).store(self.pos, Ordering::Release);
     Ok(RecvOutcome::Lagged { missed })
   }
 
   fn advance(&mut self, seg: &Segment, size: u64) {
     self.pos += size;
     // SYNC: release space — pairs with the publisher's Acquire load of the cursor.
-    seg
-      .u64_at(sub_offset(self.index) + IR_SUB_POS)
-      .store(self.pos, Ordering::Release);
+    seg.u64_at(sub_offset(self.index) + IR_SUB_POS).store(self.pos, Ordering::Release);
   }
 
   /// After a receive: whether to ring the space doorbell now. Under `block` a publisher can only be

@@ -26,19 +26,11 @@ impl ControlSegment {
     let seg = Segment::create(&names::control(ns), size, IR_KIND_CONTROL, mode)?;
     let pid = sys::getpid();
     seg.u32_at(IR_CTL_BROKER_PID).store(pid, Ordering::Relaxed);
-    seg
-      .u64_at(IR_CTL_BROKER_START)
-      .store(sys::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
+    seg.u64_at(IR_CTL_BROKER_START).store(sys::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
     seg.u32_at(IR_CTL_MAX_APPS).store(max_apps, Ordering::Relaxed);
     seg.u32_at(IR_CTL_RING_CAPACITY).store(ring_capacity, Ordering::Relaxed);
-    seg
-      .u64_at(IR_CTL_HEARTBEAT)
-      .store(sys::monotonic_ms(), Ordering::Relaxed);
-    let ctl = ControlSegment {
-      seg,
-      max_apps,
-      ring_capacity: ring_capacity as u64,
-    };
+    seg.u64_at(IR_CTL_HEARTBEAT).store(sys::monotonic_ms(), Ordering::Relaxed);
+    let ctl = ControlSegment { seg, max_apps, ring_capacity: ring_capacity as u64 };
     for slot in 0..max_apps {
       Ring::init(&ctl.seg, ctl.request_ring_base(slot), ctl.ring_capacity);
       Ring::init(&ctl.seg, ctl.reply_ring_base(slot), ctl.ring_capacity);
@@ -56,17 +48,10 @@ impl ControlSegment {
     if max_apps == 0 || max_apps > 4096 || !valid_capacity(ring_capacity) || expected != seg.len() {
       return Err(SegmentError::Corrupt {
         name: seg.name().to_string(),
-        what: format!(
-          "{max_apps} slots of ring capacity {ring_capacity} do not match {} bytes",
-          seg.len()
-        ),
+        what: format!("{max_apps} slots of ring capacity {ring_capacity} do not match {} bytes", seg.len()),
       });
     }
-    Ok(ControlSegment {
-      seg,
-      max_apps,
-      ring_capacity,
-    })
+    Ok(ControlSegment { seg, max_apps, ring_capacity })
   }
 
   /// The mapped segment.
@@ -105,10 +90,7 @@ impl ControlSegment {
 
   /// Broker: stores the heartbeat.
   pub fn beat(&self) {
-    self
-      .seg
-      .u64_at(IR_CTL_HEARTBEAT)
-      .store(sys::monotonic_ms(), Ordering::Relaxed);
+    self.seg.u64_at(IR_CTL_HEARTBEAT).store(sys::monotonic_ms(), Ordering::Relaxed);
   }
 
   /// The doorbell the broker sleeps on.
@@ -146,10 +128,7 @@ impl ControlSegment {
 
   /// The state word of `slot`.
   pub fn slot_state(&self, slot: u32) -> u32 {
-    self
-      .seg
-      .u32_at(self.slot_base(slot) + IR_SLOT_STATE)
-      .load(Ordering::Acquire)
+    self.seg.u32_at(self.slot_base(slot) + IR_SLOT_STATE).load(Ordering::Acquire)
   }
 
   /// The pid and start time an app wrote into its slot.
@@ -182,10 +161,7 @@ impl ControlSegment {
 
   /// Broker: sets the state of `slot`.
   pub fn set_slot_state(&self, slot: u32, state: u32) {
-    self
-      .seg
-      .u32_at(self.slot_base(slot) + IR_SLOT_STATE)
-      .store(state, Ordering::Release);
+    self.seg.u32_at(self.slot_base(slot) + IR_SLOT_STATE).store(state, Ordering::Release);
   }
 
   /// Broker: empties the slot's rings and frees it for the next app.
@@ -195,15 +171,9 @@ impl ControlSegment {
     Ring::init(&self.seg, self.reply_ring_base(slot), self.ring_capacity).reset(&self.seg);
     self.seg.u32_at(base + IR_SLOT_PID).store(0, Ordering::Relaxed);
     self.seg.u64_at(base + IR_SLOT_START).store(0, Ordering::Relaxed);
-    self
-      .seg
-      .u32_at(base + IR_SLOT_GENERATION)
-      .fetch_add(1, Ordering::Relaxed);
+    self.seg.u32_at(base + IR_SLOT_GENERATION).fetch_add(1, Ordering::Relaxed);
     // SYNC: publish free slot — pairs with the app's CAS (Acquire) in `claim_slot`.
-    self
-      .seg
-      .u32_at(base + IR_SLOT_STATE)
-      .store(IR_SLOT_FREE, Ordering::Release);
+    self.seg.u32_at(base + IR_SLOT_STATE).store(IR_SLOT_FREE, Ordering::Release);
   }
 }
 
@@ -236,15 +206,11 @@ impl LinkSegment {
   pub fn create(name: &str, info: LinkInfo, capacity: u64, mode: u32) -> Result<LinkSegment, SegmentError> {
     let seg = Segment::create(name, link_segment_size(capacity as usize), IR_KIND_LINK, mode)?;
     seg.u64_at(IR_LINK_LINK_ID).store(info.link_id, Ordering::Relaxed);
-    seg
-      .u64_at(IR_LINK_FUNCTION_ID)
-      .store(info.function_id, Ordering::Relaxed);
+    seg.u64_at(IR_LINK_FUNCTION_ID).store(info.function_id, Ordering::Relaxed);
     seg.u32_at(IR_LINK_CALLER).store(info.caller, Ordering::Relaxed);
     seg.u32_at(IR_LINK_PROVIDER).store(info.provider, Ordering::Relaxed);
     seg.u64_at(IR_LINK_REQUEST_FP).store(info.request_fp, Ordering::Relaxed);
-    seg
-      .u64_at(IR_LINK_RESPONSE_FP)
-      .store(info.response_fp, Ordering::Relaxed);
+    seg.u64_at(IR_LINK_RESPONSE_FP).store(info.response_fp, Ordering::Relaxed);
     Ring::init(&seg, IR_LINK_REQUEST_RING, capacity);
     Ring::init(&seg, link_response_ring(capacity as usize), capacity);
     seg.mark_ready();
@@ -254,21 +220,13 @@ impl LinkSegment {
   /// Opens a link segment and validates its layout.
   pub fn open(name: &str) -> Result<LinkSegment, SegmentError> {
     let seg = Segment::open(name, IR_KIND_LINK)?;
-    let corrupt = |what: String| SegmentError::Corrupt {
-      name: name.to_string(),
-      what,
-    };
+    let corrupt = |what: String| SegmentError::Corrupt { name: name.to_string(), what };
     if seg.len() < IR_LINK_REQUEST_RING + IR_RING_HEADER_SIZE {
       return Err(corrupt(format!("{} bytes is too small for a link", seg.len())));
     }
-    let capacity = seg
-      .u64_at(IR_LINK_REQUEST_RING + IR_RING_CAPACITY)
-      .load(Ordering::Relaxed);
+    let capacity = seg.u64_at(IR_LINK_REQUEST_RING + IR_RING_CAPACITY).load(Ordering::Relaxed);
     if !valid_capacity(capacity) || link_segment_size(capacity as usize) != seg.len() {
-      return Err(corrupt(format!(
-        "ring capacity {capacity} does not match {} bytes",
-        seg.len()
-      )));
+      return Err(corrupt(format!("ring capacity {capacity} does not match {} bytes", seg.len())));
     }
     let link = LinkSegment { seg, capacity };
     link.request_ring().map_err(|e| corrupt(e.to_string()))?;

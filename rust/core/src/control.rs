@@ -547,13 +547,7 @@ mod tests {
 
   fn samples() -> Vec<ControlMessage> {
     vec![
-      Register {
-        request_id: 1,
-        app_name: "app".into(),
-        pid: 42,
-        start_time: 7,
-      }
-      .into(),
+      Register { request_id: 1, app_name: "app".into(), pid: 42, start_time: 7 }.into(),
       PublishChannel {
         request_id: 2,
         name: "metrics".into(),
@@ -565,11 +559,7 @@ mod tests {
       .into(),
       Listing {
         request_id: 3,
-        apps: vec![AppInfo {
-          app_id: 0,
-          name: "a".into(),
-          pid: 1,
-        }],
+        apps: vec![AppInfo { app_id: 0, name: "a".into(), pid: 1 }],
         channels: vec![],
         functions: vec![FunctionInfo {
           function_id: 1,
@@ -608,18 +598,9 @@ mod tests {
     payload[2] ^= 0xff;
     let err = ControlMessage::decode_frame_payload(&payload).expect_err("foreign fingerprint");
     let found = u64::from_le_bytes(payload[2..10].try_into().expect("8 bytes"));
-    assert_eq!(
-      err,
-      DecodeError::FingerprintMismatch {
-        expected: control_fingerprint(),
-        found
-      }
-    );
+    assert_eq!(err, DecodeError::FingerprintMismatch { expected: control_fingerprint(), found });
     let message = err.to_string();
-    assert!(
-      message.contains(&avro::fingerprint_hex(control_fingerprint())),
-      "{message}"
-    );
+    assert!(message.contains(&avro::fingerprint_hex(control_fingerprint())), "{message}");
     assert!(message.contains(&avro::fingerprint_hex(found)), "{message}");
   }
 
@@ -629,10 +610,7 @@ mod tests {
     avro::put_long(&mut payload, CONTROL_BRANCHES as i64);
     assert_eq!(
       ControlMessage::decode_frame_payload(&payload),
-      Err(DecodeError::BadUnionBranch {
-        branch: CONTROL_BRANCHES as i64,
-        branches: CONTROL_BRANCHES
-      })
+      Err(DecodeError::BadUnionBranch { branch: CONTROL_BRANCHES as i64, branches: CONTROL_BRANCHES })
     );
   }
 
@@ -642,11 +620,7 @@ mod tests {
     for message in samples() {
       let payload = message.encode_frame_payload();
       for len in 0..payload.len() {
-        assert!(
-          ControlMessage::decode_frame_payload(&payload[..len]).is_err(),
-          "{} cut at {len}",
-          message.name()
-        );
+        assert!(ControlMessage::decode_frame_payload(&payload[..len]).is_err(), "{} cut at {len}", message.name());
       }
       for _ in 0..2_000 {
         seed ^= seed << 13;
@@ -669,10 +643,7 @@ mod tests {
     assert_eq!(records.len(), CONTROL_BRANCHES);
     let mut last = 0;
     for (opcode, full_name, _) in records {
-      let at = parsed
-        .canonical
-        .find(&format!("{{\"name\":\"{full_name}\""))
-        .expect("record in the union");
+      let at = parsed.canonical.find(&format!("{{\"name\":\"{full_name}\"")).expect("record in the union");
       assert!(opcode == 0 || at > last, "{full_name} out of order");
       last = at;
       assert!(full_name.starts_with("impulse.ring.control."));

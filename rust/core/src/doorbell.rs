@@ -28,10 +28,7 @@ pub enum WaitStrategy {
 impl Default for WaitStrategy {
   /// Adaptive, with a spin window a little longer than a futex wake-up on a VM (~20 µs).
   fn default() -> Self {
-    WaitStrategy::Adaptive {
-      spin: Duration::from_micros(50),
-      yield_for: Duration::from_micros(50),
-    }
+    WaitStrategy::Adaptive { spin: Duration::from_micros(50), yield_for: Duration::from_micros(50) }
   }
 }
 
@@ -49,10 +46,7 @@ pub struct Doorbell<'a> {
 impl<'a> Doorbell<'a> {
   /// The doorbell whose words start at `offset` in `seg`.
   pub fn at(seg: &'a Segment, offset: usize) -> Doorbell<'a> {
-    Doorbell {
-      seq: seg.u32_at(offset + IR_DOORBELL_SEQ),
-      sleepers: seg.u32_at(offset + IR_DOORBELL_SLEEPERS),
-    }
+    Doorbell { seq: seg.u32_at(offset + IR_DOORBELL_SEQ), sleepers: seg.u32_at(offset + IR_DOORBELL_SLEEPERS) }
   }
 
   /// Wakes every sleeper, if there is one. Call it after the Release store that published the news.
@@ -168,11 +162,9 @@ mod tests {
       Doorbell::at(&seg2, 128).ring();
     });
     let bell = Doorbell::at(&seg, 128);
-    let got = bell.wait_until(
-      WaitStrategy::Blocking,
-      Some(Instant::now() + Duration::from_secs(5)),
-      || flag.load(Ordering::Acquire).then_some(()),
-    );
+    let got = bell.wait_until(WaitStrategy::Blocking, Some(Instant::now() + Duration::from_secs(5)), || {
+      flag.load(Ordering::Acquire).then_some(())
+    });
     waker.join().unwrap();
     assert_eq!(got, Some(()));
     assert_eq!(seg.u32_at(128 + IR_DOORBELL_SLEEPERS).load(Ordering::Relaxed), 0);
@@ -185,9 +177,7 @@ mod tests {
     seg.unlink().unwrap();
     let bell = Doorbell::at(&seg, 128);
     let start = Instant::now();
-    let got: Option<()> = bell.wait_until(WaitStrategy::default(), Some(start + Duration::from_millis(30)), || {
-      None
-    });
+    let got: Option<()> = bell.wait_until(WaitStrategy::default(), Some(start + Duration::from_millis(30)), || None);
     assert!(got.is_none());
     assert!(start.elapsed() >= Duration::from_millis(30));
   }

@@ -42,10 +42,7 @@ pub enum RingError {
 }
 
 pub(crate) fn corrupt(seg: &Segment, what: String) -> RingError {
-  RingError::Corrupt {
-    segment: seg.name().to_string(),
-    what,
-  }
+  RingError::Corrupt { segment: seg.name().to_string(), what }
 }
 
 /// A record header as read from shared memory, not yet validated.
@@ -98,10 +95,7 @@ pub(crate) fn check_record(
   let to_end = capacity - offset_in_ring;
   if header.kind == IR_FRAME_KIND_PADDING {
     if header.len as u64 + IR_FRAME_HEADER_SIZE as u64 != to_end || to_end > available {
-      return Err(corrupt(
-        seg,
-        format!("padding of {} bytes does not reach the end of the ring", header.len),
-      ));
+      return Err(corrupt(seg, format!("padding of {} bytes does not reach the end of the ring", header.len)));
     }
     return Ok(to_end);
   }
@@ -109,17 +103,11 @@ pub(crate) fn check_record(
     return Err(corrupt(seg, format!("record kind {} is not allowed here", header.kind)));
   }
   if header.len as usize > max_payload(capacity as usize) {
-    return Err(corrupt(
-      seg,
-      format!("record length {} exceeds the ring's maximum payload", header.len),
-    ));
+    return Err(corrupt(seg, format!("record length {} exceeds the ring's maximum payload", header.len)));
   }
   let size = record_size(header.len as usize) as u64;
   if size > to_end || size > available {
-    return Err(corrupt(
-      seg,
-      format!("record of {size} bytes overruns the published data or the ring end"),
-    ));
+    return Err(corrupt(seg, format!("record of {size} bytes overruns the published data or the ring end")));
   }
   Ok(size)
 }

@@ -35,10 +35,7 @@ pub fn check_namespace(ns: &str) -> Result<(), InvalidNamespace> {
 
 /// The namespace from `IMPULSE_RING_NS`, or the default.
 pub fn namespace_from_env() -> String {
-  std::env::var(NS_ENV)
-    .ok()
-    .filter(|s| !s.is_empty())
-    .unwrap_or_else(|| DEFAULT_NS.to_string())
+  std::env::var(NS_ENV).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_NS.to_string())
 }
 
 /// Name of the control segment of `ns`.

@@ -34,14 +34,9 @@ impl Ring {
       return Err(corrupt(seg, format!("ring header at {base} lies outside the segment")));
     }
     let capacity = seg.u64_at(base + IR_RING_CAPACITY).load(Ordering::Relaxed);
-    let fits = (capacity as usize)
-      .checked_add(base + IR_RING_HEADER_SIZE)
-      .is_some_and(|end| end <= seg.len());
+    let fits = (capacity as usize).checked_add(base + IR_RING_HEADER_SIZE).is_some_and(|end| end <= seg.len());
     if capacity != expected_capacity || !valid_capacity(capacity) || !fits {
-      return Err(corrupt(
-        seg,
-        format!("ring at {base} has capacity {capacity}, expected {expected_capacity}"),
-      ));
+      return Err(corrupt(seg, format!("ring at {base} has capacity {capacity}, expected {expected_capacity}")));
     }
     Ok(Ring { base, capacity })
   }
@@ -71,10 +66,7 @@ impl Ring {
     fill: impl FnOnce(&mut [u8]),
   ) -> Result<(), RingError> {
     if len > self.max_payload() {
-      return Err(RingError::TooLarge {
-        size: len,
-        max: self.max_payload(),
-      });
+      return Err(RingError::TooLarge { size: len, max: self.max_payload() });
     }
     let tail = seg.u64_at(self.base + IR_RING_TAIL).load(Ordering::Relaxed);
     // SYNC: observe freed space — pairs with the consumer's Release store of the head.
@@ -90,13 +82,7 @@ impl Ring {
     }
     let mut at = tail;
     if pad > 0 {
-      write_header(
-        seg,
-        self.data() + (at & (self.capacity - 1)) as usize,
-        (pad - 16) as u32,
-        IR_FRAME_KIND_PADDING,
-        0,
-      );
+      write_header(seg, self.data() + (at & (self.capacity - 1)) as usize, (pad - 16) as u32, IR_FRAME_KIND_PADDING, 0);
       at += pad;
     }
     let offset = self.data() + (at & (self.capacity - 1)) as usize;
@@ -119,9 +105,7 @@ impl Ring {
   /// then sleep on the producer's doorbell.
   pub fn set_producer_waiting(&self, seg: &Segment, waiting: bool) {
     // SYNC: wake check — SeqCst pairs with the consumer's fence in `producer_waiting`.
-    seg
-      .u32_at(self.base + IR_RING_PRODUCER_WAITING)
-      .store(waiting as u32, Ordering::SeqCst);
+    seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).store(waiting as u32, Ordering::SeqCst);
     // Keeps the producer's re-check of the head after the store (see the doorbell's sleep path).
     fence(Ordering::SeqCst);
   }
@@ -171,15 +155,9 @@ impl Ring {
       // SAFETY: inside the segment (checked by `bytes_ptr`); the producer does not touch the record
       // until the head store below releases it.
       let payload = unsafe { std::slice::from_raw_parts(ptr, header.len as usize) };
-      let out = f(Frame {
-        kind: header.kind,
-        seq: header.seq,
-        payload,
-      });
+      let out = f(Frame { kind: header.kind, seq: header.seq, payload });
       // SYNC: release space — pairs with the producer's Acquire load of the head.
-      seg
-        .u64_at(self.base + IR_RING_HEAD)
-        .store(head + size, Ordering::Release);
+      seg.u64_at(self.base + IR_RING_HEAD).store(head + size, Ordering::Release);
       return Ok(Some(out));
     }
   }
@@ -188,8 +166,6 @@ impl Ring {
   pub fn reset(&self, seg: &Segment) {
     seg.u64_at(self.base + IR_RING_TAIL).store(0, Ordering::Relaxed);
     seg.u64_at(self.base + IR_RING_HEAD).store(0, Ordering::Relaxed);
-    seg
-      .u32_at(self.base + IR_RING_PRODUCER_WAITING)
-      .store(0, Ordering::Release);
+    seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).store(0, Ordering::Release);
   }
 }

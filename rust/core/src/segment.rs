@@ -66,10 +66,7 @@ pub struct Segment {
 
 impl std::fmt::Debug for Segment {
   fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-    f.debug_struct("Segment")
-      .field("name", &self.name)
-      .field("len", &self.len())
-      .finish()
+    f.debug_struct("Segment").field("name", &self.name).field("len", &self.len()).finish()
   }
 }
 
@@ -79,10 +76,7 @@ impl Segment {
   pub fn create(name: &str, size: usize, kind: u32, mode: u32) -> Result<Segment, SegmentError> {
     let io_err = |source: io::Error| match source.kind() {
       io::ErrorKind::AlreadyExists => SegmentError::AlreadyExists { name: name.to_string() },
-      _ => SegmentError::Io {
-        name: name.to_string(),
-        source,
-      },
+      _ => SegmentError::Io { name: name.to_string(), source },
     };
     let file = sys::shm_create(name, mode).map_err(io_err)?;
     let mapped = file.set_len(size as u64).and_then(|()| MmapRaw::map_raw(&file));
@@ -93,18 +87,13 @@ impl Segment {
         return Err(io_err(e));
       }
     };
-    let seg = Segment {
-      map,
-      name: name.to_string(),
-    };
+    let seg = Segment { map, name: name.to_string() };
     seg.u32_at(IR_SEG_MAGIC).store(IR_MAGIC, Ordering::Relaxed);
     seg.u32_at(IR_SEG_KIND).store(kind, Ordering::Relaxed);
     seg.u64_at(IR_SEG_SIZE).store(size as u64, Ordering::Relaxed);
     let pid = sys::getpid();
     seg.u32_at(IR_SEG_CREATOR_PID).store(pid, Ordering::Relaxed);
-    seg
-      .u64_at(IR_SEG_CREATOR_START)
-      .store(sys::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
+    seg.u64_at(IR_SEG_CREATOR_START).store(sys::process_start_time(pid).unwrap_or(0), Ordering::Relaxed);
     Ok(seg)
   }
 
@@ -118,33 +107,15 @@ impl Segment {
   pub fn open(name: &str, kind: u32) -> Result<Segment, SegmentError> {
     let file = sys::shm_open(name).map_err(|source| match source.kind() {
       io::ErrorKind::NotFound => SegmentError::NotFound { name: name.to_string() },
-      _ => SegmentError::Io {
-        name: name.to_string(),
-        source,
-      },
+      _ => SegmentError::Io { name: name.to_string(), source },
     })?;
-    let len = file
-      .metadata()
-      .map_err(|source| SegmentError::Io {
-        name: name.to_string(),
-        source,
-      })?
-      .len();
-    let corrupt = |what: String| SegmentError::Corrupt {
-      name: name.to_string(),
-      what,
-    };
+    let len = file.metadata().map_err(|source| SegmentError::Io { name: name.to_string(), source })?.len();
+    let corrupt = |what: String| SegmentError::Corrupt { name: name.to_string(), what };
     if len < IR_SEG_HEADER_SIZE as u64 || len > usize::MAX as u64 {
       return Err(corrupt(format!("object is {len} bytes, smaller than a segment header")));
     }
-    let map = MmapRaw::map_raw(&file).map_err(|source| SegmentError::Io {
-      name: name.to_string(),
-      source,
-    })?;
-    let seg = Segment {
-      map,
-      name: name.to_string(),
-    };
+    let map = MmapRaw::map_raw(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
+    let seg = Segment { map, name: name.to_string() };
     // SYNC: observe segment — pairs with the Release store in `mark_ready`.
     let version = seg.u32_at(IR_SEG_VERSION).load(Ordering::Acquire);
     if version == 0 {
@@ -155,11 +126,7 @@ impl Segment {
       return Err(corrupt(format!("magic is {magic:#010x}, expected {IR_MAGIC:#010x}")));
     }
     if version != IR_SPEC_VERSION {
-      return Err(SegmentError::VersionMismatch {
-        name: name.to_string(),
-        expected: IR_SPEC_VERSION,
-        found: version,
-      });
+      return Err(SegmentError::VersionMismatch { name: name.to_string(), expected: IR_SPEC_VERSION, found: version });
     }
     let found_kind = seg.u32_at(IR_SEG_KIND).load(Ordering::Relaxed);
     if found_kind != kind {
@@ -167,9 +134,7 @@ impl Segment {
     }
     let size = seg.u64_at(IR_SEG_SIZE).load(Ordering::Relaxed);
     if size != len {
-      return Err(corrupt(format!(
-        "header says {size} bytes but the object is {len} bytes"
-      )));
+      return Err(corrupt(format!("header says {size} bytes but the object is {len} bytes")));
     }
     Ok(seg)
   }
@@ -196,10 +161,7 @@ impl Segment {
 
   /// Pid and start time of the process that created the segment.
   pub fn creator(&self) -> (u32, u64) {
-    (
-      self.u32_at(IR_SEG_CREATOR_PID).load(Ordering::Relaxed),
-      self.u64_at(IR_SEG_CREATOR_START).load(Ordering::Relaxed),
-    )
+    (self.u32_at(IR_SEG_CREATOR_PID).load(Ordering::Relaxed), self.u64_at(IR_SEG_CREATOR_START).load(Ordering::Relaxed))
   }
 
   /// The 32-bit atomic word at `offset`.
@@ -208,11 +170,7 @@ impl Segment {
   /// If `offset` is misaligned or out of bounds. Offsets passed here come from the layout constants
   /// or from values already validated against the segment size, so a panic is a bug in this crate.
   pub fn u32_at(&self, offset: usize) -> &AtomicU32 {
-    assert!(
-      offset % 4 == 0 && offset + 4 <= self.len(),
-      "u32 word at {offset} outside {}",
-      self.name
-    );
+    assert!(offset % 4 == 0 && offset + 4 <= self.len(), "u32 word at {offset} outside {}", self.name);
     // SAFETY: in bounds and aligned (mmap returns page-aligned memory); AtomicU32 has the layout of
     // u32 and shared memory is only ever accessed atomically or through raw byte copies.
     unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU32) }
@@ -220,22 +178,14 @@ impl Segment {
 
   /// The 64-bit atomic word at `offset`; see [`Segment::u32_at`] for the panics.
   pub fn u64_at(&self, offset: usize) -> &AtomicU64 {
-    assert!(
-      offset % 8 == 0 && offset + 8 <= self.len(),
-      "u64 word at {offset} outside {}",
-      self.name
-    );
+    assert!(offset % 8 == 0 && offset + 8 <= self.len(), "u64 word at {offset} outside {}", self.name);
     // SAFETY: as in `u32_at`.
     unsafe { &*(self.map.as_mut_ptr().add(offset) as *const AtomicU64) }
   }
 
   /// Raw pointer to `len` bytes at `offset`, checked to lie inside the mapping.
   pub fn bytes_ptr(&self, offset: usize, len: usize) -> *mut u8 {
-    assert!(
-      offset.checked_add(len).is_some_and(|end| end <= self.len()),
-      "bytes {offset}+{len} outside {}",
-      self.name
-    );
+    assert!(offset.checked_add(len).is_some_and(|end| end <= self.len()), "bytes {offset}+{len} outside {}", self.name);
     // SAFETY: in bounds, checked above.
     unsafe { self.map.as_mut_ptr().add(offset) }
   }
@@ -258,37 +208,19 @@ mod tests {
   fn create_then_open_checks_header() {
     let name = test_name("seg");
     let seg = Segment::create(&name, 4096, IR_KIND_CHANNEL, 0o600).unwrap();
-    assert!(matches!(
-      Segment::open(&name, IR_KIND_CHANNEL),
-      Err(SegmentError::NotReady { .. })
-    ));
+    assert!(matches!(Segment::open(&name, IR_KIND_CHANNEL), Err(SegmentError::NotReady { .. })));
     seg.mark_ready();
     let opened = Segment::open(&name, IR_KIND_CHANNEL).unwrap();
     assert_eq!(opened.len(), 4096);
-    assert!(matches!(
-      Segment::open(&name, IR_KIND_LINK),
-      Err(SegmentError::Corrupt { .. })
-    ));
-    assert!(matches!(
-      Segment::create(&name, 4096, IR_KIND_CHANNEL, 0o600),
-      Err(SegmentError::AlreadyExists { .. })
-    ));
+    assert!(matches!(Segment::open(&name, IR_KIND_LINK), Err(SegmentError::Corrupt { .. })));
+    assert!(matches!(Segment::create(&name, 4096, IR_KIND_CHANNEL, 0o600), Err(SegmentError::AlreadyExists { .. })));
     seg.u32_at(IR_SEG_VERSION).store(7, Ordering::Relaxed);
-    assert!(matches!(
-      Segment::open(&name, IR_KIND_CHANNEL),
-      Err(SegmentError::VersionMismatch { found: 7, .. })
-    ));
+    assert!(matches!(Segment::open(&name, IR_KIND_CHANNEL), Err(SegmentError::VersionMismatch { found: 7, .. })));
     seg.u32_at(IR_SEG_VERSION).store(1, Ordering::Relaxed);
     seg.u64_at(IR_SEG_SIZE).store(1 << 40, Ordering::Relaxed);
-    assert!(matches!(
-      Segment::open(&name, IR_KIND_CHANNEL),
-      Err(SegmentError::Corrupt { .. })
-    ));
+    assert!(matches!(Segment::open(&name, IR_KIND_CHANNEL), Err(SegmentError::Corrupt { .. })));
     seg.unlink().unwrap();
-    assert!(matches!(
-      Segment::open(&name, IR_KIND_CHANNEL),
-      Err(SegmentError::NotFound { .. })
-    ));
+    assert!(matches!(Segment::open(&name, IR_KIND_CHANNEL), Err(SegmentError::NotFound { .. })));
   }
 
   #[test]
@@ -296,10 +228,7 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     let name = test_name("mode");
     let seg = Segment::create(&name, 4096, IR_KIND_LINK, 0o600).unwrap();
-    let mode = std::fs::metadata(format!("/dev/shm{name}"))
-      .unwrap()
-      .permissions()
-      .mode();
+    let mode = std::fs::metadata(format!("/dev/shm{name}")).unwrap().permissions().mode();
     seg.unlink().unwrap();
     assert_eq!(mode & 0o777, 0o600);
   }

@@ -12,11 +12,8 @@ use rustix::shm;
 
 /// Creates a new shared memory object; fails with `AlreadyExists` if the name is taken (`O_EXCL`).
 pub fn shm_create(name: &str, mode: u32) -> io::Result<File> {
-  let fd: OwnedFd = shm::open(
-    name,
-    shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
-    Mode::from_bits_truncate(mode),
-  )?;
+  let fd: OwnedFd =
+    shm::open(name, shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR, Mode::from_bits_truncate(mode))?;
   // An explicit fchmod: the umask must not narrow or widen the mode the namespace asked for.
   rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))?;
   Ok(File::from(fd))
@@ -107,23 +104,13 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 pub fn poll_readable(fds: &[&OwnedFd], timeout: Duration) -> io::Result<Vec<usize>> {
   use rustix::event::{PollFd, PollFlags};
   let mut polls: Vec<PollFd<'_>> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::IN)).collect();
-  let ts = rustix::time::Timespec {
-    tv_sec: timeout.as_secs() as i64,
-    tv_nsec: timeout.subsec_nanos() as _,
-  };
+  let ts = rustix::time::Timespec { tv_sec: timeout.as_secs() as i64, tv_nsec: timeout.subsec_nanos() as _ };
   match rustix::event::poll(&mut polls, Some(&ts)) {
     Ok(_) => {}
     Err(rustix::io::Errno::INTR) => return Ok(Vec::new()),
     Err(e) => return Err(e.into()),
   }
-  Ok(
-    polls
-      .iter()
-      .enumerate()
-      .filter(|(_, p)| !p.revents().is_empty())
-      .map(|(i, _)| i)
-      .collect(),
-  )
+  Ok(polls.iter().enumerate().filter(|(_, p)| !p.revents().is_empty()).map(|(i, _)| i).collect())
 }
 
 /// Fills `buf` with random bytes from the kernel.

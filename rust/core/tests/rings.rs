@@ -37,13 +37,7 @@ const SPSC_RING: usize = 256;
 const CAPACITY: u64 = 64 * 1024;
 
 fn spsc_segment(name: &str) -> Segment {
-  let seg = Segment::create(
-    name,
-    SPSC_RING + IR_RING_HEADER_SIZE + CAPACITY as usize,
-    IR_KIND_LINK,
-    0o600,
-  )
-  .unwrap();
+  let seg = Segment::create(name, SPSC_RING + IR_RING_HEADER_SIZE + CAPACITY as usize, IR_KIND_LINK, 0o600).unwrap();
   Ring::init(&seg, SPSC_RING, CAPACITY);
   seg.mark_ready();
   seg
@@ -153,13 +147,7 @@ fn spsc_ring_delivers_a_million_messages_between_processes() {
 const CHANNEL_MESSAGES: u64 = 1_000_000;
 
 fn channel_segment(name: &str, capacity: u64, policy: u32) -> Segment {
-  let config = ChannelConfig {
-    capacity,
-    channel_id: 1,
-    fingerprint: 7,
-    policy,
-    max_subscribers: 8,
-  };
+  let config = ChannelConfig { capacity, channel_id: 1, fingerprint: 7, policy, max_subscribers: 8 };
   let seg = Segment::create(name, config.segment_size(), IR_KIND_CHANNEL, 0o600).unwrap();
   config.init(&seg);
   seg.mark_ready();
@@ -174,15 +162,13 @@ fn channel_publish_all(seg: &Segment, count: u64) {
   for i in 0..count {
     payload(i, &mut buf);
     let seq = space
-      .wait_until(
-        WaitStrategy::default(),
-        Some(Instant::now() + Duration::from_secs(60)),
-        || match publisher.try_publish(seg, buf.len(), |dst| dst.copy_from_slice(&buf)) {
+      .wait_until(WaitStrategy::default(), Some(Instant::now() + Duration::from_secs(60)), || {
+        match publisher.try_publish(seg, buf.len(), |dst| dst.copy_from_slice(&buf)) {
           Ok(seq) => Some(seq),
           Err(RingError::Full) => None,
           Err(e) => panic!("{e}"),
-        },
-      )
+        }
+      })
       .expect("publisher blocked for a minute");
     assert_eq!(seq, i);
     data.ring();
@@ -211,12 +197,10 @@ fn channel_receive_all(seg: &Segment, sub: &mut SubscriberCursor, count: u64) {
     space.ring();
     assert_eq!(seq, i);
   }
-  let end = data.wait_until(WaitStrategy::Blocking, Some(deadline), || {
-    match sub.try_recv(seg, |_| ()) {
-      Ok(Err(RecvOutcome::Closed)) => Some(()),
-      Ok(Ok(None)) => None,
-      other => panic!("expected the end of the channel, got {other:?}"),
-    }
+  let end = data.wait_until(WaitStrategy::Blocking, Some(deadline), || match sub.try_recv(seg, |_| ()) {
+    Ok(Err(RecvOutcome::Closed)) => Some(()),
+    Ok(Ok(None)) => None,
+    other => panic!("expected the end of the channel, got {other:?}"),
   });
   assert!(end.is_some());
   sub.leave(seg);
@@ -291,16 +275,9 @@ fn lossy_subscriber_is_told_exactly_how_many_it_missed() {
     }
   }
   assert!(!received.is_empty() && received.len() < 1000);
-  assert!(
-    received.windows(2).all(|w| w[1] == w[0] + 1),
-    "the tail of the stream arrives in order"
-  );
+  assert!(received.windows(2).all(|w| w[1] == w[0] + 1), "the tail of the stream arrives in order");
   assert_eq!(*received.last().unwrap(), 999);
-  assert_eq!(
-    missed_total + received.len() as u64,
-    1000,
-    "every message is either received or counted as missed"
-  );
+  assert_eq!(missed_total + received.len() as u64, 1000, "every message is either received or counted as missed");
 }
 
 #[test]
@@ -320,10 +297,7 @@ fn block_publisher_reports_full_instead_of_overwriting() {
   assert_eq!(publisher.try_publish(&seg, 100, |d| d.fill(1)), Err(RingError::Full));
   assert_eq!(sub.try_recv(&seg, |f| f.seq).unwrap(), Ok(Some(0)));
   assert!(publisher.try_publish(&seg, 100, |d| d.fill(1)).is_ok());
-  assert!(matches!(
-    publisher.try_publish(&seg, 4096, |_| ()),
-    Err(RingError::TooLarge { size: 4096, .. })
-  ));
+  assert!(matches!(publisher.try_publish(&seg, 4096, |_| ()), Err(RingError::TooLarge { size: 4096, .. })));
 }
 
 /// A small deterministic generator for garbage.
@@ -357,9 +331,7 @@ fn garbage_in_spsc_ring_words_gives_errors_not_panics() {
       1 => SPSC_RING + IR_RING_HEAD,
       _ => data + (rng.next() % (CAPACITY / 8)) as usize * 8,
     };
-    seg
-      .u64_at(target)
-      .store(rng.next() >> (rng.next() % 64), Ordering::Relaxed);
+    seg.u64_at(target).store(rng.next() >> (rng.next() % 64), Ordering::Relaxed);
     for _ in 0..8 {
       match ring.read(&seg, &[IR_FRAME_KIND_CALL_REQUEST], |f| f.payload.len()) {
         Ok(Some(len)) => assert!(len <= ring.max_payload()),
@@ -374,10 +346,7 @@ fn garbage_in_spsc_ring_words_gives_errors_not_panics() {
     let _ = ring.try_write_bytes(&seg, IR_FRAME_KIND_CALL_REQUEST, 0, &[1; 8]);
   }
   assert!(errors > 1000, "garbage was noticed only {errors} times");
-  assert!(matches!(
-    Ring::open(&seg, SPSC_RING, 12345),
-    Err(RingError::Corrupt { .. })
-  ));
+  assert!(matches!(Ring::open(&seg, SPSC_RING, 12345), Err(RingError::Corrupt { .. })));
 }
 
 #[test]
@@ -403,9 +372,7 @@ fn garbage_in_channel_words_gives_errors_not_panics() {
         2 => IR_CH_SUBSCRIBERS + IR_SUB_POS,
         _ => data + (rng.next() % (4096 / 8)) as usize * 8,
       };
-      seg
-        .u64_at(target)
-        .store(rng.next() >> (rng.next() % 64), Ordering::Relaxed);
+      seg.u64_at(target).store(rng.next() >> (rng.next() % 64), Ordering::Relaxed);
       for _ in 0..30 {
         match sub.try_recv(&seg, |f| f.payload.len()) {
           Ok(Ok(Some(len))) => assert!(len <= config.max_payload()),

@@ -37,34 +37,22 @@ fn read_cases(relative: &str) -> Vec<Case> {
     if let Some(header) = line.strip_prefix("# ") {
       let (number, title) = header.split_once(' ').unwrap_or((header, ""));
       if let Ok(number) = number.parse() {
-        cases.push(Case {
-          number,
-          title: title.to_owned(),
-          fields: Vec::new(),
-        });
+        cases.push(Case { number, title: title.to_owned(), fields: Vec::new() });
       }
     } else if let Some((key, value)) = line.split_once(": ") {
-      let case = cases
-        .last_mut()
-        .unwrap_or_else(|| panic!("`{line}` before any case header"));
+      let case = cases.last_mut().unwrap_or_else(|| panic!("`{line}` before any case header"));
       case.fields.push((key.to_owned(), value.to_owned()));
     }
   }
   for (i, case) in cases.iter().enumerate() {
-    assert_eq!(
-      case.number, i,
-      "{relative}: cases must be numbered 0, 1, 2, ... in order"
-    );
+    assert_eq!(case.number, i, "{relative}: cases must be numbered 0, 1, 2, ... in order");
   }
   cases
 }
 
 fn from_hex(hex: &str) -> Vec<u8> {
   assert!(hex.len() % 2 == 0, "odd number of hex digits");
-  (0..hex.len())
-    .step_by(2)
-    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
-    .collect()
+  (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit")).collect()
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -93,11 +81,7 @@ fn every_fingerprint_vector_matches_canonical_form_and_fingerprint() {
       Err(e) => failures.push(format!("case {} ({}): {e}", case.number, case.title)),
     }
   }
-  assert!(
-    failures.is_empty(),
-    "fingerprint vectors failed:\n{}",
-    failures.join("\n")
-  );
+  assert!(failures.is_empty(), "fingerprint vectors failed:\n{}", failures.join("\n"));
 }
 
 #[test]
@@ -118,12 +102,7 @@ fn every_control_vector_decodes_to_its_message_and_encodes_to_its_bytes() {
       .unwrap_or_else(|e| panic!("case {} ({}): does not decode: {e}", case.number, case.title));
     assert_eq!(message.name(), name, "case {}", case.number);
     assert_eq!(message.to_json(), expected_json, "case {}", case.number);
-    assert_eq!(
-      to_hex(&message.encode_frame_payload()),
-      case.get("bytes"),
-      "case {}",
-      case.number
-    );
+    assert_eq!(to_hex(&message.encode_frame_payload()), case.get("bytes"), "case {}", case.number);
     opcodes_seen[message.opcode()] = true;
   }
   let missing: Vec<usize> = (0..CONTROL_BRANCHES).filter(|&i| !opcodes_seen[i]).collect();
@@ -133,14 +112,8 @@ fn every_control_vector_decodes_to_its_message_and_encodes_to_its_bytes() {
 #[test]
 fn control_vectors_carry_the_current_control_fingerprint() {
   let text = std::fs::read_to_string(spec_path("vectors/control.txt")).expect("control.txt");
-  let line = format!(
-    "# control union fingerprint: {}",
-    fingerprint_hex(control_fingerprint())
-  );
-  assert!(
-    text.contains(&line),
-    "control.txt is stale; regenerate it with the dump_schemas example"
-  );
+  let line = format!("# control union fingerprint: {}", fingerprint_hex(control_fingerprint()));
+  assert!(text.contains(&line), "control.txt is stale; regenerate it with the dump_schemas example");
 }
 
 #[test]

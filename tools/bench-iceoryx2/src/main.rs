@@ -18,11 +18,8 @@ fn node() -> Node<Svc> {
 }
 
 fn service_name(tag: &str) -> ServiceName {
-  ServiceName::new(&format!(
-    "ring-bench/{}/{tag}",
-    std::env::var("IMPULSE_RING_NS").unwrap_or_default()
-  ))
-  .expect("valid service name")
+  ServiceName::new(&format!("ring-bench/{}/{tag}", std::env::var("IMPULSE_RING_NS").unwrap_or_default()))
+    .expect("valid service name")
 }
 
 fn pubsub(
@@ -42,11 +39,7 @@ fn pubsub(
 }
 
 fn event(node: &Node<Svc>, tag: &str) -> iceoryx2::service::port_factory::event::PortFactory<Svc> {
-  node
-    .service_builder(&service_name(tag))
-    .event()
-    .open_or_create()
-    .expect("open the event service")
+  node.service_builder(&service_name(tag)).event().open_or_create().expect("open the event service")
 }
 
 fn send(publisher: &iceoryx2::port::publisher::Publisher<Svc, [u8], ()>, size: usize) {
@@ -61,11 +54,7 @@ fn pubsub_latency(p: &Params) -> Row {
   let node = node();
   let a2b = pubsub(&node, "a2b", 1, true);
   let b2a = pubsub(&node, "b2a", 1, true);
-  let publisher = a2b
-    .publisher_builder()
-    .initial_max_slice_len(p.size)
-    .create()
-    .expect("publisher");
+  let publisher = a2b.publisher_builder().initial_max_slice_len(p.size).create().expect("publisher");
   let subscriber = b2a.subscriber_builder().create().expect("subscriber");
   let events = (p.gap_us > 0).then(|| {
     let notifier = event(&node, "e-a2b").notifier_builder().create().expect("notifier");
@@ -106,11 +95,7 @@ fn pubsub_latency_follower(p: &Params) {
   let node = node();
   let a2b = pubsub(&node, "a2b", 1, true);
   let b2a = pubsub(&node, "b2a", 1, true);
-  let publisher = b2a
-    .publisher_builder()
-    .initial_max_slice_len(p.size)
-    .create()
-    .expect("publisher");
+  let publisher = b2a.publisher_builder().initial_max_slice_len(p.size).create().expect("publisher");
   let subscriber = a2b.subscriber_builder().create().expect("subscriber");
   let events = (p.gap_us > 0).then(|| {
     let notifier = event(&node, "e-b2a").notifier_builder().create().expect("notifier");
@@ -206,9 +191,7 @@ fn throughput(p: &Params) -> Row {
   }
   follower.expect("done");
   let seconds = start.elapsed().as_secs_f64();
-  Row::new("pubsub_throughput", "iceoryx2", p.size as u64, "spin")
-    .rate(p.count, seconds)
-    .subscribers(1)
+  Row::new("pubsub_throughput", "iceoryx2", p.size as u64, "spin").rate(p.count, seconds).subscribers(1)
 }
 
 fn throughput_follower(p: &Params) {
@@ -231,41 +214,15 @@ fn throughput_follower(p: &Params) {
 
 fn suite(quick: bool) -> Vec<(&'static str, Params)> {
   let scale = |full: u64, fast: u64| if quick { fast } else { full };
-  let lat = |size: usize| Params {
-    size,
-    iters: scale(100_000, 2_000),
-    warmup: scale(10_000, 200),
-    ..Params::default()
-  };
+  let lat =
+    |size: usize| Params { size, iters: scale(100_000, 2_000), warmup: scale(10_000, 200), ..Params::default() };
   vec![
     ("pubsub-latency", lat(64)),
     ("pubsub-latency", lat(4096)),
-    (
-      "pubsub-latency",
-      Params {
-        gap_us: 50,
-        iters: scale(20_000, 500),
-        warmup: 100,
-        ..Params::default()
-      },
-    ),
+    ("pubsub-latency", Params { gap_us: 50, iters: scale(20_000, 500), warmup: 100, ..Params::default() }),
     ("call-latency", lat(64)),
-    (
-      "throughput",
-      Params {
-        size: 64,
-        count: scale(5_000_000, 200_000),
-        ..Params::default()
-      },
-    ),
-    (
-      "throughput",
-      Params {
-        size: 4096,
-        count: scale(500_000, 20_000),
-        ..Params::default()
-      },
-    ),
+    ("throughput", Params { size: 64, count: scale(5_000_000, 200_000), ..Params::default() }),
+    ("throughput", Params { size: 4096, count: scale(500_000, 20_000), ..Params::default() }),
   ]
 }
 

@@ -15,10 +15,7 @@ const PING: usize = 128;
 const PONG: usize = 256;
 
 fn segment_name() -> String {
-  format!(
-    "/impulse-ring.{}.bench-floor",
-    impulse_ring_core::names::namespace_from_env()
-  )
+  format!("/impulse-ring.{}.bench-floor", impulse_ring_core::names::namespace_from_env())
 }
 
 pub fn cacheline(p: &Params) -> Row {

@@ -45,21 +45,8 @@ fn suite(quick: bool) -> Vec<(&'static str, Params)> {
     ..Params::default()
   };
   let mut cases = vec![
-    (
-      "cacheline",
-      Params {
-        iters: scale(1_000_000, 20_000),
-        warmup: scale(10_000, 1_000),
-        ..Params::default()
-      },
-    ),
-    (
-      "memcpy",
-      Params {
-        count: scale(20_000, 500),
-        ..Params::default()
-      },
-    ),
+    ("cacheline", Params { iters: scale(1_000_000, 20_000), warmup: scale(10_000, 1_000), ..Params::default() }),
+    ("memcpy", Params { count: scale(20_000, 500), ..Params::default() }),
   ];
   for size in [64, 4096, 65536] {
     for wait in ["spin", "adaptive", "block"] {
@@ -68,13 +55,7 @@ fn suite(quick: bool) -> Vec<(&'static str, Params)> {
   }
   cases.push((
     "pubsub-latency",
-    Params {
-      wait: "adaptive-gap50us".into(),
-      gap_us: 50,
-      iters: scale(20_000, 500),
-      warmup: 100,
-      ..Params::default()
-    },
+    Params { wait: "adaptive-gap50us".into(), gap_us: 50, iters: scale(20_000, 500), warmup: 100, ..Params::default() },
   ));
   for (size, wait) in [(64, "spin"), (64, "adaptive"), (4096, "spin")] {
     cases.push(("call-latency", lat(size, wait)));

@@ -95,10 +95,7 @@ pub fn say(word: &str) {
 
 /// The CPU a follower was asked to run on.
 pub fn follower_cpu() -> usize {
-  std::env::var("RING_BENCH_CPU")
-    .ok()
-    .and_then(|c| c.parse().ok())
-    .unwrap_or(1)
+  std::env::var("RING_BENCH_CPU").ok().and_then(|c| c.parse().ok()).unwrap_or(1)
 }
 
 /// Follower side: blocks until the leader closes our stdin.

@@ -20,13 +20,7 @@ pub struct Row {
 
 impl Row {
   pub fn new(case: &'static str, system: &'static str, payload_bytes: u64, wait: &str) -> Row {
-    Row {
-      case,
-      system,
-      payload_bytes,
-      wait: wait.to_string(),
-      ..Row::default()
-    }
+    Row { case, system, payload_bytes, wait: wait.to_string(), ..Row::default() }
   }
 
   /// Fills the percentiles from a histogram of nanoseconds.

@@ -50,12 +50,7 @@ fn capacity(size: usize) -> u64 {
 }
 
 fn publish_options(size: usize, wait: WaitStrategy) -> PublishOptions {
-  PublishOptions {
-    capacity: capacity(size),
-    lossy: false,
-    wait,
-    send_timeout: Some(Duration::from_secs(30)),
-  }
+  PublishOptions { capacity: capacity(size), lossy: false, wait, send_timeout: Some(Duration::from_secs(30)) }
 }
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -65,23 +60,17 @@ pub fn pubsub_latency(p: &Params) -> Row {
   let wait = strategy(&p.wait);
   let conn = connect("bench-ping", wait);
   let schema = fixed_schema(p.size);
-  let mut ping = conn
-    .publish_channel("bench.ping", &schema, None, publish_options(p.size, wait))
-    .expect("publish ping");
+  let mut ping =
+    conn.publish_channel("bench.ping", &schema, None, publish_options(p.size, wait)).expect("publish ping");
   let mut follower = Follower::spawn(&p.to_args("pubsub-latency"), 1);
   follower.expect("ready");
-  let mut pong = conn
-    .subscribe_with("bench.pong", None, &schema, SubscribeOptions { wait })
-    .expect("subscribe pong");
+  let mut pong = conn.subscribe_with("bench.pong", None, &schema, SubscribeOptions { wait }).expect("subscribe pong");
   let payload = vec![0xA5u8; p.size];
   let mut hist = histogram();
   for i in 0..p.warmup + p.iters {
     let start = Instant::now();
     ping.publish_raw(&payload).expect("publish");
-    pong
-      .recv_with(TIMEOUT, |d| d.len())
-      .expect("receive")
-      .expect("pong within the timeout");
+    pong.recv_with(TIMEOUT, |d| d.len()).expect("receive").expect("pong within the timeout");
     let rtt = start.elapsed().as_nanos() as u64;
     if i >= p.warmup {
       hist.record(rtt / 2).expect("in range");
@@ -98,12 +87,9 @@ pub fn pubsub_latency_follower(p: &Params) {
   let wait = strategy(&p.wait);
   let conn = connect("bench-pong", wait);
   let schema = fixed_schema(p.size);
-  let mut ping = conn
-    .subscribe_with("bench.ping", None, &schema, SubscribeOptions { wait })
-    .expect("subscribe ping");
-  let mut pong = conn
-    .publish_channel("bench.pong", &schema, None, publish_options(p.size, wait))
-    .expect("publish pong");
+  let mut ping = conn.subscribe_with("bench.ping", None, &schema, SubscribeOptions { wait }).expect("subscribe ping");
+  let mut pong =
+    conn.publish_channel("bench.pong", &schema, None, publish_options(p.size, wait)).expect("publish pong");
   say("ready");
   for _ in 0..p.warmup + p.iters {
     ping
@@ -126,9 +112,7 @@ pub fn call_latency(p: &Params) -> Row {
   let mut hist = histogram();
   for i in 0..p.warmup + p.iters {
     let start = Instant::now();
-    let response = conn
-      .call_raw_blocking("bench.echo", None, &payload, &schema, &schema, TIMEOUT)
-      .expect("call");
+    let response = conn.call_raw_blocking("bench.echo", None, &payload, &schema, &schema, TIMEOUT).expect("call");
     let rtt = start.elapsed().as_nanos() as u64;
     assert_eq!(response.len(), p.size);
     if i >= p.warmup {
@@ -142,9 +126,7 @@ pub fn call_latency_follower(p: &Params) {
   pin(follower_cpu());
   let conn = connect("bench-provider", strategy(&p.wait));
   let schema = fixed_schema(p.size);
-  let _echo = conn
-    .expose_function_raw("bench.echo", &schema, &schema, None, |d| Ok(d.to_vec()))
-    .expect("expose");
+  let _echo = conn.expose_function_raw("bench.echo", &schema, &schema, None, |d| Ok(d.to_vec())).expect("expose");
   say("ready");
   wait_for_leader();
 }
@@ -155,17 +137,11 @@ pub fn throughput(p: &Params) -> Row {
   pin(0);
   let wait = strategy(&p.wait);
   let conn = connect("bench-publisher", wait);
-  let schema = if p.typed {
-    SAMPLE_SCHEMA.to_string()
-  } else {
-    fixed_schema(p.size)
-  };
-  let mut publisher = conn
-    .publish_channel("bench.stream", &schema, None, publish_options(p.size, wait))
-    .expect("publish");
-  let mut followers: Vec<Follower> = (0..p.subscribers)
-    .map(|i| Follower::spawn(&p.to_args("throughput"), 1 + i as usize))
-    .collect();
+  let schema = if p.typed { SAMPLE_SCHEMA.to_string() } else { fixed_schema(p.size) };
+  let mut publisher =
+    conn.publish_channel("bench.stream", &schema, None, publish_options(p.size, wait)).expect("publish");
+  let mut followers: Vec<Follower> =
+    (0..p.subscribers).map(|i| Follower::spawn(&p.to_args("throughput"), 1 + i as usize)).collect();
   for f in &mut followers {
     f.expect("ready");
   }
@@ -173,15 +149,8 @@ pub fn throughput(p: &Params) -> Row {
   let start = Instant::now();
   for seq in 0..p.count {
     if p.typed {
-      let sample = Sample {
-        seq: seq as i64,
-        a: i64::MAX - 1,
-        b: i64::MIN + 1,
-        c: i64::MAX / 3,
-        x: 0.5,
-        y: 1.5,
-        z: -2.5,
-      };
+      let sample =
+        Sample { seq: seq as i64, a: i64::MAX - 1, b: i64::MIN + 1, c: i64::MAX / 3, x: 0.5, y: 1.5, z: -2.5 };
       publisher.publish(&sample).expect("publish");
     } else {
       publisher.publish_raw(&payload).expect("publish");
@@ -191,36 +160,21 @@ pub fn throughput(p: &Params) -> Row {
     f.expect("done");
   }
   let seconds = start.elapsed().as_secs_f64();
-  let case = if p.subscribers > 1 {
-    "fanout_throughput"
-  } else {
-    "pubsub_throughput"
-  };
+  let case = if p.subscribers > 1 { "fanout_throughput" } else { "pubsub_throughput" };
   let system = if p.typed { "ring-rust-typed" } else { "ring-rust" };
-  Row::new(case, system, p.size as u64, &p.wait)
-    .rate(p.count, seconds)
-    .subscribers(p.subscribers)
+  Row::new(case, system, p.size as u64, &p.wait).rate(p.count, seconds).subscribers(p.subscribers)
 }
 
 pub fn throughput_follower(p: &Params) {
   pin(follower_cpu());
   let wait = strategy(&p.wait);
   let conn = connect("bench-subscriber", wait);
-  let schema = if p.typed {
-    SAMPLE_SCHEMA.to_string()
-  } else {
-    fixed_schema(p.size)
-  };
-  let mut sub = conn
-    .subscribe_with("bench.stream", None, &schema, SubscribeOptions { wait })
-    .expect("subscribe");
+  let schema = if p.typed { SAMPLE_SCHEMA.to_string() } else { fixed_schema(p.size) };
+  let mut sub = conn.subscribe_with("bench.stream", None, &schema, SubscribeOptions { wait }).expect("subscribe");
   say("ready");
   let mut bytes = 0usize;
   for _ in 0..p.count {
-    bytes += sub
-      .recv_with(TIMEOUT, |d| d.len())
-      .expect("receive")
-      .expect("a message within the timeout");
+    bytes += sub.recv_with(TIMEOUT, |d| d.len()).expect("receive").expect("a message within the timeout");
   }
   assert!(bytes > 0 || p.size == 0);
   say("done");

@@ -64,9 +64,7 @@ pub fn throughput(p: &Params) -> Row {
   stream.read_exact(&mut ack).expect("the follower's acknowledgement");
   let seconds = start.elapsed().as_secs_f64();
   let _ = std::fs::remove_file(path);
-  Row::new("pubsub_throughput", "uds", p.size as u64, "block")
-    .rate(p.count, seconds)
-    .subscribers(1)
+  Row::new("pubsub_throughput", "uds", p.size as u64, "block").rate(p.count, seconds).subscribers(1)
 }
 
 pub fn throughput_follower(p: &Params) {

@@ -33,10 +33,7 @@ struct Row {
 /// the lines we print ourselves, without a JSON dependency in ringctl.
 fn parse_row(line: &str) -> Option<Row> {
   let body = line.trim().strip_prefix('{')?.strip_suffix('}')?;
-  let mut row = Row {
-    line: line.trim().to_string(),
-    ..Row::default()
-  };
+  let mut row = Row { line: line.trim().to_string(), ..Row::default() };
   for field in body.split(',') {
     let (key, value) = field.split_once(':')?;
     let key = key.trim().trim_matches('"');
@@ -93,12 +90,9 @@ impl flags::Bench {
     let with_iceoryx2 = !self.no_iceoryx2;
     if with_iceoryx2 {
       let manifest = "tools/bench-iceoryx2/Cargo.toml";
-      cmd!(
-        sh,
-        "cargo build --release --manifest-path {manifest} --target-dir {target}"
-      )
-      .run()
-      .context("building the iceoryx2 baseline failed (it needs crates.io); rerun with --no-iceoryx2 to skip it")?;
+      cmd!(sh, "cargo build --release --manifest-path {manifest} --target-dir {target}")
+        .run()
+        .context("building the iceoryx2 baseline failed (it needs crates.io); rerun with --no-iceoryx2 to skip it")?;
     }
     let c_bench = build_c_bench(sh, &target)?;
     let ns = format!("bench-{}", std::process::id());
@@ -110,9 +104,7 @@ impl flags::Bench {
     let measured = (|| -> anyhow::Result<()> {
       let _env = sh.push_env("IMPULSE_RING_NS", &ns);
       let ring_bench = release.join("ring-bench");
-      lines += &cmd!(sh, "{ring_bench} suite {quick_flag...}")
-        .read()
-        .context("ring-bench failed")?;
+      lines += &cmd!(sh, "{ring_bench} suite {quick_flag...}").read().context("ring-bench failed")?;
       lines.push('\n');
       if let Some(c_bench) = &c_bench {
         lines += &cmd!(sh, "{c_bench} suite {quick_flag...}")
@@ -122,9 +114,7 @@ impl flags::Bench {
       }
       if with_iceoryx2 {
         let ice = release.join("bench-iceoryx2");
-        lines += &cmd!(sh, "{ice} suite {quick_flag...}")
-          .read()
-          .context("bench-iceoryx2 failed")?;
+        lines += &cmd!(sh, "{ice} suite {quick_flag...}").read().context("bench-iceoryx2 failed")?;
         lines.push('\n');
       }
       Ok(())
@@ -210,10 +200,7 @@ fn print_header(quick: bool) {
   let cpu = std::fs::read_to_string("/proc/cpuinfo")
     .ok()
     .and_then(|t| {
-      t.lines()
-        .find(|l| l.starts_with("model name"))
-        .and_then(|l| l.split(':').nth(1))
-        .map(|s| s.trim().to_string())
+      t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())
     })
     .unwrap_or_else(|| "unknown CPU".into());
   let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
@@ -222,11 +209,7 @@ fn print_header(quick: bool) {
   println!("Ring benchmark: {cpu}, {cores} cores, kernel {}", kernel.trim());
   println!(
     "{}; leader on CPU 0, followers on CPU 1 and up; one way = round trip / 2",
-    if quick {
-      "quick run (indicative only)"
-    } else {
-      "full run"
-    }
+    if quick { "quick run (indicative only)" } else { "full run" }
   );
 }
 
@@ -254,22 +237,10 @@ fn print_latency(r: &Results) {
     "case", "system", "bytes", "p50", "p99", "p99.9", "/iceoryx2", "/uds", "/floor"
   );
   let floor = r.p50("floor", "cacheline", 8, "-");
-  for row in r
-    .0
-    .iter()
-    .filter(|x| x.case.ends_with("latency") || x.case == "floor" && x.p50.is_some())
-  {
-    let ice_wait = if row.wait == "adaptive-gap50us" {
-      "adaptive-gap50us"
-    } else {
-      "spin"
-    };
+  for row in r.0.iter().filter(|x| x.case.ends_with("latency") || x.case == "floor" && x.p50.is_some()) {
+    let ice_wait = if row.wait == "adaptive-gap50us" { "adaptive-gap50us" } else { "spin" };
     let (ice, uds, fl) = if row.system.starts_with("ring") {
-      (
-        r.p50(&row.case, "iceoryx2", row.payload, ice_wait),
-        r.p50(&row.case, "uds", row.payload, "*"),
-        floor,
-      )
+      (r.p50(&row.case, "iceoryx2", row.payload, ice_wait), r.p50(&row.case, "uds", row.payload, "*"), floor)
     } else {
       (None, None, None)
     };
@@ -310,10 +281,7 @@ fn print_throughput(r: &Results) {
   for row in r.0.iter().filter(|x| x.msgs.is_some()) {
     let subs = row.subscribers.unwrap_or(1);
     let (ice, uds) = if row.system.starts_with("ring") && subs == 1 {
-      (
-        r.rate(&row.case, "iceoryx2", row.payload, 1),
-        r.rate(&row.case, "uds", row.payload, 1),
-      )
+      (r.rate(&row.case, "iceoryx2", row.payload, 1), r.rate(&row.case, "uds", row.payload, 1))
     } else {
       (None, None)
     };
@@ -341,10 +309,7 @@ fn print_connectors(r: &Results) {
   println!(
     "\nC vs RUST CONNECTOR (p50 latency, messages/s; C / Rust above 1: C is slower in latency, faster in throughput)"
   );
-  println!(
-    "  {:<18} {:>7} {:>12} {:>12} {:>8}",
-    "case", "bytes", "ring-c", "ring-rust", "C/Rust"
-  );
+  println!("  {:<18} {:>7} {:>12} {:>12} {:>8}", "case", "bytes", "ring-c", "ring-rust", "C/Rust");
   for c in c_rows {
     let rust = r.find(&c.case, "ring-rust", c.payload, &c.wait, c.subscribers);
     let (label, c_fig, rust_fig, c_val, rust_val) = if c.msgs.is_some() {
@@ -356,14 +321,7 @@ fn print_connectors(r: &Results) {
       let label = format!("{} {}", c.case.trim_end_matches("_latency"), c.wait);
       (label, ns(c.p50), ns(rust_p50), c.p50, rust_p50)
     };
-    println!(
-      "  {:<18} {:>7} {:>12} {:>12} {:>8}",
-      label,
-      c.payload,
-      c_fig,
-      rust_fig,
-      ratio(c_val, rust_val)
-    );
+    println!("  {:<18} {:>7} {:>12} {:>12} {:>8}", label, c.payload, c_fig, rust_fig, ratio(c_val, rust_val));
   }
 }
 
@@ -382,27 +340,21 @@ fn print_targets(r: &Results, idle: Option<f64>) {
   let floor = r.p50("floor", "cacheline", 8, "-");
   target(
     "channel one way 64 B spin: <= 0.6x iceoryx2, <= 4x cache line",
-    spin.zip(ice).zip(floor).map(|((s, i), f)| {
-      (
-        format!("{:.2}x iceoryx2, {:.1}x floor", s / i, s / f),
-        s / i <= 0.6 && s / f <= 4.0,
-      )
-    }),
+    spin
+      .zip(ice)
+      .zip(floor)
+      .map(|((s, i), f)| (format!("{:.2}x iceoryx2, {:.1}x floor", s / i, s / f), s / i <= 0.6 && s / f <= 4.0)),
   );
   let call = r.p50("call_latency", "ring-rust", 64, "spin");
   let ice_call = r.p50("call_latency", "iceoryx2", 64, "spin");
   target(
     "call round trip 64 B spin: <= 0.7x iceoryx2 request/response",
-    call
-      .zip(ice_call)
-      .map(|(c, i)| (format!("{:.2}x", c / i), c / i <= 0.7)),
+    call.zip(ice_call).map(|(c, i)| (format!("{:.2}x", c / i), c / i <= 0.7)),
   );
   let adaptive = r.p50("pubsub_latency", "ring-rust", 64, "adaptive");
   target(
     "channel one way adaptive, continuous: <= 1.2x busy-spin",
-    adaptive
-      .zip(spin)
-      .map(|(a, s)| (format!("{:.2}x", a / s), a / s <= 1.2)),
+    adaptive.zip(spin).map(|(a, s)| (format!("{:.2}x", a / s), a / s <= 1.2)),
   );
   let gap = r.p50("pubsub_latency", "ring-rust", 64, "adaptive-gap50us");
   let ice_gap = r.p50("pubsub_latency", "iceoryx2", 64, "adaptive-gap50us");
@@ -419,33 +371,21 @@ fn print_targets(r: &Results, idle: Option<f64>) {
   let uds_raw = r.rate("pubsub_throughput", "uds", 64, 1);
   target(
     "throughput 64 B publish_raw: >= 3x iceoryx2, >= 10x UDS",
-    raw.zip(ice_raw).zip(uds_raw).map(|((a, i), u)| {
-      (
-        format!("{:.2}x iceoryx2, {:.1}x UDS", a / i, a / u),
-        a >= 3.0 * i && a >= 10.0 * u,
-      )
-    }),
+    raw
+      .zip(ice_raw)
+      .zip(uds_raw)
+      .map(|((a, i), u)| (format!("{:.2}x iceoryx2, {:.1}x UDS", a / i, a / u), a >= 3.0 * i && a >= 10.0 * u)),
   );
   let typed = r.rate("pubsub_throughput", "ring-rust-typed", 64, 1);
-  target(
-    "throughput 64 B typed publish: >= 2 M msgs/s",
-    typed.map(|t| (rate(Some(t)), t >= 2e6)),
-  );
+  target("throughput 64 B typed publish: >= 2 M msgs/s", typed.map(|t| (rate(Some(t)), t >= 2e6)));
   let big = r.rate("pubsub_throughput", "ring-rust", 4096, 1);
   let ice_big = r.rate("pubsub_throughput", "iceoryx2", 4096, 1);
-  target(
-    "throughput 4 KiB: >= iceoryx2",
-    big.zip(ice_big).map(|(a, i)| (format!("{:.2}x", a / i), a >= i)),
-  );
-  let huge = r
-    .find("pubsub_throughput", "ring-rust", 1 << 20, "*", Some(1))
-    .and_then(|x| x.bytes);
+  target("throughput 4 KiB: >= iceoryx2", big.zip(ice_big).map(|(a, i)| (format!("{:.2}x", a / i), a >= i)));
+  let huge = r.find("pubsub_throughput", "ring-rust", 1 << 20, "*", Some(1)).and_then(|x| x.bytes);
   let memcpy = r.find("floor", "memcpy", 1 << 20, "-", None).and_then(|x| x.bytes);
   target(
     "throughput 1 MiB: >= 50 % of one-core memcpy",
-    huge
-      .zip(memcpy)
-      .map(|(h, m)| (format!("{:.0} % ({})", 100.0 * h / m, gbps(Some(h))), h >= 0.5 * m)),
+    huge.zip(memcpy).map(|(h, m)| (format!("{:.0} % ({})", 100.0 * h / m, gbps(Some(h))), h >= 0.5 * m)),
   );
   let one = r.rate("pubsub_throughput", "ring-rust", 64, 1);
   let four = r.rate("fanout_throughput", "ring-rust", 64, 4);
@@ -454,8 +394,5 @@ fn print_targets(r: &Results, idle: Option<f64>) {
     four.zip(one).map(|(f, o)| (format!("{:.2}x", f / o), f >= 0.66 * o)),
   );
   target("call round trip vs gRPC over a unix socket: >= 100x faster", None);
-  target(
-    "idle broker: ~0 % CPU",
-    idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)),
-  );
+  target("idle broker: ~0 % CPU", idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)));
 }

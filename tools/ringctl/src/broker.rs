@@ -18,13 +18,8 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Builds the broker and returns the path of its binary.
 pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
-  cmd!(sh, "cargo build -p impulsed")
-    .run()
-    .context("building the broker `impulsed` failed; see the errors above")?;
-  existing(
-    target_dir(&sh.current_dir()).join("debug/impulsed"),
-    "the broker binary `impulsed`",
-  )
+  cmd!(sh, "cargo build -p impulsed").run().context("building the broker `impulsed` failed; see the errors above")?;
+  existing(target_dir(&sh.current_dir()).join("debug/impulsed"), "the broker binary `impulsed`")
 }
 
 /// Starts the broker in `ns` and returns once its control segment exists.
@@ -40,11 +35,7 @@ pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> an
   let started = Instant::now();
   while !ctl.exists() {
     if let Some(status) = broker.exited()? {
-      bail!(
-        "the broker exited with {} before creating {}",
-        proc::describe(status),
-        ctl.display()
-      );
+      bail!("the broker exited with {} before creating {}", proc::describe(status), ctl.display());
     }
     if proc::interrupted() {
       broker.stop(sh, STOP_GRACE)?;
@@ -52,10 +43,7 @@ pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> an
     }
     if started.elapsed() > STARTUP_TIMEOUT {
       broker.stop(sh, STOP_GRACE)?;
-      bail!(
-        "the broker did not create {} within {STARTUP_TIMEOUT:?}; see its output above",
-        ctl.display()
-      );
+      bail!("the broker did not create {} within {STARTUP_TIMEOUT:?}; see its output above", ctl.display());
     }
     std::thread::sleep(Duration::from_millis(20));
   }
@@ -66,10 +54,7 @@ pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> an
 pub(crate) fn stop(sh: &Shell, mut broker: proc::Supervised) -> anyhow::Result<()> {
   let status = broker.stop(sh, STOP_GRACE)?;
   if status.code().is_some_and(|code| code != 0) {
-    bail!(
-      "the broker exited with {} on SIGTERM instead of 0",
-      proc::describe(status)
-    );
+    bail!("the broker exited with {} on SIGTERM instead of 0", proc::describe(status));
   }
   Ok(())
 }
@@ -82,10 +67,7 @@ pub(crate) fn target_dir(root: &Path) -> PathBuf {
 /// `path` if it exists, else an error saying which artifact is missing where.
 pub(crate) fn existing(path: PathBuf, what: &str) -> anyhow::Result<PathBuf> {
   if !path.exists() {
-    bail!(
-      "{what} was not found at {} after building; is it named as ringctl expects?",
-      path.display()
-    );
+    bail!("{what} was not found at {} after building; is it named as ringctl expects?", path.display());
   }
   Ok(path)
 }

@@ -11,27 +11,12 @@ impl flags::Ci {
     type Step<'a> = (&'a str, &'a str, Box<dyn Fn(&Shell) -> anyhow::Result<()>>);
     let steps: [Step; 4] = [
       ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
-      (
-        "gen --check",
-        "cargo ringctl gen --check",
-        Box::new(|sh| flags::Gen { check: true }.run(sh)),
-      ),
-      (
-        "test-matrix",
-        "cargo ringctl test-matrix",
-        Box::new(|sh| flags::TestMatrix {}.run(sh)),
-      ),
+      ("gen --check", "cargo ringctl gen --check", Box::new(|sh| flags::Gen { check: true }.run(sh))),
+      ("test-matrix", "cargo ringctl test-matrix", Box::new(|sh| flags::TestMatrix {}.run(sh))),
       (
         "bench --quick",
         "cargo ringctl bench --quick",
-        Box::new(|sh| {
-          flags::Bench {
-            quick: true,
-            json: None,
-            no_iceoryx2: false,
-          }
-          .run(sh)
-        }),
+        Box::new(|sh| flags::Bench { quick: true, json: None, no_iceoryx2: false }.run(sh)),
       ),
     ];
     let total = steps.len();

@@ -86,36 +86,18 @@ impl Config {
         Ok(example) => {
           let at = format!("{at}.example");
           let build = match example.get("build") {
-            Ok(build) => build
-              .list(&format!("{at}.build"))?
-              .iter()
-              .map(|b| b.str(&at))
-              .collect::<Result<_, _>>()?,
+            Ok(build) => build.list(&format!("{at}.build"))?.iter().map(|b| b.str(&at)).collect::<Result<_, _>>()?,
             Err(_) => Vec::new(),
           };
-          Some(Example {
-            source: example.get_str("source", &at)?,
-            build,
-            run: example.get_str("run", &at)?,
-          })
+          Some(Example { source: example.get_str("source", &at)?, build, run: example.get_str("run", &at)? })
         }
         Err(_) => None,
       };
       let files = match lang.get("files") {
-        Ok(files) => files
-          .list(&format!("{at}.files"))?
-          .iter()
-          .map(|f| f.str(&at))
-          .collect::<Result<_, _>>()?,
+        Ok(files) => files.list(&format!("{at}.files"))?.iter().map(|f| f.str(&at)).collect::<Result<_, _>>()?,
         Err(_) => Vec::new(),
       };
-      languages.push(Language {
-        name: name.clone(),
-        dir: lang.get_str("dir", &at)?,
-        files,
-        checks,
-        example,
-      });
+      languages.push(Language { name: name.clone(), dir: lang.get_str("dir", &at)?, files, checks, example });
     }
     Ok(Config { languages })
   }
@@ -133,19 +115,14 @@ enum Yaml {
 impl Yaml {
   fn get(&self, key: &str) -> anyhow::Result<&Yaml> {
     match self {
-      Yaml::Map(entries) => entries
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .with_context(|| format!("missing key `{key}`")),
+      Yaml::Map(entries) => {
+        entries.iter().find(|(k, _)| k == key).map(|(_, v)| v).with_context(|| format!("missing key `{key}`"))
+      }
       _ => bail!("expected a mapping holding `{key}`"),
     }
   }
   fn get_str(&self, key: &str, at: &str) -> anyhow::Result<String> {
-    self
-      .get(key)
-      .with_context(|| format!("in {at}"))?
-      .str(&format!("{at}.{key}"))
+    self.get(key).with_context(|| format!("in {at}"))?.str(&format!("{at}.{key}"))
   }
   fn str(&self, at: &str) -> anyhow::Result<String> {
     match self {
@@ -185,11 +162,7 @@ fn parse_yaml(text: &str) -> anyhow::Result<Yaml> {
       continue;
     }
     let indent = content.len() - content.trim_start().len();
-    lines.push(Line {
-      number: i + 1,
-      indent,
-      text: content.trim_start().to_string(),
-    });
+    lines.push(Line { number: i + 1, indent, text: content.trim_start().to_string() });
   }
   let mut pos = 0;
   let doc = parse_block(&mut lines, &mut pos, 0)?;
@@ -226,11 +199,7 @@ fn parse_block(lines: &mut [Line], pos: &mut usize, indent: usize) -> anyhow::Re
       if rest.is_empty() {
         *pos += 1;
         let child = lines.get(*pos).map_or(indent, |l| l.indent);
-        items.push(if child > indent {
-          parse_block(lines, pos, child)?
-        } else {
-          Yaml::Str(String::new())
-        });
+        items.push(if child > indent { parse_block(lines, pos, child)? } else { Yaml::Str(String::new()) });
       } else if split_key(&rest).is_some() {
         // `- key: value` opens a mapping whose keys line up with `key`.
         let inner = indent + (line.text.len() - rest.len());
@@ -279,30 +248,19 @@ fn parse_block(lines: &mut [Line], pos: &mut usize, indent: usize) -> anyhow::Re
 
 /// Splits `key: value` or `key:`; keys are plain words.
 fn split_key(text: &str) -> Option<(&str, &str)> {
-  let (key, value) = if let Some(key) = text.strip_suffix(':') {
-    (key, "")
-  } else {
-    text.split_once(": ")?
-  };
+  let (key, value) = if let Some(key) = text.strip_suffix(':') { (key, "") } else { text.split_once(": ")? };
   let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
   plain.then(|| (key, value.trim()))
 }
 
 fn scalar(text: &str, number: usize) -> anyhow::Result<Yaml> {
   if let Some(inner) = text.strip_prefix('[') {
-    let Some(inner) = inner.strip_suffix(']') else {
-      bail!("line {number}: unclosed `[`")
-    };
+    let Some(inner) = inner.strip_suffix(']') else { bail!("line {number}: unclosed `[`") };
     let items = inner.split(',').map(str::trim).filter(|s| !s.is_empty());
-    return items
-      .map(|item| scalar(item, number))
-      .collect::<Result<_, _>>()
-      .map(Yaml::List);
+    return items.map(|item| scalar(item, number)).collect::<Result<_, _>>().map(Yaml::List);
   }
   if let Some(inner) = text.strip_prefix('"') {
-    let Some(inner) = inner.strip_suffix('"') else {
-      bail!("line {number}: unclosed `\"`")
-    };
+    let Some(inner) = inner.strip_suffix('"') else { bail!("line {number}: unclosed `\"`") };
     return Ok(Yaml::Str(inner.replace("\\\"", "\"").replace("\\\\", "\\")));
   }
   Ok(Yaml::Str(text.to_string()))
@@ -327,10 +285,7 @@ a:
     let doc = parse_yaml(text).unwrap();
     let a = doc.get("a").unwrap();
     assert_eq!(a.get("b").unwrap(), &Yaml::Str("one".into()));
-    assert_eq!(
-      a.get("c").unwrap(),
-      &Yaml::List(vec![Yaml::Str("x".into()), Yaml::Str("y".into())])
-    );
+    assert_eq!(a.get("c").unwrap(), &Yaml::List(vec![Yaml::Str("x".into()), Yaml::Str("y".into())]));
     let d = a.get("d").unwrap().list("d").unwrap();
     assert_eq!(d[0].get("run").unwrap(), &Yaml::Str("cargo fmt # not a comment".into()));
     assert_eq!(d[1], Yaml::Str("plain item".into()));
@@ -346,9 +301,6 @@ a:
   fn the_checked_in_config_parses() {
     let root = crate::project_root();
     let config = Config::load(&root).unwrap();
-    assert!(config
-      .languages
-      .iter()
-      .any(|l| l.name == "rust" && !l.checks.is_empty()));
+    assert!(config.languages.iter().any(|l| l.name == "rust" && !l.checks.is_empty()));
   }
 }

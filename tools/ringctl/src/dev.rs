@@ -9,10 +9,7 @@ use xshell::{cmd, Shell};
 
 use crate::{broker, flags, proc, shm};
 
-const DEMO_SOURCES: [&str; 2] = [
-  "rust/connector/examples/demo.rs",
-  "rust/connector/examples/demo/main.rs",
-];
+const DEMO_SOURCES: [&str; 2] = ["rust/connector/examples/demo.rs", "rust/connector/examples/demo/main.rs"];
 
 impl flags::Dev {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -67,10 +64,7 @@ fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyh
     }
     if let Some(status) = broker.exited()? {
       demo.stop(sh, broker::STOP_GRACE)?;
-      bail!(
-        "the broker exited with {} while the demo was running",
-        proc::describe(status)
-      );
+      bail!("the broker exited with {} while the demo was running", proc::describe(status));
     }
     if proc::interrupted() {
       println!("==> interrupted; stopping the demo and the broker");
@@ -132,9 +126,7 @@ mod tests {
     let prefix = format!("{}{ns}.", shm::RING_PREFIX);
     let before = shm::snapshot(&prefix).unwrap();
     std::fs::write(format!("/dev/shm/{prefix}ch.1"), b"").unwrap();
-    let err = shm::ensure_no_leaks(&before, &prefix, "the test")
-      .unwrap_err()
-      .to_string();
+    let err = shm::ensure_no_leaks(&before, &prefix, "the test").unwrap_err().to_string();
     assert!(err.contains(&format!("{prefix}ch.1")), "{err}");
     assert!(shm::snapshot(&prefix).unwrap().is_empty());
   }
@@ -163,11 +155,7 @@ mod tests {
     run_session(&sh, &ns, &broker, &demo).unwrap();
     interrupter.join().unwrap();
     proc::clear_interrupt();
-    assert!(
-      started.elapsed() < Duration::from_secs(10),
-      "took {:?}",
-      started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     assert!(shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX)).unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
   }

@@ -23,10 +23,7 @@ const CONTROL_VECTORS: &str = "spec/vectors/control.txt";
 const HEADER: &str = "rust/core/include/impulse_ring_wire.h";
 const LAYOUT: &str = "rust/core/src/layout.rs";
 const CBINDGEN_TOML: &str = "rust/core/cbindgen.toml";
-const DUMP_SCHEMAS: [&str; 2] = [
-  "rust/core/examples/dump_schemas.rs",
-  "rust/core/examples/dump_schemas/main.rs",
-];
+const DUMP_SCHEMAS: [&str; 2] = ["rust/core/examples/dump_schemas.rs", "rust/core/examples/dump_schemas/main.rs"];
 
 impl flags::Gen {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -42,24 +39,14 @@ impl flags::Gen {
         .read()
         .context("`dump_schemas fps` failed; fix the example, then rerun")?;
       let fps = fps.trim_end();
-      let fps = if fps.contains(BANNER) {
-        format!("{fps}\n")
-      } else {
-        format!("<!-- {BANNER} -->\n\n{fps}\n")
-      };
+      let fps = if fps.contains(BANNER) { format!("{fps}\n") } else { format!("<!-- {BANNER} -->\n\n{fps}\n") };
       outputs.push((FINGERPRINTS, fps));
-      let vectors = cmd!(
-        sh,
-        "cargo run -q -p impulse-ring-core --example dump_schemas control-vectors"
-      )
-      .read()
-      .context("`dump_schemas control-vectors` failed; fix the example, then rerun")?;
+      let vectors = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas control-vectors")
+        .read()
+        .context("`dump_schemas control-vectors` failed; fix the example, then rerun")?;
       outputs.push((CONTROL_VECTORS, format!("{}\n", vectors.trim_end())));
     } else {
-      println!(
-        "gen: note: skipping {CONTROL_AVSC} and {FINGERPRINTS}: {} does not exist yet",
-        DUMP_SCHEMAS[0]
-      );
+      println!("gen: note: skipping {CONTROL_AVSC} and {FINGERPRINTS}: {} does not exist yet", DUMP_SCHEMAS[0]);
     }
 
     if root.join(LAYOUT).exists() {
@@ -79,8 +66,7 @@ impl flags::Gen {
       } else if up_to_date {
         println!("gen: {path} is up to date");
       } else {
-        sh.write_file(root.join(path), content)
-          .with_context(|| format!("cannot write {path}"))?;
+        sh.write_file(root.join(path), content).with_context(|| format!("cannot write {path}"))?;
         println!("gen: wrote {path}");
       }
     }
@@ -104,9 +90,7 @@ fn c_header(root: &Path) -> anyhow::Result<String> {
   for name in repr_c_structs(&layout) {
     builder = builder.include_item(name);
   }
-  let bindings = builder
-    .generate()
-    .with_context(|| format!("cbindgen could not process {LAYOUT}"))?;
+  let bindings = builder.generate().with_context(|| format!("cbindgen could not process {LAYOUT}"))?;
   let mut bytes = Vec::new();
   bindings.write(&mut bytes);
   String::from_utf8(bytes).context("cbindgen wrote a header that is not UTF-8")
@@ -120,15 +104,9 @@ fn repr_c_structs(source: &str) -> Vec<&str> {
     if line.starts_with("#[repr(C") {
       pending = true;
     } else if pending && !line.starts_with("#[") && !line.starts_with("///") {
-      let rest = line
-        .strip_prefix("pub ")
-        .or_else(|| line.strip_prefix("pub(crate) "))
-        .unwrap_or(line);
+      let rest = line.strip_prefix("pub ").or_else(|| line.strip_prefix("pub(crate) ")).unwrap_or(line);
       if let Some(rest) = rest.strip_prefix("struct ") {
-        let name = rest
-          .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-          .next()
-          .unwrap_or_default();
+        let name = rest.split(|c: char| !(c.is_alphanumeric() || c == '_')).next().unwrap_or_default();
         names.push(name);
       }
       pending = false;

@@ -53,18 +53,12 @@ fn run_check(sh: &Shell, root: &Path, lang: &depl::Language, check: &depl::Check
       if files.is_empty() {
         return Ok(false);
       }
-      words.extend(
-        files
-          .iter()
-          .map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string()),
-      );
+      words.extend(files.iter().map(|f| f.strip_prefix(root).unwrap_or(f).display().to_string()));
     } else {
       words.push(word);
     }
   }
-  let Some((program, args)) = words.split_first() else {
-    bail!("the check's `run` is empty")
-  };
+  let Some((program, args)) = words.split_first() else { bail!("the check's `run` is empty") };
   if !on_path(program) {
     bail!("`{program}` is not installed; {}", check.hint);
   }
@@ -86,18 +80,12 @@ fn files_under(dir: &Path, extensions: &[String]) -> anyhow::Result<Vec<PathBuf>
   while let Some(dir) = pending.pop() {
     for entry in std::fs::read_dir(&dir)? {
       let path = entry?.path();
-      let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+      let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
       if path.is_dir() {
         if !name.starts_with('.') && !IGNORED_DIRS.contains(&name.as_str()) {
           pending.push(path);
         }
-      } else if path
-        .extension()
-        .is_some_and(|ext| extensions.iter().any(|e| ext == e.as_str()))
-      {
+      } else if path.extension().is_some_and(|ext| extensions.iter().any(|e| ext == e.as_str())) {
         found.push(path);
       }
     }

@@ -41,9 +41,5 @@ fn run() -> anyhow::Result<()> {
 
 /// The workspace root: ringctl lives in `tools/ringctl`, two levels below it.
 fn project_root() -> PathBuf {
-  Path::new(env!("CARGO_MANIFEST_DIR"))
-    .ancestors()
-    .nth(2)
-    .expect("tools/ringctl sits two levels below the root")
-    .into()
+  Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("tools/ringctl sits two levels below the root").into()
 }

@@ -78,12 +78,7 @@ fn suites() -> Vec<Suite> {
 fn build_cmake(sh: &Shell, source: &str, build_dir: &str, flags: &[&str]) -> anyhow::Result<()> {
   let broker = broker::build(sh)?;
   let broker_flag = format!("-DIMPULSE_RING_BROKER={}", broker.display());
-  cmd!(
-    sh,
-    "cmake -S {source} -B {build_dir} -DCMAKE_BUILD_TYPE=Debug {broker_flag} {flags...}"
-  )
-  .run()
-  .context(
+  cmd!(sh, "cmake -S {source} -B {build_dir} -DCMAKE_BUILD_TYPE=Debug {broker_flag} {flags...}").run().context(
     "`cmake` is required to build the C and C++ connectors; install CMake 3.20+ (Debian: `apt-get install cmake`)",
   )?;
   // Two jobs at most: CI machines and dev VMs here have two cores shared with the tests.
@@ -152,14 +147,7 @@ impl flags::TestMatrix {
         }
       };
       let duration = started.elapsed();
-      outcomes.push(Outcome {
-        suite: suite.name.into(),
-        language: suite.language,
-        pair: None,
-        status,
-        duration,
-        note,
-      });
+      outcomes.push(Outcome { suite: suite.name.into(), language: suite.language, pair: None, status, duration, note });
     }
 
     run_pairs(sh, &mut outcomes)?;
@@ -169,10 +157,7 @@ impl flags::TestMatrix {
     print_pairs(&pair_cells(&outcomes));
     let leaks = shm::ensure_no_leaks(&before, shm::RING_PREFIX, "the test run");
 
-    let failed: Vec<_> = outcomes
-      .iter()
-      .filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed))
-      .collect();
+    let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed)).collect();
     if !failed.is_empty() {
       for o in &failed {
         println!("\n{} ({}): {}", o.suite, o.status.label(), o.note);
@@ -198,22 +183,12 @@ fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
     let name = case.name();
     let language = case.producer;
     let pair = Some((case.producer, case.consumer));
-    let missing = [case.producer, case.consumer]
-      .into_iter()
-      .map(pairs::language_dir)
-      .find(|dir| !sh.path_exists(dir));
+    let missing = [case.producer, case.consumer].into_iter().map(pairs::language_dir).find(|dir| !sh.path_exists(dir));
     if let Some(dir) = missing {
       let note = format!("{dir}/ does not exist yet");
       println!("\n==> {name}: skipped, {note}");
       let (status, duration) = (Status::Skipped, Duration::ZERO);
-      outcomes.push(Outcome {
-        suite: name,
-        language,
-        pair,
-        status,
-        duration,
-        note,
-      });
+      outcomes.push(Outcome { suite: name, language, pair, status, duration, note });
       continue;
     }
     let started = Instant::now();
@@ -245,14 +220,7 @@ fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
         }
       }
     };
-    outcomes.push(Outcome {
-      suite: name,
-      language,
-      pair,
-      status,
-      duration: started.elapsed(),
-      note,
-    });
+    outcomes.push(Outcome { suite: name, language, pair, status, duration: started.elapsed(), note });
   }
   Ok(())
 }
@@ -266,21 +234,12 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
     let Some(example) = &lang.example else { continue };
     let suite = format!("{} example", lang.name);
     let language = LANGUAGES.iter().copied().find(|l| *l == lang.name).unwrap_or("other");
-    let missing = [&lang.dir, &example.source]
-      .into_iter()
-      .find(|path| !root.join(path).exists());
+    let missing = [&lang.dir, &example.source].into_iter().find(|path| !root.join(path).exists());
     if let Some(missing) = missing {
       let note = format!("{missing} does not exist yet");
       println!("\n==> {suite}: skipped, {note}");
       let (status, duration) = (Status::Skipped, Duration::ZERO);
-      outcomes.push(Outcome {
-        suite,
-        language,
-        pair: None,
-        status,
-        duration,
-        note,
-      });
+      outcomes.push(Outcome { suite, language, pair: None, status, duration, note });
       continue;
     }
     let started = Instant::now();
@@ -306,14 +265,7 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
         }
       }
     };
-    outcomes.push(Outcome {
-      suite,
-      language,
-      pair: None,
-      status,
-      duration: started.elapsed(),
-      note,
-    });
+    outcomes.push(Outcome { suite, language, pair: None, status, duration: started.elapsed(), note });
   }
   Ok(())
 }
@@ -372,20 +324,10 @@ fn pair_cells(outcomes: &[Outcome]) -> Vec<Vec<Cell>> {
 
 fn print_summary(outcomes: &[Outcome]) {
   println!("\nSuites");
-  let width = outcomes
-    .iter()
-    .map(|o| o.suite.len())
-    .max()
-    .unwrap_or(0)
-    .max("suite".len());
+  let width = outcomes.iter().map(|o| o.suite.len()).max().unwrap_or(0).max("suite".len());
   println!("  {:<width$}  {:<12}  {:>9}", "suite", "status", "duration");
   for o in outcomes {
-    println!(
-      "  {:<width$}  {:<12}  {:>8.1}s",
-      o.suite,
-      o.status.label(),
-      o.duration.as_secs_f64()
-    );
+    println!("  {:<width$}  {:<12}  {:>8.1}s", o.suite, o.status.label(), o.duration.as_secs_f64());
   }
 }
 
@@ -416,22 +358,12 @@ mod tests {
   use super::*;
 
   fn outcome(suite: &str, status: Status) -> Outcome {
-    Outcome {
-      suite: suite.into(),
-      language: "rust",
-      pair: None,
-      status,
-      duration: Duration::ZERO,
-      note: String::new(),
-    }
+    Outcome { suite: suite.into(), language: "rust", pair: None, status, duration: Duration::ZERO, note: String::new() }
   }
 
   #[test]
   fn rust_pair_cell_passes_when_suite_passes_and_example_is_skipped() {
-    let cells = pair_cells(&[
-      outcome("rust workspace", Status::Passed),
-      outcome("rust example", Status::Skipped),
-    ]);
+    let cells = pair_cells(&[outcome("rust workspace", Status::Passed), outcome("rust example", Status::Skipped)]);
     assert!(matches!(cells[0][0], Cell::Ran(Status::Passed)));
     assert!(matches!(cells[0][1], Cell::NotBuilt));
   }
@@ -452,10 +384,7 @@ mod tests {
 
   #[test]
   fn rust_pair_cell_fails_when_any_rust_run_fails() {
-    let cells = pair_cells(&[
-      outcome("rust workspace", Status::Passed),
-      outcome("rust example", Status::Failed),
-    ]);
+    let cells = pair_cells(&[outcome("rust workspace", Status::Passed), outcome("rust example", Status::Failed)]);
     assert!(matches!(cells[0][0], Cell::Ran(Status::Failed)));
   }
 }

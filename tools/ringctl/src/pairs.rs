@@ -52,17 +52,8 @@ impl PairCase {
 /// Every pair case, in table order.
 pub(crate) fn cases() -> Vec<PairCase> {
   use Pattern::*;
-  let case = |pattern, producer, consumer| PairCase {
-    pattern,
-    producer,
-    consumer,
-  };
-  vec![
-    case(PubSub, "c", "rust"),
-    case(PubSub, "rust", "c"),
-    case(Call, "rust", "c"),
-    case(Call, "c", "rust"),
-  ]
+  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
+  vec![case(PubSub, "c", "rust"), case(PubSub, "rust", "c"), case(Call, "rust", "c"), case(Call, "c", "rust")]
 }
 
 /// The directory a language's connector lives in; its cases are skipped while it does not exist.
@@ -111,11 +102,7 @@ struct Testee {
 impl Testee {
   fn start(label: String, bin: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
     let (stdin_reader, stdin_writer) = std::io::pipe()?;
-    let expr = duct::cmd(bin, args)
-      .env("IMPULSE_RING_NS", ns)
-      .stdin_file(stdin_reader)
-      .stderr_to_stdout()
-      .unchecked();
+    let expr = duct::cmd(bin, args).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
     let handle = Arc::new(expr.reader().with_context(|| format!("cannot start {label}"))?);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (reader, sink) = (handle.clone(), lines.clone());
@@ -125,12 +112,7 @@ impl Testee {
         sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
       }
     });
-    Ok(Testee {
-      label,
-      handle,
-      lines,
-      stdin: Some(stdin_writer),
-    })
+    Ok(Testee { label, handle, lines, stdin: Some(stdin_writer) })
   }
 
   fn lines(&self) -> Vec<String> {
@@ -187,10 +169,7 @@ impl Testee {
 
   /// SIGKILL, as a crash would; waits until the process is reaped.
   fn kill(&mut self) -> anyhow::Result<()> {
-    self
-      .handle
-      .kill()
-      .with_context(|| format!("cannot kill {}", self.label))
+    self.handle.kill().with_context(|| format!("cannot kill {}", self.label))
   }
 
   /// Waits for the exit and checks its code and that every expected line was printed.
@@ -263,15 +242,7 @@ fn pubsub(
   // 1. Thousands of messages of 0 to 2000 bytes through a block channel: nothing lost, nothing damaged.
   let subscriber_args = ["subscriber", "--channel", "bulk", "--count", "3000"];
   testees.push(start("subscriber", c, consumer, &subscriber_args)?);
-  let publisher_args = [
-    "publisher",
-    "--channel",
-    "bulk",
-    "--count",
-    "3000",
-    "--wait-subscribers",
-    "1",
-  ];
+  let publisher_args = ["publisher", "--channel", "bulk", "--count", "3000", "--wait-subscribers", "1"];
   testees.push(start("publisher", p, producer, &publisher_args)?);
   let n = testees.len();
   testees[n - 1].expect(0, &["ready", "published 3000"])?;
@@ -316,17 +287,8 @@ fn pubsub(
   // Closed.
   let subscriber_args = ["subscriber", "--channel", "doomed", "--expect-closed"];
   testees.push(start("subscriber", c, consumer, &subscriber_args)?);
-  let publisher_args = [
-    "publisher",
-    "--channel",
-    "doomed",
-    "--count",
-    "10",
-    "--hold-ms",
-    "60000",
-    "--wait-subscribers",
-    "1",
-  ];
+  let publisher_args =
+    ["publisher", "--channel", "doomed", "--count", "10", "--hold-ms", "60000", "--wait-subscribers", "1"];
   testees.push(start("publisher", p, producer, &publisher_args)?);
   let n = testees.len();
   testees[n - 1].wait_line("published 10")?;
@@ -361,23 +323,9 @@ fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &m
   testees[0].expect(0, &[])?;
 
   // 4. A provider killed while a call is pending: the caller gets PeerGone at once, not a timeout.
-  testees.push(start(
-    "provider",
-    c,
-    consumer,
-    &["provider", "--function", "slow", "--sleep-ms", "30000"],
-  )?);
+  testees.push(start("provider", c, consumer, &["provider", "--function", "slow", "--sleep-ms", "30000"])?);
   testees[3].wait_line("ready")?;
-  let caller_args = [
-    "caller",
-    "--function",
-    "slow",
-    "--count",
-    "1",
-    "--keep-going",
-    "--timeout-ms",
-    "30000",
-  ];
+  let caller_args = ["caller", "--function", "slow", "--count", "1", "--keep-going", "--timeout-ms", "30000"];
   testees.push(start("caller", p, producer, &caller_args)?);
   testees[4].wait_line("calling")?;
   // Let the request reach the provider's handler before the provider dies.

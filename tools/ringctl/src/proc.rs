@@ -43,11 +43,7 @@ impl Supervised {
         line.clear();
       }
     });
-    Ok(Supervised {
-      name: name.to_string(),
-      handle,
-      pump: Some(pump),
-    })
+    Ok(Supervised { name: name.to_string(), handle, pump: Some(pump) })
   }
 
   pub(crate) fn pid(&self) -> u32 {
@@ -56,13 +52,7 @@ impl Supervised {
 
   /// The exit status once the child has exited, without blocking.
   pub(crate) fn exited(&self) -> anyhow::Result<Option<ExitStatus>> {
-    Ok(
-      self
-        .handle
-        .try_wait()
-        .with_context(|| format!("cannot poll {}", self.name))?
-        .map(|out| out.status),
-    )
+    Ok(self.handle.try_wait().with_context(|| format!("cannot poll {}", self.name))?.map(|out| out.status))
   }
 
   /// SIGTERM, up to `grace` to exit, then SIGKILL. Returns how the child ended.
@@ -82,9 +72,7 @@ impl Supervised {
     }
     eprintln!("ringctl: {} ignored SIGTERM for {grace:?}; sending SIGKILL", self.name);
     self.handle.kill()?;
-    self
-      .reap()?
-      .with_context(|| format!("{} did not exit after SIGKILL", self.name))
+    self.reap()?.with_context(|| format!("{} did not exit after SIGKILL", self.name))
   }
 
   /// Waits a little for a killed child to be reaped; `None` if it is still there after a second.

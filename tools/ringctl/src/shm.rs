@@ -38,13 +38,6 @@ pub(crate) fn ensure_no_leaks(before: &BTreeSet<String>, prefix: &str, who: &str
     // Best effort: the failure below is the report, and a name may vanish while we remove it.
     let _ = std::fs::remove_file(format!("{SHM_DIR}/{name}"));
   }
-  let list = leaked
-    .iter()
-    .map(|n| format!("  {SHM_DIR}/{n}"))
-    .collect::<Vec<_>>()
-    .join("\n");
-  anyhow::bail!(
-    "{who} leaked {} shared-memory segment(s), now removed:\n{list}",
-    leaked.len()
-  )
+  let list = leaked.iter().map(|n| format!("  {SHM_DIR}/{n}")).collect::<Vec<_>>().join("\n");
+  anyhow::bail!("{who} leaked {} shared-memory segment(s), now removed:\n{list}", leaked.len())
 }
