@@ -66,32 +66,27 @@ pub fn getpid() -> u32 {
   rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
+/// The state letter (field 3) and start time (field 22) of `/proc/PID/stat`; `None` when the
+/// process does not exist.
+fn process_stat(pid: u32) -> Option<(char, u64)> {
+  let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+  // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+  let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+  let state = fields.next()?.chars().next()?;
+  // The state was field 3; field 22 is 19 further.
+  let start = fields.nth(18)?.parse().ok()?;
+  Some((state, start))
+}
+
 /// A process's start time in clock ticks since boot (field 22 of `/proc/PID/stat`); together with the
 /// pid it names one process, even after the pid is reused. `None` when the process does not exist.
 pub fn process_start_time(pid: u32) -> Option<u64> {
-  let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-  // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
-  let rest = &stat[stat.rfind(')')? + 1..];
-  // `rest` starts at field 3, so field 22 is the 20th item.
-  rest.split_whitespace().nth(19)?.parse().ok()
+  process_stat(pid).map(|(_, start)| start)
 }
 
 /// Whether the process `pid` that started at `start_time` is still alive (a zombie counts as dead).
 pub fn process_alive(pid: u32, start_time: u64) -> bool {
-  if pid == 0 {
-    return false;
-  }
-  let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-    return false;
-  };
-  let Some(close) = stat.rfind(')') else { return false };
-  let mut fields = stat[close + 1..].split_whitespace();
-  let state = fields.next().unwrap_or("X");
-  if state == "Z" || state == "X" {
-    return false;
-  }
-  // The state was field 3; field 22 is 19 further.
-  fields.nth(18).and_then(|s| s.parse::<u64>().ok()) == Some(start_time)
+  pid != 0 && matches!(process_stat(pid), Some((state, start)) if state != 'Z' && state != 'X' && start == start_time)
 }
 
 /// Opens a pidfd for `pid` (Linux ≥ 5.3): it becomes readable when the process exits.
