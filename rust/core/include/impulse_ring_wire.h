@@ -224,7 +224,6 @@
 #define IR_CTL_SLOTS 256
 
 /**
- * Offsets relative to an app slot.
  * u32: slot state, one of `IR_SLOT_*`; an app claims a free slot with a CAS 0 → 1.
  */
 #define IR_SLOT_STATE 0
@@ -255,7 +254,7 @@
 #define IR_SLOT_REQUEST_RING 256
 
 /**
- * Slot states.
+ * Slot state: free for any app to claim.
  */
 #define IR_SLOT_FREE 0
 
@@ -366,7 +365,6 @@
 #define IR_DEFAULT_CHANNEL_CAPACITY (1 << 20)
 
 /**
- * Offsets relative to a subscriber slot.
  * u32: one of `IR_SUB_*`.
  */
 #define IR_SUB_STATE 0
@@ -387,7 +385,7 @@
 #define IR_SUB_SIZE 64
 
 /**
- * Subscriber slot states: free.
+ * Subscriber slot state: free.
  */
 #define IR_SUB_FREE 0
 

@@ -109,7 +109,8 @@ pub const IR_CTL_BROKER_DOORBELL: usize = 128;
 /// Offset of app slot 0; slot `i` starts at `IR_CTL_SLOTS + i * slot_size`.
 pub const IR_CTL_SLOTS: usize = 256;
 
-/// Offsets relative to an app slot.
+// Offsets relative to an app slot:
+
 /// u32: slot state, one of `IR_SLOT_*`; an app claims a free slot with a CAS 0 → 1.
 pub const IR_SLOT_STATE: usize = 0;
 /// u32: pid of the app holding the slot.
@@ -122,7 +123,7 @@ pub const IR_SLOT_GENERATION: usize = 16;
 pub const IR_SLOT_DOORBELL: usize = 64;
 /// The request ring (app → broker).
 pub const IR_SLOT_REQUEST_RING: usize = 256;
-/// Slot states.
+/// Slot state: free for any app to claim.
 pub const IR_SLOT_FREE: u32 = 0;
 /// Claimed by an app that is writing its pid and `Register` request.
 pub const IR_SLOT_CLAIMED: u32 = 1;
@@ -171,7 +172,8 @@ pub const IR_DEFAULT_MAX_SUBSCRIBERS: u32 = 32;
 /// Default channel capacity.
 pub const IR_DEFAULT_CHANNEL_CAPACITY: u64 = 1 << 20;
 
-/// Offsets relative to a subscriber slot.
+// Offsets relative to a subscriber slot:
+
 /// u32: one of `IR_SUB_*`.
 pub const IR_SUB_STATE: usize = 0;
 /// u32: app id (slot index) of the subscriber.
@@ -180,7 +182,7 @@ pub const IR_SUB_OWNER: usize = 4;
 pub const IR_SUB_POS: usize = 8;
 /// Size of a subscriber slot.
 pub const IR_SUB_SIZE: usize = 64;
-/// Subscriber slot states: free.
+/// Subscriber slot state: free.
 pub const IR_SUB_FREE: u32 = 0;
 /// Reserved by the broker for a subscriber that has not joined yet.
 pub const IR_SUB_RESERVED: u32 = 1;
