@@ -40,7 +40,12 @@ fn suites() -> Vec<Suite> {
       name: "rust workspace",
       language: "rust",
       dir: "rust",
-      build: |sh| Ok(cmd!(sh, "cargo test --workspace --no-run").run()?),
+      // The end-to-end tests run the broker and the testee as separate processes: `cargo test`
+      // alone does not build binaries and examples where they look for them.
+      build: |sh| {
+        cmd!(sh, "cargo build --workspace --bins --examples").run()?;
+        Ok(cmd!(sh, "cargo test --workspace --no-run").run()?)
+      },
       run: |sh| Ok(cmd!(sh, "cargo test --workspace").run()?),
     },
     Suite {
