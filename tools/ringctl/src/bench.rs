@@ -95,6 +95,7 @@ impl flags::Bench {
         .context("building the iceoryx2 baseline failed (it needs crates.io); rerun with --no-iceoryx2 to skip it")?;
     }
     let c_bench = build_c_bench(sh, &target)?;
+    let grpc_python = grpc_python(sh, &target);
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -115,6 +116,13 @@ impl flags::Bench {
       if with_iceoryx2 {
         let ice = release.join("bench-iceoryx2");
         lines += &cmd!(sh, "{ice} suite {quick_flag...}").read().context("bench-iceoryx2 failed")?;
+        lines.push('\n');
+      }
+      if let Some(python) = &grpc_python {
+        let iters = if quick { "300" } else { "5000" };
+        lines += &cmd!(sh, "{python} tools/bench/grpc_baseline.py --iters {iters}")
+          .read()
+          .context("the gRPC baseline (tools/bench/grpc_baseline.py) failed")?;
         lines.push('\n');
       }
       Ok(())
@@ -145,6 +153,23 @@ impl flags::Bench {
     }
     Ok(())
   }
+}
+
+/// A Python with grpcio for the gRPC baseline, in a virtual environment under target/ (made on first
+/// use from PyPI). `None`, with a note, when Python or PyPI is not available: the baseline is skipped.
+fn grpc_python(sh: &Shell, target: &Path) -> Option<PathBuf> {
+  let venv = target.join("bench-venv");
+  let python = venv.join("bin/python");
+  let ready = || cmd!(sh, "{python} -c 'import grpc'").quiet().ignore_stderr().run().is_ok();
+  if !ready() {
+    let made = cmd!(sh, "python3 -m venv {venv}").run().is_ok()
+      && cmd!(sh, "{python} -m pip install --quiet grpcio").run().is_ok();
+    if !made || !ready() {
+      println!("note: no Python 3 with grpcio (pip install from PyPI failed), so the gRPC baseline is skipped");
+      return None;
+    }
+  }
+  Some(python)
 }
 
 /// Builds the C connector's benchmark (`c/bench/bench.c`) in Release, in a build directory of its own
@@ -393,6 +418,10 @@ fn print_targets(r: &Results, idle: Option<f64>) {
     "fan-out to 4 subscribers: >= 0.66x of one subscriber",
     four.zip(one).map(|(f, o)| (format!("{:.2}x", f / o), f >= 0.66 * o)),
   );
-  target("call round trip vs gRPC over a unix socket: >= 100x faster", None);
+  let grpc = r.p50("call_latency", "grpc", 64, "*");
+  target(
+    "call round trip vs gRPC over a unix socket: >= 100x faster",
+    grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} gRPC p50)", g / c, ns(Some(g))), g >= 100.0 * c)),
+  );
   target("idle broker: ~0 % CPU", idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)));
 }
