@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conn.h"
@@ -391,6 +392,16 @@ static ir_error_e open_control(ir_conn_t *conn) {
   (void)snprintf(name, sizeof name, "/impulse-ring.%s.ctl", conn->ns);
   bool missing = false;
   ir_error_e code = ir_seg_open(name, IR_KIND_CONTROL, &conn->ctl, &missing);
+  /* A control segment that exists but is not ready belongs to a broker still starting: give it up to
+   * a second (bootstrap.md) before concluding there is no broker. */
+  char path[IR_SEG_NAME_MAX + 16];
+  (void)snprintf(path, sizeof path, "/dev/shm%s", name);
+  for (int tries = 0; code != IR_OK && missing && tries < 200 && access(path, F_OK) == 0; tries++) {
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 5000000L};
+    (void)nanosleep(&pause, NULL);
+    missing = false;
+    code = ir_seg_open(name, IR_KIND_CONTROL, &conn->ctl, &missing);
+  }
   if (code != IR_OK) {
     return missing ? no_broker(conn->ns) : code;
   }

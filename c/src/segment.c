@@ -32,8 +32,10 @@ ir_error_e ir_seg_open(const char *name, uint32_t kind, ir_seg_t *out, bool *mis
     return ir_fail(IR_ERR_IO, "shared memory segment %s: %s", name, strerror(err));
   }
   if (st.st_size < IR_SEG_HEADER_SIZE) {
+    /* Its creator has not sized it yet (or it is garbage): either way, not a usable segment yet. */
     close(fd);
-    return ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: object is %lld bytes, smaller than a segment header", name,
+    *missing = true;
+    return ir_fail(IR_ERR_IO, "segment %s is not ready yet (%lld bytes, smaller than a segment header)", name,
                    (long long)st.st_size);
   }
   size_t len = (size_t)st.st_size;

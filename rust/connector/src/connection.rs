@@ -229,10 +229,16 @@ impl Connection {
     let ns = options.namespace.unwrap_or_else(names::namespace_from_env);
     names::check_namespace(&ns).map_err(|e| Error::InvalidArgument { message: e.to_string() })?;
     let no_broker = || Error::NoBroker { ns: ns.clone() };
-    let ctl = match ControlSegment::open(&ns) {
-      Ok(ctl) => ctl,
-      Err(SegmentError::NotFound { .. }) | Err(SegmentError::NotReady { .. }) => return Err(no_broker()),
-      Err(e) => return Err(segment_error(e)),
+    // A control segment that is not ready belongs to a broker still starting: give it up to a second
+    // (bootstrap.md) before concluding there is no broker.
+    let patience = Instant::now() + Duration::from_secs(1);
+    let ctl = loop {
+      match ControlSegment::open(&ns) {
+        Ok(ctl) => break ctl,
+        Err(SegmentError::NotReady { .. }) if Instant::now() < patience => std::thread::sleep(Duration::from_millis(5)),
+        Err(SegmentError::NotFound { .. }) | Err(SegmentError::NotReady { .. }) => return Err(no_broker()),
+        Err(e) => return Err(segment_error(e)),
+      }
     };
     if !ctl.broker_alive() || ctl.shutting_down() {
       return Err(no_broker());

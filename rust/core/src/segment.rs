@@ -111,8 +111,9 @@ impl Segment {
     })?;
     let len = file.metadata().map_err(|source| SegmentError::Io { name: name.to_string(), source })?.len();
     let corrupt = |what: String| SegmentError::Corrupt { name: name.to_string(), what };
-    if len < IR_SEG_HEADER_SIZE as u64 || len > usize::MAX as u64 {
-      return Err(corrupt(format!("object is {len} bytes, smaller than a segment header")));
+    if len < IR_SEG_HEADER_SIZE as u64 {
+      // Its creator has not sized it yet (or it is garbage): not a usable segment yet either way.
+      return Err(SegmentError::NotReady { name: name.to_string() });
     }
     let map = MmapRaw::map_raw(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
     let seg = Segment { map, name: name.to_string() };
