@@ -191,6 +191,15 @@ ir_error_e ir_conn_post(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
   }
   post_ctx_t ctx = {.conn = conn, .payload = w.data, .len = w.len, .result = IR_OK};
   pthread_mutex_lock(&conn->post_lock);
+  if (atomic_load_explicit(&conn->unregistered, memory_order_acquire)) {
+    /* After Unregister the slot (and its request ring) may already belong to another app. */
+    pthread_mutex_unlock(&conn->post_lock);
+    ir_avro_writer_free(&w);
+    return ir_fail(IR_ERR_CLOSED, "the connection is closed");
+  }
+  if (msg->opcode == IR_OP_UNREGISTER) {
+    atomic_store_explicit(&conn->unregistered, true, memory_order_release);
+  }
   bool written = ir_bell_wait(ir_conn_app_bell(conn, conn->app_id), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS),
                               try_post, &ctx, ir_conn_health, conn);
   ir_ring_set_producer_waiting(&conn->request_ring, false);
@@ -512,6 +521,7 @@ ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out) 
   atomic_init(&conn->next_request_id, 1);
   atomic_init(&conn->broker_gone, false);
   atomic_init(&conn->closed, false);
+  atomic_init(&conn->unregistered, false);
   atomic_init(&conn->stop, false);
   atomic_init(&conn->last_health_ns, ir_now_ns());
   atomic_init(&conn->refs, 1);
@@ -541,13 +551,17 @@ void ir_close(ir_conn_t *conn) {
   if (conn == NULL) {
     return;
   }
+  /* Closed first, under the lock reply readers hold: once the broker handles Unregister it resets the
+   * slot's rings for the next app, and no thread of ours may read them after that. */
+  pthread_mutex_lock(&conn->lock);
+  atomic_store_explicit(&conn->closed, true, memory_order_release);
+  pthread_mutex_unlock(&conn->lock);
   if (!ir_conn_gone(conn)) {
     /* Posted, not awaited: the broker frees the slot (and resets its rings) as it handles this. */
     ir_ctl_msg_t msg = {.opcode = IR_OP_UNREGISTER};
     msg.u.unregister.request_id = ir_conn_request_id(conn);
     (void)ir_conn_post(conn, &msg);
   }
-  atomic_store_explicit(&conn->closed, true, memory_order_release);
   atomic_store_explicit(&conn->stop, true, memory_order_release);
   ir_bell_ring(ir_conn_app_bell(conn, conn->app_id));
   ir_conn_unref(conn);

@@ -51,6 +51,8 @@ struct ir_conn {
   _Atomic uint64_t next_request_id;
   _Atomic bool broker_gone;
   _Atomic bool closed;
+  /* Set under post_lock as Unregister is written: no record may follow it into the request ring. */
+  _Atomic bool unregistered;
   _Atomic bool stop;
   _Atomic int64_t last_health_ns;
   /* One reference for the connection itself and one per open handle; freed at zero. */

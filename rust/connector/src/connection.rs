@@ -47,6 +47,9 @@ pub(crate) struct Inner {
   pub broker_gone: AtomicBool,
   /// Set once the app has unregistered; nothing may touch the slot afterwards.
   pub closing: AtomicBool,
+  /// Tells the reactor to stop; set (and the reactor joined) before `Unregister` is posted, so that
+  /// nothing reads the reply ring once the broker may reset it for the slot's next owner.
+  stop_reactor: AtomicBool,
   pub calls: Mutex<CallState>,
 }
 
@@ -172,14 +175,14 @@ impl Inner {
 
   fn has_work(&self) -> bool {
     let seg = self.ctl.segment();
-    self.reply_ring.has_data(seg) || self.closing.load(Ordering::Acquire) || call::has_work(self)
+    self.reply_ring.has_data(seg) || self.stop_reactor.load(Ordering::Acquire) || call::has_work(self)
   }
 
   /// The reactor thread: sleeps on the app's doorbell, wakes for replies, call responses and call
   /// requests, and checks the broker's health at least every `MAX_SLEEP`.
   fn reactor(self: Arc<Self>) {
     let mut last_health = Instant::now();
-    while !self.closing.load(Ordering::Acquire) {
+    while !self.stop_reactor.load(Ordering::Acquire) {
       let deadline = Instant::now() + Duration::from_millis(200);
       self.ctl.app_doorbell(self.app_id).wait_until(self.wait, Some(deadline), || self.has_work().then_some(()));
       loop {
@@ -263,6 +266,7 @@ impl Connection {
       replies: Mutex::new(HashMap::new()),
       broker_gone: AtomicBool::new(false),
       closing: AtomicBool::new(false),
+      stop_reactor: AtomicBool::new(false),
       calls: Mutex::new(CallState::default()),
     });
     let reactor = {
@@ -318,17 +322,19 @@ impl Connection {
 
 impl Drop for Connection {
   fn drop(&mut self) {
-    if !self.broker_gone() {
-      let request_id = self.inner.request_id();
-      // Posted, not awaited: the broker frees the slot (and its reply ring) as it handles this. Best
-      // effort: the broker collects us anyway when the process exits.
-      let _ = self.inner.post(Unregister { request_id }.into());
-    }
-    // Also when the broker is gone (no Unregister was posted): stop the reactor.
-    self.inner.closing.store(true, Ordering::Release);
+    // First stop the reactor, the only reader of the reply ring: once the broker handles Unregister
+    // it resets the slot's rings for the next app, and a late read would corrupt them.
+    self.inner.stop_reactor.store(true, Ordering::Release);
     self.inner.ctl.app_doorbell(self.inner.app_id).ring();
     if let Some(reactor) = self.reactor.take() {
       let _ = reactor.join();
     }
+    if !self.broker_gone() {
+      let request_id = self.inner.request_id();
+      // Posted, not awaited (see above). Best effort: the broker collects us anyway when the
+      // process exits. It sets `closing`: nothing posts after it.
+      let _ = self.inner.post(Unregister { request_id }.into());
+    }
+    self.inner.closing.store(true, Ordering::Release);
   }
 }
