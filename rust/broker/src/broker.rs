@@ -88,8 +88,8 @@ pub struct Broker {
   /// Every schema the broker has seen, by fingerprint: its Parsing Canonical Form.
   registry: HashMap<u64, String>,
   next_id: u64,
-  /// Claimed slots seen without a pid at the last liveness poll.
-  unnamed_claims: std::collections::HashSet<u32>,
+  /// Claimed slots that looked abandoned at the last liveness poll.
+  suspect_claims: std::collections::HashSet<u32>,
 }
 
 impl Broker {
@@ -147,7 +147,7 @@ impl Broker {
       links: BTreeMap::new(),
       registry: HashMap::new(),
       next_id: 1,
-      unnamed_claims: Default::default(),
+      suspect_claims: Default::default(),
     })
   }
 
@@ -590,21 +590,20 @@ impl Broker {
   fn check_liveness_by_polling(&mut self) {
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
-      if state == IR_SLOT_FREE {
-        continue;
-      }
       let (pid, start) = self.ctl.slot_owner(slot);
-      if pid != 0 && sys::process_alive(pid, start) {
+      if state == IR_SLOT_FREE || (pid != 0 && sys::process_alive(pid, start)) {
+        self.suspect_claims.remove(&slot);
         continue;
       }
       if self.apps.contains_key(&slot) {
         self.collect_app(slot, "exited");
       } else if state == IR_SLOT_CLAIMED {
-        // Claimed by a process that died before (or while) writing its identity. A pid of 0 may
-        // also be an app between its CAS and its stores: free only what stays so for a whole poll.
-        if pid != 0 || !self.unnamed_claims.insert(slot) {
+        // Claimed by a process that died before (or while) writing its identity. It may also be an
+        // app between its CAS and its stores (we may even see its pid and not yet its start time):
+        // free only a slot that looks abandoned on two polls in a row.
+        if !self.suspect_claims.insert(slot) {
           debug!(slot, "freeing a slot claimed by a process that is gone");
-          self.unnamed_claims.remove(&slot);
+          self.suspect_claims.remove(&slot);
           self.ctl.free_slot(slot);
         }
       }
