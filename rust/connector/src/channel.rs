@@ -158,7 +158,8 @@ pub struct Subscriber {
   name: String,
   seg: Segment,
   cursor: SubscriberCursor,
-  codec: Codec,
+  /// Shared so that a typed receive can decode while the cursor is borrowed mutably.
+  codec: Arc<Codec>,
   options: SubscribeOptions,
 }
 
@@ -188,17 +189,15 @@ impl Subscriber {
 
   /// Waits up to `timeout` for the next message, decoded into `T`.
   pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>> {
-    let codec = &self.codec as *const Codec;
-    // SAFETY: `codec` points into `self`, which outlives the call; `receive` does not touch `codec`.
-    let decoded = self.recv_with(timeout, |datum| unsafe { &*codec }.decode(datum))?;
+    let codec = self.codec.clone();
+    let decoded = self.recv_with(timeout, |datum| codec.decode(datum))?;
     decoded.transpose()
   }
 
   /// Receives and decodes without waiting.
   pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
-    let codec = &self.codec as *const Codec;
-    // SAFETY: as in `recv`.
-    let decoded = self.try_recv_with(|datum| unsafe { &*codec }.decode(datum))?;
+    let codec = self.codec.clone();
+    let decoded = self.try_recv_with(|datum| codec.decode(datum))?;
     decoded.transpose()
   }
 
@@ -329,7 +328,7 @@ impl Connection {
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
     check_channel(&config, subscribed.channel_id, codec.fingerprint)?;
     let cursor = SubscriberCursor::join(&seg, config, subscribed.subscriber_index as u32).map_err(ring_error)?;
-    Ok(Subscriber { inner: self.inner.clone(), name: name.to_string(), seg, cursor, codec, options })
+    Ok(Subscriber { inner: self.inner.clone(), name: name.to_string(), seg, cursor, codec: Arc::new(codec), options })
   }
 }
 

@@ -15,8 +15,8 @@
 //! let m: Option<Metric> = subscriber.recv(std::time::Duration::from_secs(1))?;
 //! # Ok(()) }
 //! ```
-#![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod call;
 mod channel;
