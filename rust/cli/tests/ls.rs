@@ -71,3 +71,20 @@ fn ls_lists_apps_channels_and_functions() {
   drop(_publisher);
   drop(conn);
 }
+
+#[test]
+fn a_channel_can_be_subscribed_to_by_its_id() {
+  let ns = format!("ls-id-{}", std::process::id());
+  let _broker = Broker::start(&ns);
+  let conn =
+    Connection::connect_with("by-id", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() }).unwrap();
+  let mut publisher = conn.publish_channel("numbers", "\"long\"", None, PublishOptions::default()).unwrap();
+  let mut subscriber = conn.subscribe_by_id(publisher.channel_id(), None, "\"long\"").unwrap();
+  publisher.publish(&42i64).unwrap();
+  assert_eq!(subscriber.recv::<i64>(std::time::Duration::from_secs(5)).unwrap(), Some(42));
+  let missing = conn.subscribe_by_id(999_999, None, "\"long\"").err().unwrap();
+  assert_eq!(missing.code(), impulse_ring_connector::ErrorCode::UnknownChannel, "{missing}");
+  drop(subscriber);
+  drop(publisher);
+  drop(conn);
+}

@@ -304,6 +304,16 @@ impl Connection {
     self.subscribe_with(name, key, schema_json, SubscribeOptions::default())
   }
 
+  /// Subscribes to the channel with broker id `channel_id` (as `ring ls` shows it), presenting `key`
+  /// and `schema_json`. The id is looked up in the broker's listing, then subscribed to by name.
+  pub fn subscribe_by_id(&self, channel_id: u64, key: Option<&str>, schema_json: &str) -> Result<Subscriber> {
+    let listing = self.list()?;
+    let Some(channel) = listing.channels.iter().find(|c| c.channel_id as u64 == channel_id) else {
+      return Err(Error::UnknownChannel { message: format!("no channel with id {channel_id} is published") });
+    };
+    self.subscribe(&channel.name, key, schema_json)
+  }
+
   /// Subscribes with explicit options.
   pub fn subscribe_with(
     &self,
