@@ -671,6 +671,9 @@ impl Broker {
     }
     if let Some(app) = self.apps.remove(&slot) {
       info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
+      if !sys::process_alive(app.pid, app.start) {
+        self.ctl.clear_dead_sleepers(slot);
+      }
     }
     self.ctl.free_slot(slot);
   }

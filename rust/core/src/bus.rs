@@ -164,6 +164,13 @@ impl ControlSegment {
     self.seg.u32_at(self.slot_base(slot) + IR_SLOT_STATE).store(state, Ordering::Release);
   }
 
+  /// Broker: clears the sleeper count of the doorbell of `slot` whose process is dead. Its threads
+  /// may have died asleep; left counted, they would make every later waker of this slot pay for a
+  /// `FUTEX_WAKE`. Only for a dead process: a live one's sleepers still decrement the count.
+  pub fn clear_dead_sleepers(&self, slot: u32) {
+    self.seg.u32_at(self.slot_base(slot) + IR_SLOT_DOORBELL + IR_DOORBELL_SLEEPERS).store(0, Ordering::Relaxed);
+  }
+
   /// Broker: empties the slot's rings and frees it for the next app.
   pub fn free_slot(&self, slot: u32) {
     let base = self.slot_base(slot);
