@@ -11,11 +11,9 @@ use crate::flags;
 impl flags::Ls {
   pub(crate) fn run(self) -> ExitCode {
     let options = ConnectOptions { namespace: self.ns, ..ConnectOptions::default() };
-    let listing = Connection::connect_with("ring-ls", options).and_then(|conn| {
-      let listing = conn.list();
-      drop(conn);
-      listing
-    });
+    let listing = Connection::connect_with("ring-ls", options)
+      .map_err(impulse_ring_connector::Error::from)
+      .and_then(|conn| conn.list().map_err(Into::into));
     let listing = match listing {
       Ok(listing) => listing,
       Err(e) => {

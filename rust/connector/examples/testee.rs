@@ -29,7 +29,9 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use impulse_ring_connector::{CallFuture, Connection, Error, ErrorCode, PublishOptions};
+use impulse_ring_connector::{
+  CallError, CallFuture, Connection, Error, ErrorCode, PublishOptions, RecvError, SubscribeError,
+};
 use serde::{Deserialize, Serialize};
 
 const MESSAGE: &str = r#"{"type":"record","name":"Message","namespace":"e2e","fields":[
@@ -69,15 +71,17 @@ enum Failure {
   Usage(String),
 }
 
-impl From<Error> for Failure {
-  fn from(e: Error) -> Failure {
-    Failure::Ring(e)
+/// Every operation's error converts into the crate-wide `Error` (and so into a `Failure`).
+impl<E: Into<Error>> From<E> for Failure {
+  fn from(e: E) -> Failure {
+    Failure::Ring(e.into())
   }
 }
 
 type Outcome = Result<(), Failure>;
 
-fn error_line(e: &Error) -> String {
+fn error_line(e: &(impl Clone + Into<Error>)) -> String {
+  let e: Error = e.clone().into();
   format!("{}: {e}", e.code().name())
 }
 
@@ -282,7 +286,9 @@ fn subscriber(args: &Args) -> Outcome {
   let deadline = Instant::now() + Duration::from_secs(30);
   let mut sub = loop {
     match conn.subscribe(channel, args.text("--key"), schema) {
-      Err(Error::UnknownChannel { .. }) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+      Err(SubscribeError::UnknownChannel { .. }) if Instant::now() < deadline => {
+        std::thread::sleep(Duration::from_millis(5))
+      }
       other => break other?,
     }
   };
@@ -311,11 +317,11 @@ fn subscriber(args: &Args) -> Outcome {
         break Err(Failure::Mismatch(format!("nothing received for 60 s after {received} messages")));
       }
       Ok(None) => {}
-      Err(Error::Lagged { missed: m }) => {
+      Err(RecvError::Lagged { missed: m }) => {
         missed += m;
         next += m as i64;
       }
-      Err(Error::Closed { .. }) if expect_closed => {
+      Err(RecvError::Closed { .. }) if expect_closed => {
         println!("closed");
         break Ok(());
       }
@@ -389,7 +395,7 @@ impl CallerPlan<'_> {
     AddRequest { a: self.base + i, b: i * 3 }
   }
 
-  fn check(&self, i: i64, result: Result<AddResponse, Error>, failed: &mut i64) -> Outcome {
+  fn check(&self, i: i64, result: Result<AddResponse, CallError>, failed: &mut i64) -> Outcome {
     match result {
       Ok(r) if r.sum == self.base + i + i * 3 => Ok(()),
       Ok(r) => Err(Failure::Mismatch(format!("call {i} returned {}", r.sum))),
@@ -432,7 +438,7 @@ fn call_async(conn: &Connection, plan: &CallerPlan, count: i64, in_flight: usize
             what: format!("call {i} to `{}` (the caller's executor)", plan.function),
             after: plan.timeout,
           };
-          plan.check(i, Err(timeout), &mut failed)?;
+          plan.check(i, Err(timeout.into()), &mut failed)?;
         }
         Poll::Pending => pending.push_back((i, at, future)),
       }

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::codec::{open_soe, Codec};
 use crate::connection::{lock, ring_error, segment_error, Connection, Inner};
 use crate::error::{Error, Result};
+use crate::op_error::{CallError, ExposeError};
 
 /// A function body over raw Avro datums: the request datum in, the response datum or an error message out.
 pub type RawHandler = dyn Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync;
@@ -297,7 +298,7 @@ pub(crate) fn pump(inner: &Inner) {
 }
 
 fn call_error(code: ErrorCode, message: String) -> Vec<u8> {
-  ControlMessage::CallError(CallError { code: code as i32, message }).encode_frame_payload()
+  ControlMessage::CallError(impulse_ring_core::control::CallError { code: code as i32, message }).encode_frame_payload()
 }
 
 /// Serves up to a batch of requests on one link.
@@ -398,23 +399,25 @@ enum CallFutureState {
 }
 
 impl<T> Future for CallFuture<T> {
-  type Output = Result<T>;
+  type Output = Result<T, CallError>;
 
-  fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+  fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, CallError>> {
     let this = self.get_mut();
     match &mut this.state {
       CallFutureState::Failed(error) => Poll::Ready(Err(
-        error.take().unwrap_or(Error::Protocol { message: "call future polled after completion".into() }),
+        error.take().unwrap_or(Error::Protocol { message: "call future polled after completion".into() }).into(),
       )),
       CallFutureState::Pending { inner, link, call, .. } => {
         link.drain(inner);
         if let Some(result) = call.take() {
-          return Poll::Ready(result.and_then(|datum| (this.decode)(&link.response_codec, &datum)));
+          return Poll::Ready(result.and_then(|datum| (this.decode)(&link.response_codec, &datum)).map_err(Into::into));
         }
         *lock(&call.waker) = Some(cx.waker().clone());
         // Re-check: the response may have landed between the take and storing the waker.
         match call.take() {
-          Some(result) => Poll::Ready(result.and_then(|datum| (this.decode)(&link.response_codec, &datum))),
+          Some(result) => {
+            Poll::Ready(result.and_then(|datum| (this.decode)(&link.response_codec, &datum)).map_err(Into::into))
+          }
           None => Poll::Pending,
         }
       }
@@ -448,7 +451,7 @@ impl Connection {
     response_schema: &str,
     key: Option<&str>,
     handler: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
-  ) -> Result<Function> {
+  ) -> Result<Function, ExposeError> {
     let request_id = self.inner.request_id();
     let expose = ExposeFunction {
       request_id,
@@ -459,7 +462,9 @@ impl Connection {
     };
     let function_id = match self.inner.request(request_id, expose.into())? {
       ControlMessage::FunctionExposed(m) => m.function_id as u64,
-      other => return Err(Error::Protocol { message: format!("expected FunctionExposed, got {}", other.name()) }),
+      other => {
+        return Err(Error::Protocol { message: format!("expected FunctionExposed, got {}", other.name()) }.into())
+      }
     };
     let mut calls = lock(&self.inner.calls);
     calls.handlers.insert(function_id, Arc::new(handler));
@@ -479,7 +484,7 @@ impl Connection {
     response_schema: &str,
     key: Option<&str>,
     handler: F,
-  ) -> Result<Function>
+  ) -> Result<Function, ExposeError>
   where
     Req: DeserializeOwned,
     Resp: Serialize,
@@ -613,11 +618,11 @@ impl Connection {
     request_schema: &str,
     response_schema: &str,
     timeout: Duration,
-  ) -> Result<Vec<u8>> {
+  ) -> Result<Vec<u8>, CallError> {
     let deadline = Instant::now() + timeout;
     let (link, correlation, call) =
       self.start_call(name, key, request_schema, response_schema, |_| Ok(request_datum.to_vec()), deadline)?;
-    self.wait_call(&link, correlation, &call, deadline, timeout)
+    self.wait_call(&link, correlation, &call, deadline, timeout).map_err(Into::into)
   }
 
   /// Calls function `name` and waits up to `timeout` for its typed response.
@@ -629,12 +634,12 @@ impl Connection {
     request_schema: &str,
     response_schema: &str,
     timeout: Duration,
-  ) -> Result<Resp> {
+  ) -> Result<Resp, CallError> {
     let deadline = Instant::now() + timeout;
     let (link, correlation, call) =
       self.start_call(name, key, request_schema, response_schema, |codec| encode_datum(codec, request), deadline)?;
     let datum = self.wait_call(&link, correlation, &call, deadline, timeout)?;
-    link.response_codec.decode(&datum)
+    link.response_codec.decode(&datum).map_err(Into::into)
   }
 
   /// Calls function `name` asynchronously. The request is sent before this returns; the future

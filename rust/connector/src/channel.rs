@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::codec::{open_soe, Codec};
 use crate::connection::{ring_error, segment_error, Connection, Inner};
 use crate::error::{Error, Result};
+use crate::op_error::{PublishChannelError, PublishError, RecvError, SubscribeError};
 
 /// Options of a published channel.
 #[derive(Clone, Debug)]
@@ -78,22 +79,22 @@ impl Publisher {
   }
 
   /// Encodes `value` with the channel's schema and publishes it.
-  pub fn publish<T: Serialize>(&mut self, value: &T) -> Result<()> {
+  pub fn publish<T: Serialize>(&mut self, value: &T) -> Result<(), PublishError> {
     let mut scratch = std::mem::take(&mut self.scratch);
     scratch.clear();
     let result = self.codec.encode_soe(value, &mut scratch).and_then(|()| self.put(&scratch[SOE_HEADER_LEN..], true));
     self.scratch = scratch;
-    result
+    result.map_err(Into::into)
   }
 
   /// Publishes a pre-encoded Avro datum of the channel's schema (no header: the connector adds it).
-  pub fn publish_raw(&mut self, datum: &[u8]) -> Result<()> {
-    self.put(datum, true)
+  pub fn publish_raw(&mut self, datum: &[u8]) -> Result<(), PublishError> {
+    self.put(datum, true).map_err(Into::into)
   }
 
   /// Like `publish_raw`, but fails with `WouldBlock` instead of waiting when the ring is full.
-  pub fn try_publish_raw(&mut self, datum: &[u8]) -> Result<()> {
-    self.put(datum, false)
+  pub fn try_publish_raw(&mut self, datum: &[u8]) -> Result<(), PublishError> {
+    self.put(datum, false).map_err(Into::into)
   }
 
   fn put(&mut self, datum: &[u8], wait: bool) -> Result<()> {
@@ -178,31 +179,31 @@ impl Subscriber {
   /// memory (a private copy on a lossy channel). `Ok(None)` on timeout. Errors: `Closed` once the
   /// channel is closed and drained, `Lagged` (lossy) when messages were lost before this one,
   /// `BrokerGone`, `Decode`, `Corrupt`.
-  pub fn recv_with<R>(&mut self, timeout: Duration, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-    self.receive(Some(Instant::now() + timeout), f)
+  pub fn recv_with<R>(&mut self, timeout: Duration, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RecvError> {
+    self.receive(Some(Instant::now() + timeout), f).map_err(Into::into)
   }
 
   /// Receives without waiting.
-  pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
-    self.receive(Some(Instant::now()), f)
+  pub fn try_recv_with<R>(&mut self, f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, RecvError> {
+    self.receive(Some(Instant::now()), f).map_err(Into::into)
   }
 
   /// Waits up to `timeout` for the next message, decoded into `T`.
-  pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>> {
+  pub fn recv<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>, RecvError> {
     let codec = self.codec.clone();
     let decoded = self.recv_with(timeout, |datum| codec.decode(datum))?;
-    decoded.transpose()
+    decoded.transpose().map_err(Into::into)
   }
 
   /// Receives and decodes without waiting.
-  pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+  pub fn try_recv<T: DeserializeOwned>(&mut self) -> Result<Option<T>, RecvError> {
     let codec = self.codec.clone();
     let decoded = self.try_recv_with(|datum| codec.decode(datum))?;
-    decoded.transpose()
+    decoded.transpose().map_err(Into::into)
   }
 
   /// Waits up to `timeout` for the next message and returns a copy of its datum.
-  pub fn recv_raw(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>> {
+  pub fn recv_raw(&mut self, timeout: Duration) -> Result<Option<Vec<u8>>, RecvError> {
     self.recv_with(timeout, <[u8]>::to_vec)
   }
 
@@ -269,7 +270,7 @@ impl Connection {
     schema_json: &str,
     key: Option<&str>,
     options: PublishOptions,
-  ) -> Result<Publisher> {
+  ) -> Result<Publisher, PublishChannelError> {
     let codec = Codec::new(schema_json)?;
     let request_id = self.inner.request_id();
     let publish = PublishChannel {
@@ -282,7 +283,9 @@ impl Connection {
     };
     let published = match self.inner.request(request_id, publish.into())? {
       ControlMessage::ChannelPublished(m) => m,
-      other => return Err(Error::Protocol { message: format!("expected ChannelPublished, got {}", other.name()) }),
+      other => {
+        return Err(Error::Protocol { message: format!("expected ChannelPublished, got {}", other.name()) }.into())
+      }
     };
     let seg = Segment::open(&published.segment, IR_KIND_CHANNEL).map_err(segment_error)?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
@@ -300,16 +303,21 @@ impl Connection {
   }
 
   /// Subscribes to the channel `name`, presenting `key` and the schema `schema_json`.
-  pub fn subscribe(&self, name: &str, key: Option<&str>, schema_json: &str) -> Result<Subscriber> {
+  pub fn subscribe(&self, name: &str, key: Option<&str>, schema_json: &str) -> Result<Subscriber, SubscribeError> {
     self.subscribe_with(name, key, schema_json, SubscribeOptions::default())
   }
 
   /// Subscribes to the channel with broker id `channel_id` (as `ring ls` shows it), presenting `key`
   /// and `schema_json`. The id is looked up in the broker's listing, then subscribed to by name.
-  pub fn subscribe_by_id(&self, channel_id: u64, key: Option<&str>, schema_json: &str) -> Result<Subscriber> {
-    let listing = self.list()?;
+  pub fn subscribe_by_id(
+    &self,
+    channel_id: u64,
+    key: Option<&str>,
+    schema_json: &str,
+  ) -> Result<Subscriber, SubscribeError> {
+    let listing = self.list().map_err(Error::from)?;
     let Some(channel) = listing.channels.iter().find(|c| c.channel_id as u64 == channel_id) else {
-      return Err(Error::UnknownChannel { message: format!("no channel with id {channel_id} is published") });
+      return Err(Error::UnknownChannel { message: format!("no channel with id {channel_id} is published") }.into());
     };
     self.subscribe(&channel.name, key, schema_json)
   }
@@ -321,14 +329,14 @@ impl Connection {
     key: Option<&str>,
     schema_json: &str,
     options: SubscribeOptions,
-  ) -> Result<Subscriber> {
+  ) -> Result<Subscriber, SubscribeError> {
     let codec = Codec::new(schema_json)?;
     let request_id = self.inner.request_id();
     let subscribe =
       Subscribe { request_id, name: name.to_string(), schema: schema_json.to_string(), key: key.map(str::to_string) };
     let subscribed = match self.inner.request(request_id, subscribe.into())? {
       ControlMessage::Subscribed(m) => m,
-      other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }),
+      other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }.into()),
     };
     let seg = Segment::open(&subscribed.segment, IR_KIND_CHANNEL).map_err(|e| match e {
       // The publisher closed the channel (and the broker unlinked it) after the broker answered.

@@ -19,6 +19,7 @@ use impulse_ring_core::{names, sys};
 
 use crate::call::{self, CallState};
 use crate::error::{Error, Result};
+use crate::op_error::{ConnectError, ListError};
 
 /// How long a control request may wait for the broker's reply.
 pub const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -223,12 +224,16 @@ pub struct Connection {
 
 impl Connection {
   /// Connects as `app_name` to the broker of the namespace in `IMPULSE_RING_NS` (default `impulse`).
-  pub fn connect(app_name: &str) -> Result<Connection> {
+  pub fn connect(app_name: &str) -> Result<Connection, ConnectError> {
     Connection::connect_with(app_name, ConnectOptions::default())
   }
 
   /// Connects with explicit options.
-  pub fn connect_with(app_name: &str, options: ConnectOptions) -> Result<Connection> {
+  pub fn connect_with(app_name: &str, options: ConnectOptions) -> Result<Connection, ConnectError> {
+    Connection::open(app_name, options).map_err(Into::into)
+  }
+
+  fn open(app_name: &str, options: ConnectOptions) -> Result<Connection> {
     let ns = options.namespace.unwrap_or_else(names::namespace_from_env);
     names::check_namespace(&ns).map_err(|e| Error::InvalidArgument { message: e.to_string() })?;
     let no_broker = || Error::NoBroker { ns: ns.clone() };
@@ -311,7 +316,11 @@ impl Connection {
   }
 
   /// What is on the bus: apps, channels and functions, as the broker sees them.
-  pub fn list(&self) -> Result<Listing> {
+  pub fn list(&self) -> Result<Listing, ListError> {
+    self.listing().map_err(Into::into)
+  }
+
+  fn listing(&self) -> Result<Listing> {
     let request_id = self.inner.request_id();
     match self.inner.request(request_id, List { request_id }.into())? {
       ControlMessage::Listing(listing) => Ok(listing),

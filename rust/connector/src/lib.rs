@@ -23,6 +23,7 @@ mod channel;
 mod codec;
 mod connection;
 mod error;
+mod op_error;
 
 pub use call::{CallFuture, Function, RawHandler};
 pub use channel::{PublishOptions, Publisher, SubscribeOptions, Subscriber};
@@ -31,3 +32,6 @@ pub use error::{Error, Result};
 pub use impulse_ring_core::control::Listing;
 pub use impulse_ring_core::doorbell::WaitStrategy;
 pub use impulse_ring_core::error_code::ErrorCode;
+pub use op_error::{
+  CallError, ConnectError, ExposeError, ListError, PublishChannelError, PublishError, RecvError, SubscribeError,
+};
