@@ -90,6 +90,7 @@ typedef struct ir_subscriber ir_subscriber_t;
 typedef struct ir_function ir_function_t;
 typedef struct ir_call ir_call_t;
 typedef struct ir_response ir_response_t;
+typedef struct ir_listing ir_listing_t;
 
 /* ---- Errors ---------------------------------------------------------------------------------- */
 
@@ -140,6 +141,62 @@ IR_API int ir_broker_gone(ir_conn_t *conn);
  * `yield_us` tune IR_WAIT_ADAPTIVE (defaults 50 and 50 µs; 0 keeps the default). Returns
  * InvalidArgument for an unknown strategy. New publishers and subscribers inherit the setting. */
 IR_API ir_error_e ir_set_wait(ir_conn_t *conn, ir_wait_e strategy, uint32_t spin_us, uint32_t yield_us);
+
+/* ---- Listing the bus ------------------------------------------------------------------------- */
+
+/* Asks the broker what is on the bus: every registered app, every channel and every function, as the
+ * broker sees them at that moment (access keys are never listed). On success *out owns a snapshot:
+ * read it with the accessors below and release it with ir_listing_free; it does not change afterwards
+ * and may outlive the connection. Blocks for the broker's reply, at most the control timeout (10 s).
+ * Errors: BrokerGone, Closed (the connection is closed), Timeout (no reply in time; the broker of this
+ * version also drops a listing too large for the control ring, so a very large bus gives Timeout),
+ * Protocol, InvalidArgument (conn or out NULL), Io (out of memory). On failure *out is NULL. */
+IR_API ir_error_e ir_list(ir_conn_t *conn, ir_listing_t **out);
+
+/* Frees a listing and every string its accessors returned. NULL is ignored. */
+IR_API void ir_listing_free(ir_listing_t *listing);
+
+/* The accessors below take an index `i` from 0 to the matching count - 1 and never fail: a NULL
+ * listing or an index out of range gives 0 (strings: NULL). Strings are NUL-terminated UTF-8 owned by
+ * the listing, valid until ir_listing_free. Entries come in the broker's order. */
+
+/* How many apps are registered (this one included). */
+IR_API size_t ir_listing_app_count(const ir_listing_t *listing);
+/* The app's id on the broker (its slot index, as ir_app_id returns it). */
+IR_API uint32_t ir_listing_app_id(const ir_listing_t *listing, size_t i);
+/* The name the app connected with. */
+IR_API const char *ir_listing_app_name(const ir_listing_t *listing, size_t i);
+/* The app's process id. */
+IR_API int64_t ir_listing_app_pid(const ir_listing_t *listing, size_t i);
+
+/* How many channels are published. */
+IR_API size_t ir_listing_channel_count(const ir_listing_t *listing);
+/* The broker's id of the channel (as ir_publisher_channel_id returns it). */
+IR_API uint64_t ir_listing_channel_id(const ir_listing_t *listing, size_t i);
+IR_API const char *ir_listing_channel_name(const ir_listing_t *listing, size_t i);
+/* The app id of the channel's publisher. */
+IR_API uint32_t ir_listing_channel_owner(const ir_listing_t *listing, size_t i);
+/* CRC-64-AVRO fingerprint of the channel's schema (as ir_publisher_fingerprint returns it). */
+IR_API uint64_t ir_listing_channel_fingerprint(const ir_listing_t *listing, size_t i);
+/* The ring size in bytes. */
+IR_API uint64_t ir_listing_channel_capacity(const ir_listing_t *listing, size_t i);
+/* 1 for a lossy channel, 0 for one that blocks. */
+IR_API int ir_listing_channel_lossy(const ir_listing_t *listing, size_t i);
+/* How many subscribers have joined the channel. */
+IR_API uint32_t ir_listing_channel_subscribers(const ir_listing_t *listing, size_t i);
+/* How many messages have been published on the channel. */
+IR_API uint64_t ir_listing_channel_published(const ir_listing_t *listing, size_t i);
+
+/* How many functions are exposed. */
+IR_API size_t ir_listing_function_count(const ir_listing_t *listing);
+/* The broker's id of the function (as ir_function_id returns it). */
+IR_API uint64_t ir_listing_function_id(const ir_listing_t *listing, size_t i);
+IR_API const char *ir_listing_function_name(const ir_listing_t *listing, size_t i);
+/* The app id of the function's provider. */
+IR_API uint32_t ir_listing_function_owner(const ir_listing_t *listing, size_t i);
+/* CRC-64-AVRO fingerprints of the function's request and response schemas. */
+IR_API uint64_t ir_listing_function_request_fingerprint(const ir_listing_t *listing, size_t i);
+IR_API uint64_t ir_listing_function_response_fingerprint(const ir_listing_t *listing, size_t i);
 
 /* ---- Channels: publishing -------------------------------------------------------------------- */
 

@@ -1054,6 +1054,100 @@ static void closed_connection_refuses_and_its_handles_still_close(const char *ns
   ir_close(conn);
 }
 
+/* The index of the entry named `name` among `count` (via `name_at`), or `count` when there is none. */
+static size_t find_named(const ir_listing_t *listing, size_t count,
+                         const char *(*name_at)(const ir_listing_t *, size_t), const char *name) {
+  for (size_t i = 0; i < count; i++) {
+    const char *got = name_at(listing, i);
+    if (got != NULL && strcmp(got, name) == 0) {
+      return i;
+    }
+  }
+  return count;
+}
+
+static void listing_shows_apps_channels_and_functions(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  ir_conn_t *provider = NULL;
+  ir_conn_t *viewer = NULL;
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "provider", &provider));
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "viewer", &viewer));
+  ir_publisher_t *pub = NULL;
+  ir_publisher_t *ticks = NULL;
+  ir_subscriber_t *sub = NULL;
+  ir_function_t *fn = NULL;
+  REQUIRE_OK(provider, ir_publish_channel(provider, "readings", READING, NULL, 1u << 16, IR_CHANNEL_BLOCK, &pub));
+  REQUIRE_OK(provider, ir_publish_channel(provider, "ticks", BYTES, NULL, 4096, IR_CHANNEL_LOSSY, &ticks));
+  REQUIRE_OK(viewer, ir_subscribe(viewer, "readings", NULL, READING, &sub));
+  REQUIRE_OK(provider, ir_expose_function(provider, "add", ADD_REQUEST, ADD_RESPONSE, "k", add_handler, NULL, &fn));
+  for (int64_t seq = 0; seq < 3; seq++) {
+    uint8_t datum[32];
+    size_t len = encode_reading(datum, sizeof datum, seq, 21.5);
+    CHECK_CODE(provider, ir_publish(pub, datum, len, 1000), IR_OK);
+  }
+
+  ir_listing_t *listing = NULL;
+  REQUIRE_OK(viewer, ir_list(viewer, &listing));
+  size_t apps = ir_listing_app_count(listing);
+  CHECK(apps == 2);
+  size_t at = find_named(listing, apps, ir_listing_app_name, "provider");
+  CHECK(at < apps && ir_listing_app_id(listing, at) == ir_app_id(provider));
+  CHECK(at < apps && ir_listing_app_pid(listing, at) == (int64_t)getpid());
+  at = find_named(listing, apps, ir_listing_app_name, "viewer");
+  CHECK(at < apps && ir_listing_app_id(listing, at) == ir_app_id(viewer));
+
+  size_t channels = ir_listing_channel_count(listing);
+  CHECK(channels == 2);
+  at = find_named(listing, channels, ir_listing_channel_name, "readings");
+  CHECK(at < channels);
+  CHECK(ir_listing_channel_id(listing, at) == ir_publisher_channel_id(pub));
+  CHECK(ir_listing_channel_owner(listing, at) == ir_app_id(provider));
+  CHECK(ir_listing_channel_fingerprint(listing, at) != 0 &&
+        ir_listing_channel_fingerprint(listing, at) == ir_publisher_fingerprint(pub));
+  CHECK(ir_listing_channel_capacity(listing, at) == 1u << 16);
+  CHECK(ir_listing_channel_lossy(listing, at) == 0);
+  CHECK(ir_listing_channel_subscribers(listing, at) == 1);
+  CHECK(ir_listing_channel_published(listing, at) == 3);
+  at = find_named(listing, channels, ir_listing_channel_name, "ticks");
+  CHECK(at < channels && ir_listing_channel_fingerprint(listing, at) == ir_publisher_fingerprint(ticks));
+  CHECK(at < channels && ir_listing_channel_lossy(listing, at) == 1 &&
+        ir_listing_channel_capacity(listing, at) == 4096);
+  CHECK(at < channels && ir_listing_channel_subscribers(listing, at) == 0);
+
+  CHECK(ir_listing_function_count(listing) == 1);
+  CHECK(ir_listing_function_name(listing, 0) != NULL && strcmp(ir_listing_function_name(listing, 0), "add") == 0);
+  CHECK(ir_listing_function_id(listing, 0) == ir_function_id(fn));
+  CHECK(ir_listing_function_owner(listing, 0) == ir_app_id(provider));
+  CHECK(ir_listing_function_request_fingerprint(listing, 0) != 0);
+  CHECK(ir_listing_function_response_fingerprint(listing, 0) != 0);
+  CHECK(ir_listing_function_request_fingerprint(listing, 0) != ir_listing_function_response_fingerprint(listing, 0));
+
+  /* Out of range and NULL give zeros, never a crash. */
+  CHECK(ir_listing_app_name(listing, apps) == NULL && ir_listing_channel_id(listing, channels) == 0);
+  CHECK(ir_listing_function_name(listing, 1) == NULL && ir_listing_function_owner(listing, 1) == 0);
+  CHECK(ir_listing_channel_count(NULL) == 0 && ir_listing_channel_name(NULL, 0) == NULL);
+  ir_listing_free(listing);
+  ir_listing_free(NULL);
+  CHECK_CODE(NULL, ir_list(NULL, &listing), IR_ERR_INVALID_ARGUMENT);
+  CHECK_CODE(viewer, ir_list(viewer, NULL), IR_ERR_INVALID_ARGUMENT);
+
+  /* Withdrawing and closing are posted before the next request on the same slot: a fresh listing from
+   * the provider no longer shows them. */
+  ir_function_withdraw(fn);
+  ir_publisher_close(ticks);
+  listing = NULL;
+  REQUIRE_OK(provider, ir_list(provider, &listing));
+  CHECK(ir_listing_function_count(listing) == 0);
+  CHECK(ir_listing_channel_count(listing) == 1);
+  CHECK(ir_listing_channel_name(listing, 0) != NULL && strcmp(ir_listing_channel_name(listing, 0), "readings") == 0);
+  ir_listing_free(listing);
+
+  ir_subscriber_close(sub);
+  ir_publisher_close(pub);
+  ir_close(viewer);
+  ir_close(provider);
+}
+
 /* ---- Runner ---- */
 
 typedef struct test {
@@ -1089,6 +1183,7 @@ static const test_t TESTS[] = {
     {"corrupt_channel_gives_corrupt_not_a_crash", NULL, corrupt_channel_gives_corrupt_not_a_crash},
     {"closed_connection_refuses_and_its_handles_still_close", NULL,
      closed_connection_refuses_and_its_handles_still_close},
+    {"listing_shows_apps_channels_and_functions", NULL, listing_shows_apps_channels_and_functions},
 };
 
 int main(int argc, char **argv) {

@@ -385,6 +385,43 @@ class Call {
   ir_call_t *call_;
 };
 
+// ---- Listing ------------------------------------------------------------------------------------
+
+// A registered app, as Connection::list() reports it.
+struct AppInfo {
+  std::uint32_t app_id = 0;  // its slot index (Connection::app_id())
+  std::string name;
+  std::int64_t pid = 0;
+};
+
+// A published channel.
+struct ChannelInfo {
+  std::uint64_t channel_id = 0;  // Publisher::channel_id()
+  std::string name;
+  std::uint32_t owner_app_id = 0;
+  std::uint64_t fingerprint = 0;  // CRC-64-AVRO of the channel's schema
+  std::uint64_t capacity = 0;     // ring size in bytes
+  bool lossy = false;
+  std::uint32_t subscribers = 0;  // joined subscribers
+  std::uint64_t published = 0;    // messages published so far
+};
+
+// An exposed function.
+struct FunctionInfo {
+  std::uint64_t function_id = 0;  // Function::id()
+  std::string name;
+  std::uint32_t owner_app_id = 0;
+  std::uint64_t request_fingerprint = 0;
+  std::uint64_t response_fingerprint = 0;
+};
+
+// What is on the bus, as the broker saw it when it answered (keys are never listed).
+struct Listing {
+  std::vector<AppInfo> apps;
+  std::vector<ChannelInfo> channels;
+  std::vector<FunctionInfo> functions;
+};
+
 // ---- Connection ----------------------------------------------------------------------------------
 
 // A connection to the broker of a namespace; destroying it leaves the bus. Handles made from it may
@@ -518,6 +555,31 @@ class Connection {
                                 response_schema.c_str(), request.data(), request.size(), detail::to_ms(timeout), &call),
                   conn_);
     return Call(conn_, call);
+  }
+
+  // What is on the bus: every app, channel and function, as the broker sees them. Blocks for the
+  // broker's reply (at most 10 s). Throws Error: BrokerGone, Closed, Timeout (also when the listing is
+  // too large for the control ring), Protocol.
+  Listing list() {
+    ir_listing_t *raw = nullptr;
+    detail::check(ir_list(conn_, &raw), conn_);
+    std::unique_ptr<ir_listing_t, decltype(&ir_listing_free)> owned(raw, &ir_listing_free);
+    Listing listing;
+    for (std::size_t i = 0, n = ir_listing_app_count(raw); i < n; i++) {
+      listing.apps.push_back({ir_listing_app_id(raw, i), ir_listing_app_name(raw, i), ir_listing_app_pid(raw, i)});
+    }
+    for (std::size_t i = 0, n = ir_listing_channel_count(raw); i < n; i++) {
+      listing.channels.push_back({ir_listing_channel_id(raw, i), ir_listing_channel_name(raw, i),
+                                  ir_listing_channel_owner(raw, i), ir_listing_channel_fingerprint(raw, i),
+                                  ir_listing_channel_capacity(raw, i), ir_listing_channel_lossy(raw, i) != 0,
+                                  ir_listing_channel_subscribers(raw, i), ir_listing_channel_published(raw, i)});
+    }
+    for (std::size_t i = 0, n = ir_listing_function_count(raw); i < n; i++) {
+      listing.functions.push_back({ir_listing_function_id(raw, i), ir_listing_function_name(raw, i),
+                                   ir_listing_function_owner(raw, i), ir_listing_function_request_fingerprint(raw, i),
+                                   ir_listing_function_response_fingerprint(raw, i)});
+    }
+    return listing;
   }
 
  private:

@@ -269,6 +269,52 @@ TEST_F(Live, withdrawn_function_fails_pending_calls_with_peer_gone) {
   }
 }
 
+TEST_F(Live, list_shows_apps_channels_and_functions) {
+  Connection provider(ns_, "provider");
+  Connection viewer(ns_, "viewer");
+  auto pub = provider.publish_channel("readings", kReading, std::nullopt, {1u << 16, false});
+  auto sub = viewer.subscribe("readings", kReading);
+  auto fn = provider.expose_function("add", kAddRequest, kAddResponse, add);
+  pub.publish(encode_longs({1, 2}));
+  pub.publish(encode_longs({3, 4}));
+
+  impulse_ring::Listing listing = viewer.list();
+  ASSERT_EQ(listing.apps.size(), 2u);
+  bool saw_provider = false;
+  for (const impulse_ring::AppInfo &app : listing.apps) {
+    EXPECT_EQ(app.pid, getpid());
+    if (app.name == "provider") {
+      saw_provider = true;
+      EXPECT_EQ(app.app_id, provider.app_id());
+    } else {
+      EXPECT_EQ(app.name, "viewer");
+      EXPECT_EQ(app.app_id, viewer.app_id());
+    }
+  }
+  EXPECT_TRUE(saw_provider);
+
+  ASSERT_EQ(listing.channels.size(), 1u);
+  const impulse_ring::ChannelInfo &channel = listing.channels[0];
+  EXPECT_EQ(channel.name, "readings");
+  EXPECT_EQ(channel.channel_id, pub.channel_id());
+  EXPECT_EQ(channel.owner_app_id, provider.app_id());
+  EXPECT_NE(channel.fingerprint, 0u);
+  EXPECT_EQ(channel.fingerprint, pub.fingerprint());
+  EXPECT_EQ(channel.capacity, 1u << 16);
+  EXPECT_FALSE(channel.lossy);
+  EXPECT_EQ(channel.subscribers, 1u);
+  EXPECT_EQ(channel.published, 2u);
+
+  ASSERT_EQ(listing.functions.size(), 1u);
+  const impulse_ring::FunctionInfo &function = listing.functions[0];
+  EXPECT_EQ(function.name, "add");
+  EXPECT_EQ(function.function_id, fn.id());
+  EXPECT_EQ(function.owner_app_id, provider.app_id());
+  EXPECT_NE(function.request_fingerprint, 0u);
+  EXPECT_NE(function.response_fingerprint, 0u);
+  EXPECT_NE(function.request_fingerprint, function.response_fingerprint);
+}
+
 TEST_F(Live, handles_move_and_outlive_their_connection) {
   std::optional<Connection> conn(std::in_place, ns_, "mover");
   impulse_ring::Publisher first = conn->publish_channel("c", "\"bytes\"");
