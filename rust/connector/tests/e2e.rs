@@ -297,6 +297,29 @@ fn go_when_joined(publisher: &mut Proc, subscribers: &[&Proc]) {
 }
 
 /// The number `what` in a line like `what 42 ...` (word after `what`).
+/// A publisher (holding on after 10 messages), its subscriber, a provider and a caller with calls
+/// in flight: everything a broker's departure must reach.
+fn start_busy_apps(bus: &mut Bus) -> [Proc; 4] {
+  let mut publisher = bus.testee("publisher", "publisher", &["--count", "10", "--wait-go", "--hold-ms", "60000"]);
+  let subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
+  go_when_joined(&mut publisher, &[&subscriber]);
+  let provider = bus.testee("provider", "provider", &[]);
+  provider.wait_line("ready", SHORT);
+  let caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
+  publisher.wait_line("published", SHORT);
+  caller.wait_line("calling", SHORT);
+  [publisher, subscriber, provider, caller]
+}
+
+/// After the broker is gone: the publisher, which holds on so as not to close its channel itself,
+/// reports at once; the others fail with BrokerGone.
+fn expect_broker_gone(publisher: &mut Proc, others: [&mut Proc; 3]) {
+  publisher.wait_line("error BrokerGone:", SHORT);
+  for app in others {
+    app.fails_with(ErrorCode::BrokerGone, SHORT);
+  }
+}
+
 fn number_after(line: &str, what: &str) -> u64 {
   let mut words = line.split_whitespace();
   words.find(|w| *w == what).expect(what);
@@ -462,23 +485,12 @@ fn callers_get_peer_gone_at_once_when_the_provider_is_killed_mid_call() {
 #[test]
 fn apps_see_broker_gone_when_the_broker_is_killed_and_a_new_broker_cleans_up_and_serves() {
   let mut bus = Bus::start("brokerkill");
-  let mut publisher = bus.testee("publisher", "publisher", &["--count", "10", "--wait-go", "--hold-ms", "60000"]);
-  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
-  go_when_joined(&mut publisher, &[&subscriber]);
-  let mut provider = bus.testee("provider", "provider", &[]);
-  provider.wait_line("ready", SHORT);
-  let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
-  publisher.wait_line("published", SHORT);
-  caller.wait_line("calling", SHORT);
+  let [mut publisher, mut subscriber, mut provider, mut caller] = start_busy_apps(&mut bus);
   let old = bus.segments();
   assert!(old.iter().any(|s| s.contains(".ch.")) && old.iter().any(|s| s.contains(".ln.")), "{old:?}");
 
   assert_eq!(bus.stop_broker(Signal::KILL), None);
-  // The publisher holds on (so that it does not close the channel itself) and reports at once.
-  publisher.wait_line("error BrokerGone:", SHORT);
-  for app in [&mut subscriber, &mut provider, &mut caller] {
-    app.fails_with(ErrorCode::BrokerGone, SHORT);
-  }
+  expect_broker_gone(&mut publisher, [&mut subscriber, &mut provider, &mut caller]);
   assert_eq!(bus.segments(), old, "nobody but a broker removes segments");
 
   bus.start_broker();
@@ -528,20 +540,9 @@ fn oversized_payload_and_malformed_schema_fail_with_typed_errors_and_the_apps_ke
 #[test]
 fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
   let mut bus = Bus::start("sigterm");
-  let mut publisher = bus.testee("publisher", "publisher", &["--count", "10", "--wait-go", "--hold-ms", "60000"]);
-  let mut subscriber = bus.testee("subscriber", "subscriber", &["--count", "10", "--expect-closed"]);
-  go_when_joined(&mut publisher, &[&subscriber]);
-  let mut provider = bus.testee("provider", "provider", &[]);
-  provider.wait_line("ready", SHORT);
-  let mut caller = bus.testee("caller", "caller", &["--count", "100000000", "--in-flight", "2"]);
-  publisher.wait_line("published", SHORT);
-  caller.wait_line("calling", SHORT);
+  let [mut publisher, mut subscriber, mut provider, mut caller] = start_busy_apps(&mut bus);
 
   assert_eq!(bus.stop_broker(Signal::TERM), Some(0));
   assert_eq!(bus.segments(), Vec::<String>::new());
-  // The publisher holds on (so that it does not close the channel itself) and reports at once.
-  publisher.wait_line("error BrokerGone:", SHORT);
-  for app in [&mut subscriber, &mut provider, &mut caller] {
-    app.fails_with(ErrorCode::BrokerGone, SHORT);
-  }
+  expect_broker_gone(&mut publisher, [&mut subscriber, &mut provider, &mut caller]);
 }
