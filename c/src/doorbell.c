@@ -2,8 +2,6 @@
  * system call while both are active. A waker pays for FUTEX_WAKE only when the sleeper count says
  * someone sleeps; the SeqCst fence and increment below form the Dekker pair that makes this safe
  * (the same protocol as rust/core/src/doorbell.rs). */
-#include <sched.h>
-
 #include "internal.h"
 
 void ir_wait_default(ir_wait_t *wait) {
@@ -82,7 +80,7 @@ bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_n
     if (waited < spin) {
       ir_cpu_relax();
     } else if (waited < spin + yield_for) {
-      sched_yield();
+      ir_yield();
     } else {
       break;
     }

@@ -76,6 +76,10 @@ const char *ir_error_name(ir_error_e code) {
   return NAMES[code];
 }
 
+ir_error_e ir_error_from_wire(int32_t code) {
+  return code > IR_OK && code <= IR_ERR_PROTOCOL ? (ir_error_e)code : IR_ERR_PROTOCOL;
+}
+
 static _Thread_local char thread_error[1024];
 
 void ir_set_error(const char *fmt, ...) {
