@@ -73,10 +73,6 @@ static ir_error_e publish_channel(ir_conn_t *conn, const char *name, const char 
   if (capacity > INT64_MAX) {
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "capacity %llu is out of range", (unsigned long long)capacity);
   }
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
   ir_ctl_msg_t msg = {.opcode = IR_OP_PUBLISH_CHANNEL};
   msg.u.publish_channel.name = (char *)name;
   msg.u.publish_channel.schema = (char *)schema_json;
@@ -84,7 +80,7 @@ static ir_error_e publish_channel(ir_conn_t *conn, const char *name, const char 
   msg.u.publish_channel.capacity = (int64_t)capacity;
   msg.u.publish_channel.lossy = flags == IR_CHANNEL_LOSSY;
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, &msg, &reply, IR_OP_CHANNEL_PUBLISHED);
+  ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_CHANNEL_PUBLISHED);
   if (code != IR_OK) {
     return code;
   }
@@ -237,16 +233,12 @@ static ir_error_e subscribe(ir_conn_t *conn, const char *name, const char *key, 
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_subscribe: conn, name, schema_json and out must not be NULL");
   }
   *out = NULL;
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
   ir_ctl_msg_t msg = {.opcode = IR_OP_SUBSCRIBE};
   msg.u.subscribe.name = (char *)name;
   msg.u.subscribe.schema = (char *)schema_json;
   msg.u.subscribe.key = (char *)key;
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, &msg, &reply, IR_OP_SUBSCRIBED);
+  ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_SUBSCRIBED);
   if (code != IR_OK) {
     return code;
   }

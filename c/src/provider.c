@@ -171,17 +171,13 @@ static ir_error_e expose_function(ir_conn_t *conn, const char *name, const char 
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_expose_function: only key and user may be NULL");
   }
   *out = NULL;
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
   ir_ctl_msg_t msg = {.opcode = IR_OP_EXPOSE_FUNCTION};
   msg.u.expose_function.name = (char *)name;
   msg.u.expose_function.request_schema = (char *)request_schema;
   msg.u.expose_function.response_schema = (char *)response_schema;
   msg.u.expose_function.key = (char *)key;
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, &msg, &reply, IR_OP_FUNCTION_EXPOSED);
+  ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_FUNCTION_EXPOSED);
   if (code != IR_OK) {
     return code;
   }

@@ -417,6 +417,10 @@ static ir_error_e remote_error(ir_conn_t *conn, const ir_ctl_failed_t *failed) {
 
 ir_error_e ir_conn_request(ir_conn_t *conn, ir_ctl_msg_t *msg, ir_ctl_msg_t *reply, ir_opcode_e expected) {
   memset(reply, 0, sizeof *reply);
+  ir_error_e code = ir_conn_usable(conn);
+  if (code != IR_OK) {
+    return code;
+  }
   int64_t request_id = (int64_t)atomic_fetch_add_explicit(&conn->next_request_id, 1, memory_order_relaxed);
   ir_ctl_set_request_id(msg, request_id);
   ir_reply_waiter_t waiter = {.request_id = request_id};
@@ -425,7 +429,7 @@ ir_error_e ir_conn_request(ir_conn_t *conn, ir_ctl_msg_t *msg, ir_ctl_msg_t *rep
   conn->waiters = &waiter;
   pthread_mutex_unlock(&conn->lock);
 
-  ir_error_e code = ir_conn_post(conn, msg);
+  code = ir_conn_post(conn, msg);
   if (code == IR_OK) {
     request_ctx_t ctx = {.conn = conn, .waiter = &waiter};
     (void)ir_bell_wait(ir_conn_own_bell(conn), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS), reply_arrived, &ctx,

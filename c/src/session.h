@@ -136,7 +136,8 @@ ir_error_e ir_conn_usable(ir_conn_t *conn);
 ir_error_e ir_conn_post(ir_conn_t *conn, ir_ctl_msg_t *msg);
 
 /* Gives `msg` a fresh request id, sends it and waits for its reply (a Failed reply becomes its error,
- * as does a reply of another kind than `expected`). The caller frees *reply with ir_ctl_free on
+ * as does a reply of another kind than `expected`). Fails at once with Closed or BrokerGone when the
+ * connection cannot make requests (ir_conn_usable). The caller frees *reply with ir_ctl_free on
  * success. */
 ir_error_e ir_conn_request(ir_conn_t *conn, ir_ctl_msg_t *msg, ir_ctl_msg_t *reply, ir_opcode_e expected);
 
