@@ -22,7 +22,7 @@
 #include "broker.h"
 #include "impulse_ring.h"
 #include "impulse_ring_avro.h"
-#include "../src/layout.h"
+#include "../src/internal.h"
 #include "vectors.h"
 
 static const char *const READING =
@@ -179,6 +179,59 @@ static void error_codes_match_the_shared_table(void) {
   for (int code = 1; code <= IR_ERR_PROTOCOL; code++) {
     CHECK(strlen(ir_error_name((ir_error_e)code)) > 0 && strcmp(ir_strerror((ir_error_e)code), "unknown error") != 0);
   }
+}
+
+typedef struct bell_waiter {
+  ir_doorbell_t *bell;
+  atomic_bool flag;
+  atomic_int checks;
+  bool woke;
+  int64_t woke_ns;
+} bell_waiter_t;
+
+static bool bell_flag_set(void *arg) {
+  bell_waiter_t *waiter = arg;
+  atomic_fetch_add(&waiter->checks, 1);
+  return atomic_load_explicit(&waiter->flag, memory_order_acquire);
+}
+
+static void *bell_wait_thread(void *arg) {
+  bell_waiter_t *waiter = arg;
+  ir_wait_t wait;
+  CHECK(ir_wait_set(&wait, IR_WAIT_BLOCKING, 0, 0) == IR_OK);
+  waiter->woke = ir_bell_wait(waiter->bell, &wait, ir_deadline(5000), bell_flag_set, waiter, NULL, NULL);
+  waiter->woke_ns = ir_now_ns();
+  return NULL;
+}
+
+/* A Blocking waiter sleeps at once (a couple of checks, no spinning) and is woken by the ring itself,
+ * well before the 200 ms safety timeout would wake it anyway: a ring that does nothing fails this. */
+static void blocking_waiter_sleeps_at_once_and_is_woken_by_a_ring(void) {
+  ir_doorbell_t bell = {0};
+  bell_waiter_t waiter = {.bell = &bell};
+  pthread_t thread;
+  pthread_create(&thread, NULL, bell_wait_thread, &waiter);
+  int64_t give_up = now_ms() + 2000;
+  while (atomic_load(&bell.sleepers) == 0 && now_ms() < give_up) {
+    sleep_ms(1);
+  }
+  CHECK(atomic_load(&bell.sleepers) == 1);
+  int checks_before_sleep = atomic_load(&waiter.checks);
+  CHECK(checks_before_sleep <= 2);
+  sleep_ms(20);
+  atomic_store_explicit(&waiter.flag, true, memory_order_release);
+  int64_t rung = ir_now_ns();
+  ir_bell_ring(&bell);
+  pthread_join(thread, NULL);
+  CHECK(waiter.woke);
+  int64_t latency_ms = (waiter.woke_ns - rung) / 1000000;
+  if (latency_ms >= IR_MAX_SLEEP_NS / 1000000 / 2) {
+    fprintf(stderr, "  the waiter woke %lld ms after the ring: the safety timeout woke it, not the ring\n",
+            (long long)latency_ms);
+    failures++;
+  }
+  CHECK(atomic_load(&bell.sleepers) == 0);
+  CHECK(atomic_load(&waiter.checks) < 10);
 }
 
 static bool bytes_are(const ir_avro_writer_t *w, const char *hex) {
@@ -1159,6 +1212,8 @@ typedef struct test {
 static const test_t TESTS[] = {
     {"error_codes_match_the_shared_table", error_codes_match_the_shared_table, NULL},
     {"avro_codec_round_trips_and_refuses_malformed_input", avro_codec_round_trips_and_refuses_malformed_input, NULL},
+    {"blocking_waiter_sleeps_at_once_and_is_woken_by_a_ring", blocking_waiter_sleeps_at_once_and_is_woken_by_a_ring,
+     NULL},
     {"control_vectors_decode_and_encode_byte_exact", control_vectors_decode_and_encode_byte_exact, NULL},
     {"connect_refuses_bad_arguments", connect_refuses_bad_arguments, NULL},
     {"connect_without_broker_reports_no_broker_and_the_namespace",
