@@ -28,6 +28,46 @@ static void connect_without_broker_reports_no_broker_and_the_namespace(void) {
 
 /* ---- Against a live broker ---- */
 
+/* The broker cannot decode a Register whose app name is not UTF-8 and answers Failed with request id
+ * 0: the pending Register must fail with Protocol at once, not after the 10 s control timeout. */
+static void unattributed_failure_fails_the_pending_request_at_once(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  ir_conn_t *conn = NULL;
+  int64_t started = now_ms();
+  CHECK_CODE(NULL, ir_connect_ns(ns, "caf\xc3\x28", &conn), IR_ERR_PROTOCOL);
+  CHECK(now_ms() - started < 2000);
+  CHECK(strstr(ir_last_error(NULL), "protocol error") != NULL);
+  CHECK(conn == NULL);
+  /* The namespace still works for the next app. */
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "after", &conn));
+  ir_close(conn);
+}
+
+/* A control record larger than the control ring takes is TooLarge (wire-format.md §10), like Rust. */
+static void oversized_control_record_is_too_large(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  ir_conn_t *conn = NULL;
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "verbose", &conn));
+  size_t len = 40000; /* the control ring's max payload is 32 752 bytes */
+  char *schema = malloc(len + 1);
+  CHECK(schema != NULL);
+  if (schema != NULL) {
+    memset(schema, ' ', len);
+    memcpy(schema, "\"bytes\"", 7);
+    schema[len] = '\0';
+    ir_publisher_t *pub = NULL;
+    CHECK_CODE(conn, ir_publish_channel(conn, "big", schema, NULL, 0, IR_CHANNEL_BLOCK, &pub), IR_ERR_TOO_LARGE);
+    CHECK(strstr(ir_last_error(conn), "PublishChannel") != NULL);
+    CHECK(pub == NULL);
+    free(schema);
+  }
+  /* Nothing was written: the connection goes on. */
+  ir_publisher_t *pub = NULL;
+  CHECK_CODE(conn, ir_publish_channel(conn, "small", BYTES, NULL, 0, IR_CHANNEL_BLOCK, &pub), IR_OK);
+  ir_publisher_close(pub);
+  ir_close(conn);
+}
+
 static void broker_shutdown_is_broker_gone_everywhere(const char *ns, test_broker_t *broker) {
   ir_conn_t *conn = NULL;
   REQUIRE_OK(NULL, ir_connect_ns(ns, "survivor", &conn));
@@ -262,6 +302,9 @@ const test_t SESSION_TESTS[] = {
     {"connect_refuses_bad_arguments", connect_refuses_bad_arguments, NULL},
     {"connect_without_broker_reports_no_broker_and_the_namespace",
      connect_without_broker_reports_no_broker_and_the_namespace, NULL},
+    {"unattributed_failure_fails_the_pending_request_at_once", NULL,
+     unattributed_failure_fails_the_pending_request_at_once},
+    {"oversized_control_record_is_too_large", NULL, oversized_control_record_is_too_large},
     {"broker_shutdown_is_broker_gone_everywhere", NULL, broker_shutdown_is_broker_gone_everywhere},
     {"killed_broker_is_noticed_by_its_pid", NULL, killed_broker_is_noticed_by_its_pid},
     {"broker_fingerprints_match_the_spec_vectors", NULL, broker_fingerprints_match_the_spec_vectors},
