@@ -69,13 +69,13 @@ static void oversized_control_record_is_too_large(const char *ns, test_broker_t 
 }
 
 static void broker_shutdown_is_broker_gone_everywhere(const char *ns, test_broker_t *broker) {
-  ir_conn_t *conn = NULL;
-  REQUIRE_OK(NULL, ir_connect_ns(ns, "survivor", &conn));
-  ir_publisher_t *pub = NULL;
-  ir_subscriber_t *sub = NULL;
+  test_channel_t ch;
+  if (!test_channel_open(&ch, ns, "c", BYTES, 0, IR_CHANNEL_BLOCK, false)) {
+    return;
+  }
+  ir_conn_t *conn = ch.producer;
+  ir_subscriber_t *sub = ch.sub;
   ir_function_t *fn = NULL;
-  REQUIRE_OK(conn, ir_publish_channel(conn, "c", BYTES, NULL, 0, IR_CHANNEL_BLOCK, &pub));
-  REQUIRE_OK(conn, ir_subscribe(conn, "c", NULL, BYTES, &sub));
   REQUIRE_OK(conn, ir_expose_function(conn, "add", ADD_REQUEST, ADD_RESPONSE, NULL, add_handler, NULL, &fn));
   /* A call in flight (nobody serves it) when the broker stops: BrokerGone, not PeerGone. */
   uint8_t request[24];
@@ -98,18 +98,16 @@ static void broker_shutdown_is_broker_gone_everywhere(const char *ns, test_broke
   CHECK_CODE(conn, code, IR_ERR_BROKER_GONE);
   CHECK_CODE(conn, ir_serve(conn, 1000), IR_ERR_BROKER_GONE);
   ir_function_withdraw(fn);
-  ir_subscriber_close(sub);
-  ir_publisher_close(pub);
-  ir_close(conn);
+  test_channel_close(&ch);
 }
 
 static void killed_broker_is_noticed_by_its_pid(const char *ns, test_broker_t *broker) {
-  ir_conn_t *conn = NULL;
-  REQUIRE_OK(NULL, ir_connect_ns(ns, "orphan", &conn));
-  ir_publisher_t *pub = NULL;
-  ir_subscriber_t *sub = NULL;
-  REQUIRE_OK(conn, ir_publish_channel(conn, "c", BYTES, NULL, 0, IR_CHANNEL_BLOCK, &pub));
-  REQUIRE_OK(conn, ir_subscribe(conn, "c", NULL, BYTES, &sub));
+  test_channel_t ch;
+  if (!test_channel_open(&ch, ns, "c", BYTES, 0, IR_CHANNEL_BLOCK, false)) {
+    return;
+  }
+  ir_conn_t *conn = ch.producer;
+  ir_subscriber_t *sub = ch.sub;
   CHECK(test_broker_stop(broker, SIGKILL));
   uint8_t buf[8];
   size_t len = 0;
@@ -117,9 +115,7 @@ static void killed_broker_is_noticed_by_its_pid(const char *ns, test_broker_t *b
   CHECK_CODE(conn, ir_receive(sub, buf, sizeof buf, &len, 5000), IR_ERR_BROKER_GONE);
   CHECK(now_ms() - started < 1000);
   CHECK(ir_broker_gone(conn) == 1);
-  ir_subscriber_close(sub);
-  ir_publisher_close(pub);
-  ir_close(conn);
+  test_channel_close(&ch);
   /* A new broker in the namespace removes what the killed one left behind. */
   test_broker_t next;
   if (test_broker_start(&next, ns)) {
