@@ -276,16 +276,16 @@ ir_error_e ir_conn_post(ir_conn_t *conn, ir_ctl_msg_t *msg) {
   return IR_OK;
 }
 
-/* Answers every waiting request with a Protocol failure: the broker sent something that matches none
- * of them in particular (a reply that does not decode, or a Failed with request id 0), and any of them
- * may be the one it is about. Called with conn->lock held. */
-static void fail_waiters(ir_conn_t *conn, const char *message) {
+/* Answers every waiting request with `failed` (its strings copied): the broker sent something that
+ * matches none of them in particular (a Failed with request id 0, or a reply that does not decode),
+ * and any of them may be the one it is about (bootstrap.md §4.1). Called with conn->lock held. */
+static void fail_waiters(ir_conn_t *conn, const ir_ctl_failed_t *failed) {
   for (ir_reply_waiter_t *w = conn->waiters; w != NULL; w = w->next) {
     if (!w->filled) {
       memset(&w->reply, 0, sizeof w->reply);
       w->reply.opcode = IR_OP_FAILED;
-      w->reply.u.failed.code = IR_ERR_PROTOCOL;
-      w->reply.u.failed.message = ir_strdup(message);
+      w->reply.u.failed = *failed;
+      w->reply.u.failed.message = ir_strdup(failed->message != NULL ? failed->message : "");
       w->filled = true;
     }
   }
@@ -295,12 +295,7 @@ static void fail_waiters(ir_conn_t *conn, const char *message) {
 static void dispatch(ir_conn_t *conn, ir_ctl_msg_t *msg) {
   int64_t id = ir_ctl_reply_id(msg);
   if (id == 0 && msg->opcode == IR_OP_FAILED) {
-    char message[1200];
-    (void)snprintf(message, sizeof message,
-                   "protocol error: the broker refused a request it could not attribute: %s: %s",
-                   ir_error_name(ir_error_from_wire(msg->u.failed.code)),
-                   msg->u.failed.message != NULL ? msg->u.failed.message : "");
-    fail_waiters(conn, message);
+    fail_waiters(conn, &msg->u.failed);
     ir_ctl_free(msg);
     return;
   }
@@ -355,7 +350,8 @@ static bool read_replies(ir_conn_t *conn) {
       /* Waiting 10 s for a reply that came but cannot be read would only hide the fault. */
       char message[256];
       (void)snprintf(message, sizeof message, "protocol error: a reply from the broker does not decode: %s", why);
-      fail_waiters(conn, message);
+      ir_ctl_failed_t failed = {.code = IR_ERR_PROTOCOL, .message = message};
+      fail_waiters(conn, &failed);
       ir_ctl_free(&msg);
     }
   }
