@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/internal.h"
 #include "selftest.h"
 
 static void connect_refuses_bad_arguments(void) {
@@ -41,6 +42,41 @@ static void unattributed_failure_fails_the_pending_request_at_once(const char *n
   CHECK(conn == NULL);
   /* The namespace still works for the next app. */
   REQUIRE_OK(NULL, ir_connect_ns(ns, "after", &conn));
+  ir_close(conn);
+}
+
+/* A record on the reply ring that does not decode answers no request the app can name: the pending
+ * request fails with Protocol at once (bootstrap.md §4.1), and the connection goes on. The test plays
+ * a broken broker by writing the record into the app's reply ring itself, while the broker is idle. */
+static void undecodable_reply_fails_the_pending_request_at_once(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  ir_conn_t *conn = NULL;
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "misled", &conn));
+  char name[IR_SEG_NAME_MAX];
+  (void)snprintf(name, sizeof name, "/impulse-ring.%s.ctl", ns);
+  ir_seg_t seg;
+  bool missing = false;
+  REQUIRE_OK(NULL, ir_seg_open(name, IR_KIND_CONTROL, &seg, &missing));
+  ir_ctl_header_t *header = ir_seg_at(&seg, 0);
+  uint64_t capacity = atomic_load(&header->ring_capacity);
+  uint64_t slot = IR_CTL_SLOTS + (uint64_t)ir_app_id(conn) * ir_control_slot_size(capacity);
+  ir_ring_t reply_ring;
+  CHECK_CODE(NULL,
+             ir_ring_open(&seg, slot + IR_SLOT_REQUEST_RING + IR_RING_HEADER_SIZE + capacity, capacity, &reply_ring),
+             IR_OK);
+  /* A single object encoding of another schema: the control codec refuses its fingerprint. */
+  const uint8_t garbage[] = {0xC3, 0x01, 1, 2, 3, 4, 5, 6, 7, 8, 0x00};
+  CHECK_CODE(NULL, ir_ring_try_write(&reply_ring, IR_FRAME_KIND_CONTROL, 0, garbage, sizeof garbage, NULL, 0), IR_OK);
+  ir_listing_t *listing = NULL;
+  int64_t started = now_ms();
+  CHECK_CODE(conn, ir_list(conn, &listing), IR_ERR_PROTOCOL);
+  CHECK(now_ms() - started < 2000);
+  CHECK(strstr(ir_last_error(conn), "does not decode") != NULL);
+  CHECK(listing == NULL);
+  /* The broker's real answer comes after it and finds no waiter; the next request is answered. */
+  CHECK_CODE(conn, ir_list(conn, &listing), IR_OK);
+  ir_listing_free(listing);
+  ir_seg_close(&seg);
   ir_close(conn);
 }
 
@@ -301,6 +337,7 @@ const test_t SESSION_TESTS[] = {
      connect_without_broker_reports_no_broker_and_the_namespace, NULL},
     {"unattributed_failure_fails_the_pending_request_at_once", NULL,
      unattributed_failure_fails_the_pending_request_at_once},
+    {"undecodable_reply_fails_the_pending_request_at_once", NULL, undecodable_reply_fails_the_pending_request_at_once},
     {"oversized_control_record_is_too_large", NULL, oversized_control_record_is_too_large},
     {"broker_shutdown_is_broker_gone_everywhere", NULL, broker_shutdown_is_broker_gone_everywhere},
     {"killed_broker_is_noticed_by_its_pid", NULL, killed_broker_is_noticed_by_its_pid},
