@@ -102,7 +102,7 @@ fn frame(conn: &Connection, previous: &mut Sample) -> Result<String, Failure> {
   by_calls.sort_by(|a, b| b.0.total_cmp(&a.0));
   let mut subscribers: Vec<(&str, &impulse_ring_connector::SubscriberDescription)> =
     channels.iter().flat_map(|c| c.subscribers.iter().map(move |s| (c.name.as_str(), s))).collect();
-  subscribers.sort_by(|a, b| b.1.lag.cmp(&a.1.lag));
+  subscribers.sort_by_key(|s| std::cmp::Reverse(s.1.lag));
 
   let mut text = format!(
     "ring top — {} apps, {} channels, {} functions\n\nCHANNELS (by rate)\n  {:<24} {:>10} {:>12} {:>6}\n",
