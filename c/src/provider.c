@@ -102,19 +102,6 @@ static void providers_event(ir_conn_t *conn, void *state, const ir_ctl_msg_t *ms
   }
 }
 
-static bool providers_progress(ir_conn_t *conn, void *state) {
-  (void)conn;
-  (void)state;
-  return false; /* requests are served in serve.c, never from another thread's wait */
-}
-
-static void providers_fail_all(ir_conn_t *conn, void *state, ir_error_e code, const char *message) {
-  (void)conn;
-  (void)state;
-  (void)code;
-  (void)message;
-}
-
 static void providers_destroy(ir_conn_t *conn, void *state) {
   (void)conn;
   providers_t *side = state;
@@ -138,8 +125,9 @@ static void providers_destroy(ir_conn_t *conn, void *state) {
 static const ir_layer_ops_t PROVIDER_LAYER = {
     .create = providers_create,
     .event = providers_event,
-    .progress = providers_progress,
-    .fail_all = providers_fail_all,
+    /* Requests are answered in serve.c, never from another thread's wait; nothing is pending here. */
+    .progress = NULL,
+    .fail_all = NULL,
     .destroy = providers_destroy,
 };
 

@@ -109,14 +109,18 @@ static void layers_event(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
 
 static void layers_fail_all(ir_conn_t *conn, ir_error_e code, const char *message) {
   for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
-    conn->layers[i].ops->fail_all(conn, conn->layers[i].state, code, message);
+    if (conn->layers[i].ops->fail_all != NULL) {
+      conn->layers[i].ops->fail_all(conn, conn->layers[i].state, code, message);
+    }
   }
 }
 
 static bool layers_progress(ir_conn_t *conn) {
   bool completed = false;
   for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
-    completed |= conn->layers[i].ops->progress(conn, conn->layers[i].state);
+    if (conn->layers[i].ops->progress != NULL) {
+      completed |= conn->layers[i].ops->progress(conn, conn->layers[i].state);
+    }
   }
   return completed;
 }

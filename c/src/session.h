@@ -32,9 +32,10 @@ typedef struct ir_layer_ops {
   void *(*create)(void);
   /* An event the session does not handle itself (LinkOpened, LinkClosed). */
   void (*event)(ir_conn_t *conn, void *state, const ir_ctl_msg_t *msg);
-  /* Makes progress without blocking; true when something completed that another thread may wait for. */
+  /* Makes progress without blocking; true when something completed that another thread may wait for.
+   * May be NULL. */
   bool (*progress)(ir_conn_t *conn, void *state);
-  /* Fails everything pending (the broker is gone). */
+  /* Fails everything pending (the broker is gone). May be NULL. */
   void (*fail_all)(ir_conn_t *conn, void *state, ir_error_e code, const char *message);
   /* Frees the state (connection teardown). */
   void (*destroy)(ir_conn_t *conn, void *state);
