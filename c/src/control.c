@@ -163,6 +163,65 @@ static const field_desc_t call_error_fields[] = {
 static const field_desc_t broker_shutdown_fields[] = {
     STRING(ir_ctl_broker_shutdown_t, reason),
 };
+static const field_desc_t describe_fields[] = {
+    LONG(ir_ctl_describe_t, request_id),
+    STRING(ir_ctl_describe_t, name),
+    LONG(ir_ctl_describe_t, id),
+};
+static const field_desc_t subscriber_description_fields[] = {
+    INT(ir_ctl_subscriber_description_t, index),       INT(ir_ctl_subscriber_description_t, app_id),
+    STRING(ir_ctl_subscriber_description_t, app_name), LONG(ir_ctl_subscriber_description_t, pid),
+    LONG(ir_ctl_subscriber_description_t, position),   LONG(ir_ctl_subscriber_description_t, lag),
+    LONG(ir_ctl_subscriber_description_t, missed),
+};
+static const record_desc_t subscriber_description_desc =
+    RECORD("SubscriberDescription", ir_ctl_subscriber_description_t, subscriber_description_fields);
+static const field_desc_t channel_description_fields[] = {
+    LONG(ir_ctl_channel_description_t, channel_id),
+    STRING(ir_ctl_channel_description_t, name),
+    STRING(ir_ctl_channel_description_t, schema),
+    LONG(ir_ctl_channel_description_t, fingerprint),
+    INT(ir_ctl_channel_description_t, owner_app_id),
+    STRING(ir_ctl_channel_description_t, owner_app_name),
+    LONG(ir_ctl_channel_description_t, owner_pid),
+    BOOL(ir_ctl_channel_description_t, key_gated),
+    LONG(ir_ctl_channel_description_t, capacity),
+    BOOL(ir_ctl_channel_description_t, lossy),
+    LONG(ir_ctl_channel_description_t, published),
+    LONG(ir_ctl_channel_description_t, published_bytes),
+    ARRAY(ir_ctl_channel_description_t, subscribers, subscriber_description_desc),
+};
+static const field_desc_t function_description_fields[] = {
+    LONG(ir_ctl_function_description_t, function_id),
+    STRING(ir_ctl_function_description_t, name),
+    STRING(ir_ctl_function_description_t, request_schema),
+    STRING(ir_ctl_function_description_t, response_schema),
+    LONG(ir_ctl_function_description_t, request_fingerprint),
+    LONG(ir_ctl_function_description_t, response_fingerprint),
+    INT(ir_ctl_function_description_t, owner_app_id),
+    STRING(ir_ctl_function_description_t, owner_app_name),
+    LONG(ir_ctl_function_description_t, owner_pid),
+    BOOL(ir_ctl_function_description_t, key_gated),
+    INT(ir_ctl_function_description_t, links),
+    LONG(ir_ctl_function_description_t, calls),
+    LONG(ir_ctl_function_description_t, errors),
+    LONG(ir_ctl_function_description_t, in_flight),
+};
+static const record_desc_t channel_description_desc =
+    RECORD("ChannelDescription", ir_ctl_channel_description_t, channel_description_fields);
+static const record_desc_t function_description_desc =
+    RECORD("FunctionDescription", ir_ctl_function_description_t, function_description_fields);
+static const field_desc_t description_fields[] = {
+    LONG(ir_ctl_description_t, request_id),
+    ARRAY(ir_ctl_description_t, channels, channel_description_desc),
+    ARRAY(ir_ctl_description_t, functions, function_description_desc),
+};
+static const field_desc_t monitor_event_fields[] = {
+    LONG(ir_ctl_monitor_event_t, time_ns),  STRING(ir_ctl_monitor_event_t, kind),
+    INT(ir_ctl_monitor_event_t, app_id),    STRING(ir_ctl_monitor_event_t, app_name),
+    LONG(ir_ctl_monitor_event_t, pid),      STRING(ir_ctl_monitor_event_t, subject),
+    STRING(ir_ctl_monitor_event_t, detail),
+};
 
 /* Indexed by opcode: the union's branches in order. */
 static const record_desc_t RECORDS[IR_OP_COUNT] = {
@@ -189,6 +248,10 @@ static const record_desc_t RECORDS[IR_OP_COUNT] = {
     RECORD("Failed", ir_ctl_failed_t, failed_fields),
     RECORD("CallError", ir_ctl_call_error_t, call_error_fields),
     RECORD("BrokerShutdown", ir_ctl_broker_shutdown_t, broker_shutdown_fields),
+    RECORD("Describe", ir_ctl_describe_t, describe_fields),
+    RECORD("Description", ir_ctl_description_t, description_fields),
+    RECORD("Monitor", ir_ctl_request_only_t, request_only_fields),
+    RECORD("MonitorEvent", ir_ctl_monitor_event_t, monitor_event_fields),
 };
 
 const char *ir_ctl_name(ir_opcode_e opcode) {
@@ -393,6 +456,8 @@ int64_t ir_ctl_reply_id(const ir_ctl_msg_t *msg) {
       return msg->u.done.request_id;
     case IR_OP_FAILED:
       return msg->u.failed.request_id;
+    case IR_OP_DESCRIPTION:
+      return msg->u.description.request_id;
     default:
       return -1;
   }
@@ -421,6 +486,10 @@ static int64_t *request_id_field(ir_ctl_msg_t *msg) {
       return &msg->u.list.request_id;
     case IR_OP_UNREGISTER:
       return &msg->u.unregister.request_id;
+    case IR_OP_DESCRIBE:
+      return &msg->u.describe.request_id;
+    case IR_OP_MONITOR:
+      return &msg->u.monitor.request_id;
     default:
       return NULL;
   }

@@ -41,6 +41,10 @@ typedef enum ir_opcode_e {
   IR_OP_FAILED,
   IR_OP_CALL_ERROR,
   IR_OP_BROKER_SHUTDOWN,
+  IR_OP_DESCRIBE,
+  IR_OP_DESCRIPTION,
+  IR_OP_MONITOR,
+  IR_OP_MONITOR_EVENT,
   IR_OP_COUNT
 } ir_opcode_e;
 
@@ -212,6 +216,74 @@ typedef struct ir_ctl_broker_shutdown {
   char *reason;
 } ir_ctl_broker_shutdown_t;
 
+typedef struct ir_ctl_describe {
+  int64_t request_id;
+  char *name;
+  int64_t id;
+} ir_ctl_describe_t;
+
+typedef struct ir_ctl_subscriber_description {
+  int32_t index;
+  int32_t app_id;
+  char *app_name;
+  int64_t pid;
+  int64_t position;
+  int64_t lag;
+  int64_t missed;
+} ir_ctl_subscriber_description_t;
+
+typedef struct ir_ctl_channel_description {
+  int64_t channel_id;
+  char *name;
+  char *schema;
+  int64_t fingerprint;
+  int32_t owner_app_id;
+  char *owner_app_name;
+  int64_t owner_pid;
+  bool key_gated;
+  int64_t capacity;
+  bool lossy;
+  int64_t published;
+  int64_t published_bytes;
+  ir_ctl_subscriber_description_t *subscribers;
+  size_t subscribers_count;
+} ir_ctl_channel_description_t;
+
+typedef struct ir_ctl_function_description {
+  int64_t function_id;
+  char *name;
+  char *request_schema;
+  char *response_schema;
+  int64_t request_fingerprint;
+  int64_t response_fingerprint;
+  int32_t owner_app_id;
+  char *owner_app_name;
+  int64_t owner_pid;
+  bool key_gated;
+  int32_t links;
+  int64_t calls;
+  int64_t errors;
+  int64_t in_flight;
+} ir_ctl_function_description_t;
+
+typedef struct ir_ctl_description {
+  int64_t request_id;
+  ir_ctl_channel_description_t *channels;
+  size_t channels_count;
+  ir_ctl_function_description_t *functions;
+  size_t functions_count;
+} ir_ctl_description_t;
+
+typedef struct ir_ctl_monitor_event {
+  int64_t time_ns;
+  char *kind;
+  int32_t app_id;
+  char *app_name;
+  int64_t pid;
+  char *subject;
+  char *detail;
+} ir_ctl_monitor_event_t;
+
 /* Any control record: `opcode` selects the union member. */
 typedef struct ir_ctl_msg {
   ir_opcode_e opcode;
@@ -239,6 +311,10 @@ typedef struct ir_ctl_msg {
     ir_ctl_failed_t failed;
     ir_ctl_call_error_t call_error;
     ir_ctl_broker_shutdown_t broker_shutdown;
+    ir_ctl_describe_t describe;
+    ir_ctl_description_t description;
+    ir_ctl_request_only_t monitor;
+    ir_ctl_monitor_event_t monitor_event;
   } u;
 } ir_ctl_msg_t;
 
