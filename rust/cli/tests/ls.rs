@@ -44,15 +44,16 @@ impl Drop for Broker {
 
 #[test]
 fn ls_without_a_broker_names_the_namespace_and_exits_1() {
-  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", "ls-nobody-here"]).output().unwrap();
+  let ns = impulse_ring_test_support::ns::namespace("ls-nobody");
+  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", &ns]).output().unwrap();
   assert_eq!(out.status.code(), Some(1));
   let err = String::from_utf8_lossy(&out.stderr);
-  assert!(err.contains("ls-nobody-here") && err.lines().count() == 1, "{err}");
+  assert!(err.contains(&ns) && err.lines().count() == 1, "{err}");
 }
 
 #[test]
 fn ls_lists_apps_channels_and_functions() {
-  let ns = format!("ls-{}", std::process::id());
+  let ns = impulse_ring_test_support::ns::namespace("ls");
   let _broker = Broker::start(&ns);
   let conn =
     Connection::connect_with("lister-test", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() })
@@ -74,7 +75,7 @@ fn ls_lists_apps_channels_and_functions() {
 
 #[test]
 fn a_channel_can_be_subscribed_to_by_its_id() {
-  let ns = format!("ls-id-{}", std::process::id());
+  let ns = impulse_ring_test_support::ns::namespace("ls-id");
   let _broker = Broker::start(&ns);
   let conn =
     Connection::connect_with("by-id", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() }).unwrap();

@@ -189,7 +189,7 @@ struct Bus {
 
 impl Bus {
   fn start(test: &str) -> Bus {
-    let mut bus = Bus { ns: format!("e2e-{}-{test}", std::process::id()), broker: None };
+    let mut bus = Bus { ns: impulse_ring_test_support::ns::namespace(&format!("e2e-{test}")), broker: None };
     bus.start_broker();
     bus
   }

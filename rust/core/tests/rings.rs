@@ -7,13 +7,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use impulse_ring_core::broadcast;
 use impulse_ring_core::broadcast::{ChannelConfig, PublisherCursor, RecvOutcome, SubscriberCursor};
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::ring::Ring;
 use impulse_ring_core::segment::Segment;
-use impulse_ring_core::{broadcast, sys};
 
 /// Deterministic payload for message `i`: its length varies from 0 to 300 bytes and every byte
 /// depends on `i`, so a lost, repeated, reordered or torn message is caught.
@@ -29,7 +29,7 @@ fn check(i: u64, got: &[u8], scratch: &mut Vec<u8>) {
 }
 
 fn seg_name(tag: &str) -> String {
-  format!("/impulse-ring.test-rings-{}-{tag}", sys::getpid())
+  impulse_ring_test_support::ns::segment_name(&format!("test-rings-{tag}"))
 }
 
 const SPSC_BELL: usize = 128;

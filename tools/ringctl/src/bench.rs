@@ -132,7 +132,7 @@ impl flags::Bench {
     remove_new_iceoryx2_segments(&shm_before);
     measured?;
     // Only our namespace: other runs on this machine may own other `impulse-ring.*` segments.
-    shm::ensure_no_leaks(&shm_before, &format!("{}{ns}.", shm::RING_PREFIX), "the benchmark")?;
+    shm::ensure_no_leaks(&shm_before, &shm::namespace_prefix(&ns), "the benchmark")?;
 
     let rows: Vec<Row> = lines.lines().filter_map(parse_row).collect();
     if rows.is_empty() {

@@ -31,7 +31,7 @@ pub(crate) fn start(sh: &Shell, bin: &Path, ns: &str) -> anyhow::Result<proc::Su
 pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> anyhow::Result<proc::Supervised> {
   let args: Vec<&str> = ["--ns", ns].iter().chain(flags).copied().collect();
   let mut broker = proc::Supervised::start("broker", duct::cmd(bin, args).env("IMPULSE_RING_NS", ns))?;
-  let ctl = PathBuf::from(format!("/dev/shm/{}{ns}.ctl", shm::RING_PREFIX));
+  let ctl = PathBuf::from(format!("/dev/shm/{}ctl", shm::namespace_prefix(ns)));
   let started = Instant::now();
   while !ctl.exists() {
     if let Some(status) = broker.exited()? {

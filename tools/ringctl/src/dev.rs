@@ -30,7 +30,7 @@ impl flags::Dev {
     let broker_bin = broker::existing(target.join("debug/impulsed"), "the broker binary `impulsed`")?;
     let demo_bin = broker::existing(target.join("debug/examples/demo"), "the `demo` example")?;
 
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix)?;
     if !before.is_empty() {
       let names = before.iter().cloned().collect::<Vec<_>>().join(", ");
@@ -84,6 +84,8 @@ fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyh
 
 #[cfg(test)]
 mod tests {
+  use impulse_ring_test_support::ns::namespace;
+
   use super::*;
 
   /// The interrupt flag is process-wide: session tests take turns.
@@ -100,7 +102,7 @@ mod tests {
 
   #[test]
   fn session_runs_demo_then_stops_broker_and_leaves_shm_clean() {
-    let ns = format!("ringctl-test-{}", std::process::id());
+    let ns = namespace("ringctl-test");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).unwrap();
     // A stand-in broker: creates its control segment, removes it on SIGTERM.
@@ -113,7 +115,7 @@ mod tests {
     let demo = script(&dir, "demo", "echo hello from $IMPULSE_RING_NS");
     let sh = Shell::new().unwrap();
     let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix).unwrap();
     run_session(&sh, &ns, &broker, &demo).unwrap();
     shm::ensure_no_leaks(&before, &prefix, "the test").unwrap();
@@ -122,8 +124,8 @@ mod tests {
 
   #[test]
   fn a_leaked_segment_is_named_and_removed() {
-    let ns = format!("ringctl-leak-{}", std::process::id());
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let ns = namespace("ringctl-leak");
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix).unwrap();
     std::fs::write(format!("/dev/shm/{prefix}ch.1"), b"").unwrap();
     let err = shm::ensure_no_leaks(&before, &prefix, "the test").unwrap_err().to_string();
@@ -133,7 +135,7 @@ mod tests {
 
   #[test]
   fn ctrl_c_stops_the_demo_and_the_broker() {
-    let ns = format!("ringctl-int-{}", std::process::id());
+    let ns = namespace("ringctl-int");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).unwrap();
     let broker = script(
@@ -156,7 +158,7 @@ mod tests {
     interrupter.join().unwrap();
     proc::clear_interrupt();
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    assert!(shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX)).unwrap().is_empty());
+    assert!(shm::snapshot(&shm::namespace_prefix(&ns)).unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
   }
 }

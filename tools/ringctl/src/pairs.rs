@@ -16,7 +16,7 @@ use std::{
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::{broker, shm};
+use crate::{broker, matrix::Run, shm};
 
 /// How long one step (one pair of testee runs) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -198,17 +198,12 @@ impl Drop for Testee {
 
 /// Runs one case: its steps against a broker in a fresh namespace, then checks that the broker stopped
 /// cleanly and left nothing of the namespace in `/dev/shm`.
-pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Result<()> {
+pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase, run: &Run) -> anyhow::Result<()> {
   let root = sh.current_dir();
   let producer = testee(&root, case.producer)?;
   let consumer = testee(&root, case.consumer)?;
-  let ns = format!(
-    "pair-{}-{}-{}-{}",
-    std::process::id(),
-    if case.pattern == Pattern::PubSub { "ps" } else { "call" },
-    case.producer,
-    case.consumer
-  );
+  let pattern = if case.pattern == Pattern::PubSub { "ps" } else { "call" };
+  let ns = run.namespace(&format!("pair-{pattern}-{}-{}", case.producer, case.consumer));
   let live = broker::start(sh, broker_bin, &ns)?;
   let mut testees = Vec::new();
   let outcome = match case.pattern {
@@ -218,7 +213,7 @@ pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Res
   let transcripts = testees.iter().map(Testee::transcript).collect::<Vec<_>>().join("\n");
   drop(testees);
   let stopped = broker::stop(sh, live);
-  let left = shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX))?;
+  let left = shm::snapshot(&shm::namespace_prefix(&ns))?;
   match (outcome, stopped) {
     (Err(err), _) => Err(err.context(format!("{}\n{transcripts}", case.name()))),
     (Ok(()), Err(err)) => Err(err.context("the broker did not stop cleanly")),
