@@ -96,6 +96,20 @@ impl Ring {
     Ok(())
   }
 
+  /// Producer: whether a record of `len` payload bytes would fit now (what `try_write` would find).
+  /// Inconsistent indices answer `true`, so that the `try_write` that follows reports `Corrupt`.
+  pub fn has_space(&self, seg: &Segment, len: usize) -> bool {
+    let tail = seg.u64_at(self.base + IR_RING_TAIL).load(Ordering::Relaxed);
+    // SYNC: observe freed space — pairs with the consumer's Release store of the head.
+    let head = seg.u64_at(self.base + IR_RING_HEAD).load(Ordering::Acquire);
+    let used = tail.wrapping_sub(head);
+    if used > self.capacity || len > self.max_payload() {
+      return true;
+    }
+    let size = record_size(len) as u64;
+    self.capacity - used >= padding_before(tail, self.capacity, size) + size
+  }
+
   /// Producer: writes a record whose payload is `payload`.
   pub fn try_write_bytes(&self, seg: &Segment, kind: u16, seq: u64, payload: &[u8]) -> Result<(), RingError> {
     self.try_write(seg, kind, seq, payload.len(), |dst| dst.copy_from_slice(payload))
