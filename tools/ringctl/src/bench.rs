@@ -99,7 +99,7 @@ impl flags::Bench {
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
-    let live = broker::start_with(sh, &broker_bin, &ns, &["--log-level", "warn"])?;
+    let live = broker::start_with(&broker_bin, &ns, &["--log-level", "warn"])?;
     let quick_flag: &[&str] = if quick { &["--quick"] } else { &[] };
     let mut lines = String::new();
     let measured = (|| -> anyhow::Result<()> {
@@ -128,7 +128,7 @@ impl flags::Bench {
       Ok(())
     })();
     let idle = idle_cpu_percent(live.pid(), Duration::from_secs(2));
-    broker::stop(sh, live)?;
+    broker::stop(live)?;
     remove_new_iceoryx2_segments(&shm_before);
     measured?;
     // Only our namespace: other runs on this machine may own other `impulse-ring.*` segments.

@@ -38,7 +38,7 @@ impl flags::Dev {
     }
 
     proc::trap_interrupts();
-    let session = run_session(sh, &ns, &broker_bin, &demo_bin);
+    let session = run_session(&ns, &broker_bin, &demo_bin);
     let clean = shm::ensure_no_leaks(&before, &prefix, &format!("the dev session in namespace `{ns}`"));
     match (session, clean) {
       (Ok(()), Ok(())) => {
@@ -53,27 +53,28 @@ impl flags::Dev {
 
 /// Runs the broker and the demo until the demo exits or the user interrupts, then stops both. The
 /// guards kill whatever is still running if this returns early.
-fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyhow::Result<()> {
+fn run_session(ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyhow::Result<()> {
   println!("==> starting the broker in namespace `{ns}` (Ctrl-C stops everything)");
-  let broker = broker::start(sh, broker_bin, ns)?;
+  let broker = broker::start(broker_bin, ns)?;
   println!("==> the broker is up; starting the demo");
-  let mut demo = proc::Supervised::start("demo", duct::cmd!(demo_bin).env("IMPULSE_RING_NS", ns))?;
+  let demo = proc::start("demo", duct::cmd!(demo_bin).env("IMPULSE_RING_NS", ns))?;
+  let stop_demo = |demo: &proc::Child| demo.stop(broker::STOP_GRACE).map_err(anyhow::Error::msg);
   let demo_status = loop {
-    if let Some(status) = demo.exited()? {
+    if let Some(status) = demo.try_exit()? {
       break Some(status);
     }
-    if let Some(status) = broker.exited()? {
-      demo.stop(sh, broker::STOP_GRACE)?;
+    if let Some(status) = broker.child().try_exit()? {
+      stop_demo(&demo)?;
       bail!("the broker exited with {} while the demo was running", proc::describe(status));
     }
     if proc::interrupted() {
       println!("==> interrupted; stopping the demo and the broker");
-      demo.stop(sh, broker::STOP_GRACE)?;
+      stop_demo(&demo)?;
       break None;
     }
     std::thread::sleep(Duration::from_millis(50));
   };
-  broker::stop(sh, broker)?;
+  broker::stop(broker)?;
   match demo_status {
     Some(status) if !status.success() => bail!("the demo failed with {}", proc::describe(status)),
     Some(_) => println!("==> the demo finished"),
@@ -113,11 +114,10 @@ mod tests {
        touch $ctl\necho up in $2\nwhile true; do sleep 0.05; done",
     );
     let demo = script(&dir, "demo", "echo hello from $IMPULSE_RING_NS");
-    let sh = Shell::new().unwrap();
     let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
     let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix).unwrap();
-    run_session(&sh, &ns, &broker, &demo).unwrap();
+    run_session(&ns, &broker, &demo).unwrap();
     shm::ensure_no_leaks(&before, &prefix, "the test").unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
   }
@@ -145,16 +145,14 @@ mod tests {
        touch $ctl\nwhile true; do sleep 0.05; done",
     );
     let demo = script(&dir, "demo", "exec sleep 30");
-    let sh = Shell::new().unwrap();
     let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
     proc::trap_interrupts();
-    let pid = std::process::id().to_string();
     let interrupter = std::thread::spawn(move || {
       std::thread::sleep(Duration::from_millis(500));
-      Shell::new().unwrap().cmd("kill").args(["-INT", &pid]).run().unwrap();
+      signal_hook::low_level::raise(signal_hook::consts::SIGINT).unwrap();
     });
     let started = std::time::Instant::now();
-    run_session(&sh, &ns, &broker, &demo).unwrap();
+    run_session(&ns, &broker, &demo).unwrap();
     interrupter.join().unwrap();
     proc::clear_interrupt();
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());

@@ -167,7 +167,7 @@ impl flags::TestMatrix {
     run_examples(sh, &run, &mut outcomes)?;
 
     let leaks = shm::ensure_no_leaks(&before, &run.shm_prefix(), "the test run");
-    outcomes.push(bystander.check(sh));
+    outcomes.push(bystander.check());
     print_summary(&outcomes);
     print_pairs(&pair_cells(&outcomes));
 
@@ -215,29 +215,29 @@ impl Run {
 /// remove its segments nor count them as its own leak.
 struct Bystander {
   ns: String,
-  broker: anyhow::Result<proc::Supervised>,
+  broker: anyhow::Result<broker::Broker>,
 }
 
 impl Bystander {
   fn start(sh: &Shell) -> Bystander {
     let ns = format!("bystander-{}", std::process::id());
     println!("\n==> a broker in the foreign namespace `{ns}`, to outlive the run");
-    let broker = broker::build(sh).and_then(|bin| broker::start_with(sh, &bin, &ns, &["--log-level", "warn"]));
+    let broker = broker::build(sh).and_then(|bin| broker::start_with(&bin, &ns, &["--log-level", "warn"]));
     Bystander { ns, broker }
   }
 
   /// Checks that the bystander is still serving with its control segment in place, then stops it.
-  fn check(self, sh: &Shell) -> Outcome {
+  fn check(self) -> Outcome {
     let started = Instant::now();
     let ctl = std::path::Path::new("/dev/shm").join(format!("{}ctl", shm::namespace_prefix(&self.ns)));
     let result = self.broker.and_then(|live| {
-      if let Some(status) = live.exited()? {
+      if let Some(status) = live.child().try_exit()? {
         bail!("the broker of `{}` died during the run with {}", self.ns, proc::describe(status));
       }
       if !ctl.exists() {
         bail!("{} vanished during the run", ctl.display());
       }
-      broker::stop(sh, live)?;
+      broker::stop(live)?;
       let left = shm::snapshot(&shm::namespace_prefix(&self.ns))?;
       if !left.is_empty() {
         bail!("the bystander broker left {left:?} in /dev/shm");
@@ -339,7 +339,7 @@ fn run_examples(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::R
         println!("\n==> {suite}: run against a live broker");
         let bin = broker_bin.as_deref().expect("built above");
         let ns = run.namespace(&format!("example-{}", lang.name));
-        match run_example(sh, bin, &ns, &example.run) {
+        match run_example(bin, &ns, &example.run) {
           Ok(()) => (Status::Passed, String::new()),
           Err(err) => (Status::Failed, format!("{err:#}")),
         }
@@ -350,22 +350,22 @@ fn run_examples(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::R
   Ok(())
 }
 
-fn run_example(sh: &Shell, broker_bin: &std::path::Path, ns: &str, command: &str) -> anyhow::Result<()> {
-  let live = broker::start(sh, broker_bin, ns)?;
+fn run_example(broker_bin: &std::path::Path, ns: &str, command: &str) -> anyhow::Result<()> {
+  let live = broker::start(broker_bin, ns)?;
   let (program, args) = depl::split(command)?;
-  let mut example = proc::Supervised::start("example", duct::cmd(program, args).env("IMPULSE_RING_NS", ns))?;
+  let example = proc::start("example", duct::cmd(program, args).env("IMPULSE_RING_NS", ns))?;
   let started = Instant::now();
   let status = loop {
-    if let Some(status) = example.exited()? {
+    if let Some(status) = example.try_exit()? {
       break status;
     }
     if started.elapsed() > EXAMPLE_TIMEOUT {
-      example.stop(sh, broker::STOP_GRACE)?;
+      example.stop(broker::STOP_GRACE).map_err(anyhow::Error::msg)?;
       bail!("`{command}` did not finish within {EXAMPLE_TIMEOUT:?}");
     }
     std::thread::sleep(Duration::from_millis(50));
   };
-  broker::stop(sh, live).context("the broker did not stop cleanly after the example")?;
+  broker::stop(live).context("the broker did not stop cleanly after the example")?;
   if !status.success() {
     bail!("`{command}` failed with {}", proc::describe(status));
   }
