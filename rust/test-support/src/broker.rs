@@ -80,6 +80,12 @@ impl Broker {
     self.child().pid()
   }
 
+  /// The broker process, no longer stopped or cleaned up after when dropped: for tests that kill
+  /// the broker themselves and look at what it left.
+  pub fn into_child(mut self) -> Child {
+    self.child.take().expect("a broker's process is there until it is stopped")
+  }
+
   /// Stops the broker with SIGTERM (SIGKILL after `grace`) and returns how it ended; the namespace
   /// is not checked.
   pub fn stop(mut self, grace: Duration) -> Result<ExitStatus, String> {

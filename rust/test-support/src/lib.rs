@@ -13,4 +13,7 @@ pub mod ns;
 pub mod shm;
 
 pub use broker::Broker;
-pub use child::{Child, Echo, Signal};
+pub use child::{describe, Child, Echo, Signal};
+/// The process-expression builder a [`Child`] starts from, re-exported so tests need no duct of
+/// their own.
+pub use duct;
