@@ -1,6 +1,7 @@
 //! Data channels: a `Publisher` writes Single Object Encoded messages straight into the channel's
 //! shared ring; each `Subscriber` reads them in place with its own cursor.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,8 @@ pub struct Subscriber {
   /// Shared so that a typed receive can decode while the cursor is borrowed mutably.
   codec: Arc<Codec>,
   options: SubscribeOptions,
+  /// Messages missed so far (lossy), mirrored in the cursor's `IR_SUB_MISSED` word for `Describe`.
+  missed: u64,
 }
 
 impl Subscriber {
@@ -234,6 +237,11 @@ impl Subscriber {
     };
     let data = Doorbell::at(seg, IR_CH_DATA_DOORBELL);
     let outcome = data.wait_until(self.options.wait, deadline, &mut attempt);
+    if let Some(Err(Error::Lagged { missed })) = outcome {
+      self.missed += missed;
+      let slot = IR_CH_SUBSCRIBERS + cursor.index() as usize * IR_SUB_SIZE;
+      seg.u64_at(slot + IR_SUB_MISSED).store(self.missed, Ordering::Relaxed);
+    }
     if matches!(outcome, Some(Ok(_)) | Some(Err(Error::Decode { .. }))) && cursor.wants_publisher_wake() {
       Doorbell::at(seg, IR_CH_SPACE_DOORBELL).ring();
     }
@@ -351,6 +359,7 @@ impl Connection {
       cursor,
       codec: Arc::new(codec),
       options,
+      missed: 0,
     })
   }
 }

@@ -118,7 +118,7 @@ impl Ring {
   /// Producer: announces (1) or withdraws (0) that it waits for space. Set it, re-check for space,
   /// then sleep on the producer's doorbell.
   pub fn set_producer_waiting(&self, seg: &Segment, waiting: bool) {
-    // SYNC: wake check — SeqCst pairs with the consumer's fence in `producer_waiting`.
+    // SYNC: producer-waiting check — SeqCst pairs with the consumer's fence in `producer_waiting`.
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).store(waiting as u32, Ordering::SeqCst);
     // Keeps the producer's re-check of the head after the store (see the doorbell's sleep path).
     fence(Ordering::SeqCst);
@@ -126,7 +126,8 @@ impl Ring {
 
   /// Consumer: whether the producer waits for space (ring its doorbell then). Call after `read`.
   pub fn producer_waiting(&self, seg: &Segment) -> bool {
-    // SYNC: wake check — orders our head store before this load.
+    // SYNC: producer-waiting check — orders our head store before this load; pairs with the SeqCst
+    // store and fence in `set_producer_waiting` (either we see the flag or the producer sees our head).
     fence(Ordering::SeqCst);
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).load(Ordering::Relaxed) != 0
   }
