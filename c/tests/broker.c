@@ -16,6 +16,11 @@ const char *test_broker_path(void) {
   return path != NULL && path[0] != '\0' ? path : "target/debug/impulsed";
 }
 
+const char *test_ns_prefix(void) {
+  const char *prefix = getenv("IMPULSE_RING_TEST_NS_PREFIX");
+  return prefix != NULL ? prefix : "";
+}
+
 static void sleep_ms(long ms) {
   struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {

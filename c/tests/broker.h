@@ -14,6 +14,10 @@ typedef struct test_broker {
 /* The broker binary: $IMPULSE_RING_BROKER, else target/debug/impulsed. */
 const char *test_broker_path(void);
 
+/* The test run's namespace prefix: $IMPULSE_RING_TEST_NS_PREFIX (set by `cargo ringctl test-matrix`,
+ * which checks and cleans only names under it), else "". Every test namespace starts with it. */
+const char *test_ns_prefix(void);
+
 /* Starts a broker in `ns` and waits for its control segment; false (with a message) on failure. */
 bool test_broker_start(test_broker_t *broker, const char *ns);
 

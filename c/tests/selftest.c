@@ -228,7 +228,7 @@ static int run(const test_t *test, size_t index) {
     test->plain();
   } else {
     char ns[64];
-    (void)snprintf(ns, sizeof ns, "cself-%d-%zu", (int)getpid(), index);
+    (void)snprintf(ns, sizeof ns, "%scself-%d-%zu", test_ns_prefix(), (int)getpid(), index);
     test_broker_t broker = {0};
     if (!test_broker_start(&broker, ns)) {
       test_failures++;

@@ -20,7 +20,7 @@ static void connect_refuses_bad_arguments(void) {
 
 static void connect_without_broker_reports_no_broker_and_the_namespace(void) {
   char ns[64];
-  (void)snprintf(ns, sizeof ns, "cself-%d-nobroker", (int)getpid());
+  (void)snprintf(ns, sizeof ns, "%scself-%d-nobroker", test_ns_prefix(), (int)getpid());
   ir_conn_t *conn = NULL;
   CHECK_CODE(NULL, ir_connect_ns(ns, "app", &conn), IR_ERR_NO_BROKER);
   CHECK(strstr(ir_last_error(NULL), ns) != NULL);

@@ -98,7 +98,7 @@ std::vector<std::uint8_t> add(ByteView request) {
 class Live : public ::testing::Test {
  protected:
   void SetUp() override {
-    ns_ = "cppself-" + std::to_string(getpid()) + "-" + std::to_string(counter_++);
+    ns_ = std::string(test_ns_prefix()) + "cppself-" + std::to_string(getpid()) + "-" + std::to_string(counter_++);
     ASSERT_TRUE(test_broker_start(&broker_, ns_.c_str())) << "cannot start " << test_broker_path();
   }
 
@@ -117,7 +117,7 @@ class Live : public ::testing::Test {
 };
 
 TEST(Errors, connect_without_broker_throws_no_broker_naming_the_namespace) {
-  std::string ns = "cppself-" + std::to_string(getpid()) + "-nobroker";
+  std::string ns = std::string(test_ns_prefix()) + "cppself-" + std::to_string(getpid()) + "-nobroker";
   {
     std::string message;
     EXPECT_TRUE(expect_error(

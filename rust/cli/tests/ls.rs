@@ -2,10 +2,11 @@
 //! with no broker, one line names the namespace and the exit status is 1.
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions};
+use impulse_ring_test_support::{Broker, Echo};
 
 fn impulsed() -> PathBuf {
   // target/<profile>/deps/ls-… → target/<profile>/impulsed
@@ -14,46 +15,38 @@ fn impulsed() -> PathBuf {
   path
 }
 
-struct Broker(Child, String);
+/// A broker for one test; stopped when dropped, failing the test unless it exits cleanly and leaves
+/// nothing of the namespace in `/dev/shm`.
+struct LiveBroker(Option<Broker>);
 
-impl Broker {
-  fn start(ns: &str) -> Broker {
-    let child = Command::new(impulsed()).args(["--ns", ns, "--log-level", "warn"]).spawn().unwrap();
-    let ctl = format!("/dev/shm/impulse-ring.{ns}.ctl");
-    let start = Instant::now();
-    while !std::path::Path::new(&ctl).exists() {
-      assert!(start.elapsed() < Duration::from_secs(10), "the broker did not start");
-      std::thread::sleep(Duration::from_millis(10));
-    }
-    Broker(child, ns.to_string())
+impl LiveBroker {
+  fn start(ns: &str) -> LiveBroker {
+    LiveBroker(Some(
+      Broker::start(&impulsed(), ns, &["--log-level", "warn"], Echo::Quiet).unwrap_or_else(|e| panic!("{e}")),
+    ))
   }
 }
 
-impl Drop for Broker {
+impl Drop for LiveBroker {
   fn drop(&mut self) {
-    let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-    let _ = self.0.wait();
-    let left: Vec<_> = std::fs::read_dir("/dev/shm")
-      .unwrap()
-      .filter_map(|e| e.ok()?.file_name().into_string().ok())
-      .filter(|n| n.starts_with(&format!("impulse-ring.{}.", self.1)))
-      .collect();
-    assert!(left.is_empty() || std::thread::panicking(), "segments left behind: {left:?}");
+    let checked = self.0.take().expect("started").stop_clean(Duration::from_secs(10));
+    assert!(checked.is_ok() || std::thread::panicking(), "{}", checked.unwrap_err());
   }
 }
 
 #[test]
 fn ls_without_a_broker_names_the_namespace_and_exits_1() {
-  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", "ls-nobody-here"]).output().unwrap();
+  let ns = impulse_ring_test_support::ns::namespace("ls-nobody");
+  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", &ns]).output().unwrap();
   assert_eq!(out.status.code(), Some(1));
   let err = String::from_utf8_lossy(&out.stderr);
-  assert!(err.contains("ls-nobody-here") && err.lines().count() == 1, "{err}");
+  assert!(err.contains(&ns) && err.lines().count() == 1, "{err}");
 }
 
 #[test]
 fn ls_lists_apps_channels_and_functions() {
-  let ns = format!("ls-{}", std::process::id());
-  let _broker = Broker::start(&ns);
+  let ns = impulse_ring_test_support::ns::namespace("ls");
+  let _broker = LiveBroker::start(&ns);
   let conn =
     Connection::connect_with("lister-test", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() })
       .unwrap();
@@ -74,8 +67,8 @@ fn ls_lists_apps_channels_and_functions() {
 
 #[test]
 fn a_channel_can_be_subscribed_to_by_its_id() {
-  let ns = format!("ls-id-{}", std::process::id());
-  let _broker = Broker::start(&ns);
+  let ns = impulse_ring_test_support::ns::namespace("ls-id");
+  let _broker = LiveBroker::start(&ns);
   let conn =
     Connection::connect_with("by-id", ConnectOptions { namespace: Some(ns.clone()), ..Default::default() }).unwrap();
   let mut publisher = conn.publish_channel("numbers", "\"long\"", None, PublishOptions::default()).unwrap();

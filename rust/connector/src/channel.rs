@@ -231,17 +231,17 @@ impl Subscriber {
         open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum)))
       });
       match read {
-        Ok(Ok(Some(Ok(Some(out))))) => Some(Ok(out)),
-        Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
-        Ok(Ok(Some(Err(e)))) => Some(Err(e)),
-        Ok(Ok(None)) if session.broker_gone() => Some(Err(Error::BrokerGone { ns: session.ns.clone() })),
-        Ok(Ok(None)) => None,
+        Ok(RecvOutcome::Message(Ok(Some(out)))) => Some(Ok(out)),
+        Ok(RecvOutcome::Message(Ok(None))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
+        Ok(RecvOutcome::Message(Err(e))) => Some(Err(e)),
+        Ok(RecvOutcome::Empty) if session.broker_gone() => Some(Err(Error::BrokerGone { ns: session.ns.clone() })),
+        Ok(RecvOutcome::Empty) => None,
         // A broker that shuts down closes every channel: that is the broker leaving, not the publisher.
-        Ok(Err(RecvOutcome::Closed)) if session.ctl.shutting_down() => {
+        Ok(RecvOutcome::Closed) if session.ctl.shutting_down() => {
           Some(Err(Error::BrokerGone { ns: session.ns.clone() }))
         }
-        Ok(Err(RecvOutcome::Closed)) => Some(Err(Error::Closed { what: format!("channel `{name}`") })),
-        Ok(Err(RecvOutcome::Lagged { missed })) => Some(Err(Error::Lagged { missed })),
+        Ok(RecvOutcome::Closed) => Some(Err(Error::Closed { what: format!("channel `{name}`") })),
+        Ok(RecvOutcome::Lagged { missed }) => Some(Err(Error::Lagged { missed })),
         Err(e) => Some(Err(ring_error(e))),
       }
     };

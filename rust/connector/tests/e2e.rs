@@ -5,15 +5,13 @@
 //! Needs the broker and the testee built first: `cargo build -p impulsed -p impulse-ring-connector --examples`
 //! (ringctl does it before testing).
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use impulse_ring_connector::ErrorCode;
 use impulse_ring_core::bus::ControlSegment;
-use rustix::process::{kill_process, Pid, Signal};
+use impulse_ring_test_support::{broker, duct, ns, shm, Broker, Child, Echo, Signal};
 
 /// Exit code of a testee that failed with the error `code` (see the testee's docs).
 fn exit_code_of(code: ErrorCode) -> i32 {
@@ -39,119 +37,50 @@ fn testee() -> PathBuf {
   binary(profile_dir().join("examples").join("testee"))
 }
 
-/// Lines a child printed so far: stdout as is, stderr prefixed with `stderr: `.
-#[derive(Default)]
-struct Output {
-  lines: Mutex<Vec<String>>,
-  grew: Condvar,
-}
-
-impl Output {
-  fn collect(self: &Arc<Self>, stream: impl Read + Send + 'static, prefix: &'static str) {
-    let output = self.clone();
-    std::thread::spawn(move || {
-      for line in BufReader::new(stream).lines() {
-        let Ok(line) = line else { break };
-        output.lines.lock().unwrap().push(format!("{prefix}{line}"));
-        output.grew.notify_all();
-      }
-    });
-  }
-}
-
-/// A child process, killed (SIGKILL) and reaped when dropped.
-struct Proc {
-  name: String,
-  child: Child,
-  output: Arc<Output>,
-  status: Option<ExitStatus>,
-}
+/// A child process (a testee, or a second broker), killed and reaped when dropped. The checks panic
+/// with the child's transcript.
+struct Proc(Child);
 
 impl Proc {
-  fn spawn(name: &str, command: &mut Command) -> Proc {
-    let mut child = command
-      .stdin(Stdio::piped())
-      .stdout(Stdio::piped())
-      .stderr(Stdio::piped())
-      .spawn()
-      .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-    let output = Arc::new(Output::default());
-    output.collect(child.stdout.take().expect("piped"), "");
-    output.collect(child.stderr.take().expect("piped"), "stderr: ");
-    Proc { name: name.to_string(), child, output, status: None }
-  }
-
-  fn pid(&self) -> u32 {
-    self.child.id()
-  }
-
-  fn try_signal(&self, signal: Signal) -> rustix::io::Result<()> {
-    kill_process(Pid::from_raw(self.pid() as i32).expect("a child's pid is positive"), signal)
+  fn spawn(name: &str, expr: duct::Expression) -> Proc {
+    Proc(Child::start(name, expr, Echo::Quiet).unwrap_or_else(|e| panic!("cannot start {name}: {e}")))
   }
 
   fn signal(&self, signal: Signal) {
-    self.try_signal(signal).unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.name));
+    self.0.signal(signal).unwrap_or_else(|e| panic!("cannot signal {}: {e}", self.0.name()));
   }
 
   fn lines(&self) -> Vec<String> {
-    self.output.lines.lock().unwrap().clone()
+    self.0.lines()
   }
 
   fn transcript(&self) -> String {
-    format!("--- {} (pid {}) ---\n{}", self.name, self.pid(), self.lines().join("\n"))
+    self.0.transcript()
   }
 
-  /// Waits for a stdout line that starts with `prefix` and returns it.
+  /// Waits for an output line that starts with `prefix` and returns it.
   fn wait_line(&self, prefix: &str, timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    let mut lines = self.output.lines.lock().unwrap();
-    loop {
-      if let Some(line) = lines.iter().find(|l| l.starts_with(prefix)) {
-        return line.clone();
-      }
-      let now = Instant::now();
-      assert!(
-        now < deadline,
-        "{} printed no line starting with `{prefix}` within {timeout:?}\n--- {} ---\n{}",
-        self.name,
-        self.name,
-        lines.join("\n")
-      );
-      lines = self.output.grew.wait_timeout(lines, deadline - now).unwrap().0;
-    }
+    self.0.wait_line(prefix, timeout).unwrap_or_else(|e| panic!("{e}"))
   }
 
   /// Writes `line` to the process's stdin.
   fn send_line(&mut self, line: &str) {
-    let stdin = self.child.stdin.as_mut().expect("piped stdin");
-    writeln!(stdin, "{line}").unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.name));
+    self.0.send_line(line).unwrap_or_else(|e| panic!("cannot write to {}: {e}", self.0.name()));
   }
 
-  fn try_exit(&mut self) -> Option<ExitStatus> {
-    if self.status.is_none() {
-      self.status = self.child.try_wait().expect("try_wait");
-    }
-    self.status
+  fn try_exit(&self) -> Option<std::process::ExitStatus> {
+    self.0.try_exit().unwrap_or_else(|e| panic!("cannot poll {}: {e}", self.0.name()))
   }
 
   /// Waits for the process to exit; its exit code (`None` if a signal ended it).
   fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-    let deadline = Instant::now() + timeout;
-    loop {
-      if let Some(status) = self.try_exit() {
-        // Let the reader threads take the last lines.
-        std::thread::sleep(Duration::from_millis(20));
-        return status.code();
-      }
-      assert!(Instant::now() < deadline, "{} did not exit within {timeout:?}\n{}", self.name, self.transcript());
-      std::thread::sleep(Duration::from_millis(5));
-    }
+    self.0.wait_exit(timeout).unwrap_or_else(|e| panic!("{e}")).code()
   }
 
   /// Waits for a successful exit and returns the output.
   fn succeeds(&mut self, timeout: Duration) -> Vec<String> {
     let code = self.wait_exit(timeout);
-    assert_eq!(code, Some(0), "{} failed\n{}", self.name, self.transcript());
+    assert_eq!(code, Some(0), "{} failed\n{}", self.0.name(), self.transcript());
     self.lines()
   }
 
@@ -163,7 +92,7 @@ impl Proc {
       exit,
       Some(exit_code_of(code)),
       "{} should have failed with {}\n{}",
-      self.name,
+      self.0.name(),
       code.name(),
       self.transcript()
     );
@@ -171,77 +100,55 @@ impl Proc {
   }
 }
 
-impl Drop for Proc {
-  fn drop(&mut self) {
-    if self.try_exit().is_none() {
-      let _ = self.child.kill();
-      let _ = self.child.wait();
-    }
-  }
-}
-
 /// One test's bus: a namespace, its broker, and the check that the namespace leaves nothing in
 /// `/dev/shm`. Declare it before the processes it serves, so they are dropped (killed) first.
 struct Bus {
   ns: String,
-  broker: Option<Proc>,
+  broker: Option<Broker>,
 }
 
 impl Bus {
   fn start(test: &str) -> Bus {
-    let mut bus = Bus { ns: format!("e2e-{}-{test}", std::process::id()), broker: None };
+    let mut bus = Bus { ns: ns::namespace(&format!("e2e-{test}")), broker: None };
     bus.start_broker();
     bus
   }
 
   fn start_broker(&mut self) {
     assert!(self.broker.is_none(), "a broker is running already");
-    let broker = self.spawn_broker();
-    let deadline = Instant::now() + Duration::from_secs(10);
     // Once the control segment opens with this broker's pid in it, apps may register (a dead
     // broker's segment may still be there until the new one cleans up).
-    let serves = |ctl: ControlSegment| ctl.broker().0 == broker.pid();
-    while !ControlSegment::open(&self.ns).is_ok_and(serves) {
-      assert!(
-        Instant::now() < deadline,
-        "the broker of `{}` did not come up in 10 s\n{}",
-        self.ns,
-        broker.transcript()
-      );
-      std::thread::sleep(Duration::from_millis(5));
-    }
-    self.broker = Some(broker);
+    let ns = self.ns.clone();
+    let serves = move |pid: u32| ControlSegment::open(&ns).is_ok_and(|ctl| ctl.broker().0 == pid);
+    let started = Broker::start_when(&impulsed(), &self.ns, &["--log-level", "warn"], Echo::Quiet, &serves, &|| false);
+    self.broker = Some(started.unwrap_or_else(|e| panic!("{e}")));
   }
 
+  /// Another broker process for the namespace, not waited for.
   fn spawn_broker(&self) -> Proc {
-    Proc::spawn("impulsed", Command::new(impulsed()).args(["--ns", &self.ns, "--log-level", "warn"]))
+    Proc::spawn("impulsed", duct::cmd(impulsed(), ["--ns", &self.ns, "--log-level", "warn"]))
   }
 
-  fn broker(&mut self) -> &mut Proc {
-    self.broker.as_mut().expect("a running broker")
+  fn broker(&mut self) -> &Child {
+    self.broker.as_ref().expect("a running broker").child()
   }
 
-  /// Stops the broker with `signal` and waits for it; its exit code.
+  /// Stops the broker with `signal` and waits for it; its exit code. What it leaves in `/dev/shm` stays
+  /// there for the test to look at.
   fn stop_broker(&mut self, signal: Signal) -> Option<i32> {
-    let mut broker = self.broker.take().expect("a running broker");
+    let mut broker = Proc(self.broker.take().expect("a running broker").into_child());
     broker.signal(signal);
     broker.wait_exit(Duration::from_secs(10))
   }
 
   fn testee(&self, name: &str, role: &str, args: &[&str]) -> Proc {
-    Proc::spawn(name, Command::new(testee()).arg(role).args(args).env("IMPULSE_RING_NS", &self.ns))
+    let argv: Vec<&str> = [role].into_iter().chain(args.iter().copied()).collect();
+    Proc::spawn(name, duct::cmd(testee(), argv).env("IMPULSE_RING_NS", &self.ns))
   }
 
   /// Names in `/dev/shm` that belong to the namespace.
   fn segments(&self) -> Vec<String> {
-    let prefix = format!("impulse-ring.{}.", self.ns);
-    let mut found: Vec<String> = std::fs::read_dir("/dev/shm")
-      .expect("/dev/shm")
-      .filter_map(|e| e.ok()?.file_name().into_string().ok())
-      .filter(|n| n.starts_with(&prefix))
-      .collect();
-    found.sort();
-    found
+    shm::segments_of(&self.ns)
   }
 
   /// Waits until no channel segment of the namespace is left.
@@ -256,29 +163,16 @@ impl Bus {
 
 impl Drop for Bus {
   fn drop(&mut self) {
-    let mut problems = Vec::new();
-    if let Some(mut broker) = self.broker.take() {
-      let _ = broker.try_signal(Signal::TERM);
-      let deadline = Instant::now() + Duration::from_secs(10);
-      while broker.try_exit().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+    // Stops the broker (it must exit 0 on SIGTERM) and leaves /dev/shm as we found it, even when the
+    // test fails; anything the namespace still held is named.
+    let checked = match self.broker.take() {
+      Some(broker) => broker.stop_clean(Duration::from_secs(10)),
+      None => broker::clean(&self.ns),
+    };
+    if let Err(problems) = checked {
+      if !std::thread::panicking() {
+        panic!("{problems}");
       }
-      match broker.try_exit() {
-        Some(status) if status.success() => {}
-        Some(status) => problems.push(format!("the broker exited with {status}\n{}", broker.transcript())),
-        None => problems.push(format!("the broker ignored SIGTERM for 10 s\n{}", broker.transcript())),
-      }
-    }
-    let left = self.segments();
-    for name in &left {
-      // Leave /dev/shm as we found it, even when the test fails.
-      let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
-    }
-    if !left.is_empty() {
-      problems.push(format!("segments left in /dev/shm after the broker stopped: {left:?}"));
-    }
-    if !problems.is_empty() && !std::thread::panicking() {
-      panic!("{}", problems.join("\n"));
     }
   }
 }

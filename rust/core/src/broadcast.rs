@@ -3,7 +3,7 @@
 //! it overwrites, retiring records first by advancing `min_valid`, and a subscriber that finds itself
 //! behind `min_valid` skips ahead and learns from the sequence numbers how many messages it missed.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::{fence, AtomicU64, Ordering};
 
 use crate::frame::{check_record, corrupt, padding_before, read_header, write_header, Frame, RingError};
 use crate::layout::*;
@@ -221,8 +221,11 @@ impl PublisherCursor {
     let offset = data + (at & (cap - 1)) as usize;
     write_header(seg, offset, len as u32, IR_FRAME_KIND_DATA, seq);
     let payload = seg.bytes_ptr(offset + IR_FRAME_HEADER_SIZE, len);
-    // SAFETY: in the segment (checked by `bytes_ptr`); retired above, so no subscriber may trust it
-    // until the tail store below.
+    // SAFETY: in the segment (checked by `bytes_ptr`) and written by this publisher only. Under
+    // `block` no subscriber reads these bytes until the tail store below publishes them. Under `lossy`
+    // a lagging subscriber in another process may still be copying the retired record that lived
+    // here: it does so with atomic word loads, never through a reference, and throws away what it
+    // copied once it sees `min_valid` past it (the retirement above, ordered before these writes).
     fill(unsafe { std::slice::from_raw_parts_mut(payload, len) });
     self.next_seq = seq + 1;
     self.tail = end;
@@ -256,16 +259,22 @@ impl PublisherCursor {
       min_valid += size;
     }
     self.min_valid = min_valid;
-    seg.u64_at(IR_CH_MIN_VALID).store(min_valid, Ordering::Relaxed);
+    // SYNC: retire after publish — Release, so a subscriber that loads this min_valid (Acquire) and
+    // then the tail sees at least the tail that published every record retired here (§7.5, skip).
+    seg.u64_at(IR_CH_MIN_VALID).store(min_valid, Ordering::Release);
     // SYNC: retire records — the Release fence orders the store of min_valid before our overwrites;
     // pairs with the Acquire fence a lossy subscriber issues after copying a record.
     fence(Ordering::Release);
   }
 }
 
-/// Why a subscriber could not receive.
+/// What one receive attempt found (C: `ir_recv_e`). A corrupt ring is the `Err` beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecvOutcome {
+pub enum RecvOutcome<R> {
+  /// The next message, consumed: what the closure returned for it.
+  Message(R),
+  /// Nothing was published since the last message; the channel is still open.
+  Empty,
   /// The subscriber fell behind a lossy channel and skipped `missed` messages; the next receive
   /// continues with the oldest message still in the ring.
   Lagged {
@@ -331,15 +340,12 @@ impl SubscriberCursor {
     seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) != self.pos || is_closed(seg)
   }
 
-  /// Hands the next message to `f` and releases it afterwards. `Ok(Ok(None))`: nothing yet;
-  /// `Ok(Err(outcome))`: lagged or closed; `Err`: the ring is corrupt. After a successful read the
-  /// caller then rings the space doorbell (it costs nothing unless the publisher sleeps).
-  #[allow(clippy::type_complexity)]
-  pub fn try_recv<R>(
-    &mut self,
-    seg: &Segment,
-    f: impl FnOnce(Frame<'_>) -> R,
-  ) -> Result<Result<Option<R>, RecvOutcome>, RingError> {
+  /// Hands the next message to `f` and releases it afterwards ([`RecvOutcome::Message`]), or says
+  /// why there is none; `Err` when the ring is corrupt. `f` is called at most once, and only with a
+  /// payload that is intact: read in place under `block`, a verified private copy under `lossy`.
+  /// After a message the caller rings the space doorbell (it costs nothing unless the publisher
+  /// sleeps).
+  pub fn try_recv<R>(&mut self, seg: &Segment, f: impl FnOnce(Frame<'_>) -> R) -> Result<RecvOutcome<R>, RingError> {
     let cap = self.config.capacity;
     let data = self.config.data();
     let lossy = self.config.policy == IR_POLICY_LOSSY;
@@ -353,14 +359,15 @@ impl SubscriberCursor {
       };
       if self.pos == tail {
         return Ok(if is_closed(seg) && seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire) == self.pos {
-          Err(RecvOutcome::Closed)
+          RecvOutcome::Closed
         } else {
-          Ok(None)
+          RecvOutcome::Empty
         });
       }
       let available = tail.wrapping_sub(self.pos);
       if lossy && (available > cap || self.pos < seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire)) {
-        return Ok(Err(self.skip_to_oldest(seg, tail)?));
+        let missed = self.skip_to_oldest(seg)?;
+        return Ok(RecvOutcome::Lagged { missed });
       }
       if available > cap || self.pos % IR_FRAME_ALIGN as u64 != 0 {
         return Err(corrupt(seg, format!("subscriber {} at {} is out of step with tail {tail}", self.index, self.pos)));
@@ -377,30 +384,31 @@ impl SubscriberCursor {
         self.advance(seg, size);
         continue;
       }
-      let ptr = seg.bytes_ptr(offset + IR_FRAME_HEADER_SIZE, header.len as usize);
-      // SAFETY: inside the segment (checked by `bytes_ptr`). Under `block` the publisher does not
-      // overwrite it before we advance our cursor; under `lossy` we only copy it, then verify.
-      let bytes = unsafe { std::slice::from_raw_parts(ptr, header.len as usize) };
+      let len = header.len as usize;
       let payload: &[u8] = if lossy {
-        self.copy.clear();
-        self.copy.extend_from_slice(bytes);
+        // The publisher may be overwriting these bytes right now: no reference to them is formed,
+        // they are loaded word by word into our copy, which counts only if the check below passes.
+        copy_words(seg, offset + IR_FRAME_HEADER_SIZE, len, &mut self.copy);
         if self.overwritten(seg) {
           continue;
         }
         &self.copy
       } else {
-        bytes
+        let ptr = seg.bytes_ptr(offset + IR_FRAME_HEADER_SIZE, len);
+        // SAFETY: inside the segment (checked by `bytes_ptr`), and immutable while we hold it: under
+        // `block` the publisher never writes at or after our cursor (§7.3), which moves only after `f`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
       };
       let missed = header.seq.wrapping_sub(self.next_seq);
       if lossy && missed != 0 && missed < u64::MAX / 2 {
         // A record with a later sequence number than expected: messages were lost in between.
         self.next_seq = header.seq;
-        return Ok(Err(RecvOutcome::Lagged { missed }));
+        return Ok(RecvOutcome::Lagged { missed });
       }
       let out = f(Frame { kind: header.kind, seq: header.seq, payload });
       self.next_seq = header.seq.wrapping_add(1);
       self.advance(seg, size);
-      return Ok(Ok(Some(out)));
+      return Ok(RecvOutcome::Message(out));
     }
   }
 
@@ -411,9 +419,14 @@ impl SubscriberCursor {
     self.pos < seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Relaxed)
   }
 
-  /// Lossy: the publisher lapped us; continue at the oldest intact record and report the loss.
-  fn skip_to_oldest(&mut self, seg: &Segment, tail: u64) -> Result<RecvOutcome, RingError> {
+  /// Lossy: the publisher lapped us; continue at the oldest intact record and return how many
+  /// messages were lost.
+  fn skip_to_oldest(&mut self, seg: &Segment) -> Result<u64, RingError> {
+    // SYNC: retire after publish — pairs with the Release store of min_valid in `retire_until`.
     let min_valid = seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire);
+    // A fresh tail, loaded after min_valid: the tail of the attempt may be a ring's worth older, and
+    // min_valid legitimately beyond it (the publisher retires before it stores its next tail).
+    let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
     if min_valid > tail || min_valid % IR_FRAME_ALIGN as u64 != 0 {
       return Err(corrupt(seg, format!("min_valid {min_valid} is beyond tail {tail}")));
     }
@@ -424,7 +437,7 @@ impl SubscriberCursor {
     let missed = if missed < u64::MAX / 2 { missed } else { 0 };
     self.next_seq = self.next_seq.wrapping_add(missed);
     seg.u64_at(sub_offset(self.index) + IR_SUB_POS).store(self.pos, Ordering::Release);
-    Ok(RecvOutcome::Lagged { missed })
+    Ok(missed)
   }
 
   fn advance(&mut self, seg: &Segment, size: u64) {
@@ -449,4 +462,25 @@ impl SubscriberCursor {
   pub fn leave(&self, seg: &Segment) {
     free_subscriber(seg, &self.config, self.index);
   }
+}
+
+/// Copies the `len` bytes at `offset` into `out` with Relaxed atomic 8-byte loads: a lossy record's
+/// payload, which the publisher may overwrite meanwhile. Forming a `&[u8]` over such bytes would be
+/// undefined behaviour; atomic loads of memory another process writes are not, and a torn copy is
+/// discarded by the caller's `min_valid` re-check. Reads whole words: the record's size is rounded up
+/// to `IR_FRAME_ALIGN` (16), so the last word is still inside the record that `check_record` accepted.
+fn copy_words(seg: &Segment, offset: usize, len: usize, out: &mut Vec<u8>) {
+  const WORD: usize = std::mem::size_of::<u64>();
+  let words = len.div_ceil(WORD);
+  let base = seg.bytes_ptr(offset, words * WORD);
+  out.clear();
+  out.reserve(words * WORD);
+  for i in 0..words {
+    // SAFETY: inside the segment (checked by `bytes_ptr` for all the words) and 8-byte aligned (the
+    // data area and every record start at a multiple of 8, the payload 16 bytes into its record);
+    // AtomicU64 has the layout of u64 and shared memory is only accessed atomically here.
+    let word = unsafe { &*(base.add(i * WORD) as *const AtomicU64) };
+    out.extend_from_slice(&word.load(Ordering::Relaxed).to_ne_bytes());
+  }
+  out.truncate(len);
 }

@@ -151,7 +151,7 @@ mod tests {
 
   #[test]
   fn blocking_waiter_is_woken_by_ring_well_before_the_safety_timeout() {
-    let name = format!("/impulse-ring.unit-{}-bell", sys::getpid());
+    let name = impulse_ring_test_support::ns::segment_name("unit-bell");
     let seg = Arc::new(Segment::create(&name, 4096, IR_KIND_LINK, 0o600).unwrap());
     seg.unlink().unwrap();
     let flag = Arc::new(AtomicBool::new(false));
@@ -182,7 +182,7 @@ mod tests {
 
   #[test]
   fn wait_times_out_with_none() {
-    let name = format!("/impulse-ring.unit-{}-bell2", sys::getpid());
+    let name = impulse_ring_test_support::ns::segment_name("unit-bell2");
     let seg = Segment::create(&name, 4096, IR_KIND_LINK, 0o600).unwrap();
     seg.unlink().unwrap();
     let bell = Doorbell::at(&seg, 128);

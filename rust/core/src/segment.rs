@@ -202,7 +202,7 @@ mod tests {
   use super::*;
 
   fn test_name(tag: &str) -> String {
-    format!("/impulse-ring.unit-{}-{tag}", sys::getpid())
+    impulse_ring_test_support::ns::segment_name(&format!("unit-{tag}"))
   }
 
   #[test]

@@ -71,8 +71,12 @@ fn suite(quick: bool) -> Vec<(&'static str, Params)> {
   cases.push(("throughput", tp(64, scale(2_000_000, 100_000), 1, true)));
   cases.push(("throughput", tp(4096, scale(500_000, 20_000), 1, false)));
   cases.push(("throughput", tp(1 << 20, scale(5_000, 200), 1, false)));
+  // Wall-clock fan-out means something only with a core per process (the publisher and each
+  // subscriber); elsewhere `ringctl bench` counts the publisher's instructions instead.
   for subscribers in [2, 4] {
-    cases.push(("throughput", tp(64, scale(2_000_000, 100_000), subscribers, false)));
+    if ring_bench::proc::online_cpus() > subscribers as usize {
+      cases.push(("throughput", tp(64, scale(2_000_000, 100_000), subscribers, false)));
+    }
   }
   for size in [64, 4096] {
     cases.push(("uds-latency", lat(size, "block")));

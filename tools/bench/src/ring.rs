@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions, SubscribeOptions, WaitStrategy};
+use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions, Publisher, SubscribeOptions, WaitStrategy};
 
 use ring_bench::proc::{follower_cpu, pin, say, wait_for_leader, Follower};
 use ring_bench::report::{histogram, Row};
@@ -145,8 +145,24 @@ pub fn throughput(p: &Params) -> Row {
   for f in &mut followers {
     f.expect("ready");
   }
-  let payload = vec![0x3Cu8; p.size];
   let start = Instant::now();
+  publish_messages(&mut publisher, p);
+  for f in &mut followers {
+    f.expect("done");
+  }
+  let seconds = start.elapsed().as_secs_f64();
+  let case = if p.subscribers > 1 { "fanout_throughput" } else { "pubsub_throughput" };
+  let system = if p.typed { "ring-rust-typed" } else { "ring-rust" };
+  Row::new(case, system, p.size as u64, &p.wait).rate(p.count, seconds).subscribers(p.subscribers)
+}
+
+/// The publisher's loop of the throughput and fan-out cases, on its own and never inlined: `ringctl
+/// bench` counts the instructions spent in it with `valgrind --tool=callgrind
+/// --toggle-collect=*publish_messages*`, the cost per message that wall-clock figures cannot give on a
+/// machine with fewer cores than processes.
+#[inline(never)]
+pub fn publish_messages(publisher: &mut Publisher, p: &Params) {
+  let payload = vec![0x3Cu8; p.size];
   for seq in 0..p.count {
     if p.typed {
       let sample =
@@ -156,13 +172,6 @@ pub fn throughput(p: &Params) -> Row {
       publisher.publish_raw(&payload).expect("publish");
     }
   }
-  for f in &mut followers {
-    f.expect("done");
-  }
-  let seconds = start.elapsed().as_secs_f64();
-  let case = if p.subscribers > 1 { "fanout_throughput" } else { "pubsub_throughput" };
-  let system = if p.typed { "ring-rust-typed" } else { "ring-rust" };
-  Row::new(case, system, p.size as u64, &p.wait).rate(p.count, seconds).subscribers(p.subscribers)
 }
 
 pub fn throughput_follower(p: &Params) {

@@ -1,18 +1,18 @@
-//! Starting a live broker for `dev` and for the examples in `test-matrix`: build `impulsed`, start it
-//! in a namespace, and wait until its control segment `/dev/shm/impulse-ring.<ns>.ctl` exists.
+//! Starting a live broker for `dev`, `bench` and the examples and pairs of `test-matrix`: build
+//! `impulsed`, start it in a namespace through the test-support crate's [`Broker`] (which waits until
+//! its control segment exists), and stop it. Ctrl-C while it starts gives up cleanly.
 
 use std::{
   path::{Path, PathBuf},
-  time::{Duration, Instant},
+  time::Duration,
 };
 
 use anyhow::{bail, Context};
+pub(crate) use impulse_ring_test_support::Broker;
 use xshell::{cmd, Shell};
 
-use crate::{proc, shm};
+use crate::proc;
 
-/// How long the broker has to create its control segment.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a child has to exit after SIGTERM before it gets SIGKILL.
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -23,36 +23,18 @@ pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
 }
 
 /// Starts the broker in `ns` and returns once its control segment exists.
-pub(crate) fn start(sh: &Shell, bin: &Path, ns: &str) -> anyhow::Result<proc::Supervised> {
-  start_with(sh, bin, ns, &[])
+pub(crate) fn start(bin: &Path, ns: &str) -> anyhow::Result<Broker> {
+  start_with(bin, ns, &[])
 }
 
 /// Like [`start`], with extra broker flags (such as `--log-level warn`).
-pub(crate) fn start_with(sh: &Shell, bin: &Path, ns: &str, flags: &[&str]) -> anyhow::Result<proc::Supervised> {
-  let args: Vec<&str> = ["--ns", ns].iter().chain(flags).copied().collect();
-  let mut broker = proc::Supervised::start("broker", duct::cmd(bin, args).env("IMPULSE_RING_NS", ns))?;
-  let ctl = PathBuf::from(format!("/dev/shm/{}{ns}.ctl", shm::RING_PREFIX));
-  let started = Instant::now();
-  while !ctl.exists() {
-    if let Some(status) = broker.exited()? {
-      bail!("the broker exited with {} before creating {}", proc::describe(status), ctl.display());
-    }
-    if proc::interrupted() {
-      broker.stop(sh, STOP_GRACE)?;
-      bail!("interrupted while waiting for the broker to start");
-    }
-    if started.elapsed() > STARTUP_TIMEOUT {
-      broker.stop(sh, STOP_GRACE)?;
-      bail!("the broker did not create {} within {STARTUP_TIMEOUT:?}; see its output above", ctl.display());
-    }
-    std::thread::sleep(Duration::from_millis(20));
-  }
-  Ok(broker)
+pub(crate) fn start_with(bin: &Path, ns: &str, flags: &[&str]) -> anyhow::Result<Broker> {
+  Broker::start_when(bin, ns, flags, proc::Echo::Prefixed, &|_| true, &proc::interrupted).map_err(anyhow::Error::msg)
 }
 
 /// Stops the broker with SIGTERM and fails unless it exits 0 (or dies of the signal itself).
-pub(crate) fn stop(sh: &Shell, mut broker: proc::Supervised) -> anyhow::Result<()> {
-  let status = broker.stop(sh, STOP_GRACE)?;
+pub(crate) fn stop(broker: Broker) -> anyhow::Result<()> {
+  let status = broker.stop(STOP_GRACE).map_err(anyhow::Error::msg)?;
   if status.code().is_some_and(|code| code != 0) {
     bail!("the broker exited with {} on SIGTERM instead of 0", proc::describe(status));
   }

@@ -9,19 +9,10 @@ use xshell::{cmd, Shell};
 
 use crate::{broker, flags, proc, shm};
 
-const DEMO_SOURCES: [&str; 2] = ["rust/connector/examples/demo.rs", "rust/connector/examples/demo/main.rs"];
-
 impl flags::Dev {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
     let ns = self.ns.unwrap_or_else(|| format!("dev-{}", std::process::id()));
     let root = sh.current_dir();
-    if !DEMO_SOURCES.iter().any(|p| root.join(p).exists()) {
-      bail!(
-        "the connector's `demo` example does not exist yet (expected {}); `ringctl dev` runs it against the broker",
-        DEMO_SOURCES[0]
-      );
-    }
-
     println!("==> building the broker and the demo");
     cmd!(sh, "cargo build -p impulsed -p impulse-ring-connector --example demo")
       .run()
@@ -30,7 +21,7 @@ impl flags::Dev {
     let broker_bin = broker::existing(target.join("debug/impulsed"), "the broker binary `impulsed`")?;
     let demo_bin = broker::existing(target.join("debug/examples/demo"), "the `demo` example")?;
 
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix)?;
     if !before.is_empty() {
       let names = before.iter().cloned().collect::<Vec<_>>().join(", ");
@@ -38,7 +29,7 @@ impl flags::Dev {
     }
 
     proc::trap_interrupts();
-    let session = run_session(sh, &ns, &broker_bin, &demo_bin);
+    let session = run_session(&ns, &broker_bin, &demo_bin);
     let clean = shm::ensure_no_leaks(&before, &prefix, &format!("the dev session in namespace `{ns}`"));
     match (session, clean) {
       (Ok(()), Ok(())) => {
@@ -53,27 +44,28 @@ impl flags::Dev {
 
 /// Runs the broker and the demo until the demo exits or the user interrupts, then stops both. The
 /// guards kill whatever is still running if this returns early.
-fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyhow::Result<()> {
+fn run_session(ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyhow::Result<()> {
   println!("==> starting the broker in namespace `{ns}` (Ctrl-C stops everything)");
-  let broker = broker::start(sh, broker_bin, ns)?;
+  let broker = broker::start(broker_bin, ns)?;
   println!("==> the broker is up; starting the demo");
-  let mut demo = proc::Supervised::start("demo", duct::cmd!(demo_bin).env("IMPULSE_RING_NS", ns))?;
+  let demo = proc::start("demo", duct::cmd!(demo_bin).env("IMPULSE_RING_NS", ns))?;
+  let stop_demo = |demo: &proc::Child| demo.stop(broker::STOP_GRACE).map_err(anyhow::Error::msg);
   let demo_status = loop {
-    if let Some(status) = demo.exited()? {
+    if let Some(status) = demo.try_exit()? {
       break Some(status);
     }
-    if let Some(status) = broker.exited()? {
-      demo.stop(sh, broker::STOP_GRACE)?;
+    if let Some(status) = broker.child().try_exit()? {
+      stop_demo(&demo)?;
       bail!("the broker exited with {} while the demo was running", proc::describe(status));
     }
     if proc::interrupted() {
       println!("==> interrupted; stopping the demo and the broker");
-      demo.stop(sh, broker::STOP_GRACE)?;
+      stop_demo(&demo)?;
       break None;
     }
     std::thread::sleep(Duration::from_millis(50));
   };
-  broker::stop(sh, broker)?;
+  broker::stop(broker)?;
   match demo_status {
     Some(status) if !status.success() => bail!("the demo failed with {}", proc::describe(status)),
     Some(_) => println!("==> the demo finished"),
@@ -84,6 +76,8 @@ fn run_session(sh: &Shell, ns: &str, broker_bin: &Path, demo_bin: &Path) -> anyh
 
 #[cfg(test)]
 mod tests {
+  use impulse_ring_test_support::ns::namespace;
+
   use super::*;
 
   /// The interrupt flag is process-wide: session tests take turns.
@@ -100,7 +94,7 @@ mod tests {
 
   #[test]
   fn session_runs_demo_then_stops_broker_and_leaves_shm_clean() {
-    let ns = format!("ringctl-test-{}", std::process::id());
+    let ns = namespace("ringctl-test");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).unwrap();
     // A stand-in broker: creates its control segment, removes it on SIGTERM.
@@ -111,19 +105,18 @@ mod tests {
        touch $ctl\necho up in $2\nwhile true; do sleep 0.05; done",
     );
     let demo = script(&dir, "demo", "echo hello from $IMPULSE_RING_NS");
-    let sh = Shell::new().unwrap();
     let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix).unwrap();
-    run_session(&sh, &ns, &broker, &demo).unwrap();
+    run_session(&ns, &broker, &demo).unwrap();
     shm::ensure_no_leaks(&before, &prefix, "the test").unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
   }
 
   #[test]
   fn a_leaked_segment_is_named_and_removed() {
-    let ns = format!("ringctl-leak-{}", std::process::id());
-    let prefix = format!("{}{ns}.", shm::RING_PREFIX);
+    let ns = namespace("ringctl-leak");
+    let prefix = shm::namespace_prefix(&ns);
     let before = shm::snapshot(&prefix).unwrap();
     std::fs::write(format!("/dev/shm/{prefix}ch.1"), b"").unwrap();
     let err = shm::ensure_no_leaks(&before, &prefix, "the test").unwrap_err().to_string();
@@ -133,7 +126,7 @@ mod tests {
 
   #[test]
   fn ctrl_c_stops_the_demo_and_the_broker() {
-    let ns = format!("ringctl-int-{}", std::process::id());
+    let ns = namespace("ringctl-int");
     let dir = std::env::temp_dir().join(&ns);
     std::fs::create_dir_all(&dir).unwrap();
     let broker = script(
@@ -143,20 +136,18 @@ mod tests {
        touch $ctl\nwhile true; do sleep 0.05; done",
     );
     let demo = script(&dir, "demo", "exec sleep 30");
-    let sh = Shell::new().unwrap();
     let _turn = SESSION.lock().unwrap_or_else(|e| e.into_inner());
     proc::trap_interrupts();
-    let pid = std::process::id().to_string();
     let interrupter = std::thread::spawn(move || {
       std::thread::sleep(Duration::from_millis(500));
-      Shell::new().unwrap().cmd("kill").args(["-INT", &pid]).run().unwrap();
+      signal_hook::low_level::raise(signal_hook::consts::SIGINT).unwrap();
     });
     let started = std::time::Instant::now();
-    run_session(&sh, &ns, &broker, &demo).unwrap();
+    run_session(&ns, &broker, &demo).unwrap();
     interrupter.join().unwrap();
     proc::clear_interrupt();
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    assert!(shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX)).unwrap().is_empty());
+    assert!(shm::snapshot(&shm::namespace_prefix(&ns)).unwrap().is_empty());
     std::fs::remove_dir_all(&dir).unwrap();
   }
 }

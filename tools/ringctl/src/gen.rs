@@ -26,43 +26,33 @@ const C_ERRORS: &str = "c/src/error_codes.c";
 const HEADER: &str = "rust/core/include/impulse_ring_wire.h";
 const LAYOUT: &str = "rust/core/src/layout.rs";
 const CBINDGEN_TOML: &str = "rust/core/cbindgen.toml";
-const DUMP_SCHEMAS: [&str; 2] = ["rust/core/examples/dump_schemas.rs", "rust/core/examples/dump_schemas/main.rs"];
 
 impl flags::Gen {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
     let root = sh.current_dir();
     let mut outputs: Vec<(&str, String)> = Vec::new();
 
-    if DUMP_SCHEMAS.iter().any(|p| root.join(p).exists()) {
-      let avsc = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas")
+    let avsc = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas")
+      .read()
+      .context("the `dump_schemas` example of impulse-ring-core failed; fix it, then rerun")?;
+    outputs.push((CONTROL_AVSC, format!("{}\n", avsc.trim_end())));
+    let fps = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas fps")
+      .read()
+      .context("`dump_schemas fps` failed; fix the example, then rerun")?;
+    let fps = fps.trim_end();
+    let fps = if fps.contains(BANNER) { format!("{fps}\n") } else { format!("<!-- {BANNER} -->\n\n{fps}\n") };
+    outputs.push((FINGERPRINTS, fps));
+    let vectors = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas control-vectors")
+      .read()
+      .context("`dump_schemas control-vectors` failed; fix the example, then rerun")?;
+    outputs.push((CONTROL_VECTORS, format!("{}\n", vectors.trim_end())));
+    for (path, arg) in [(ERRORS, "errors"), (C_ERRORS, "c-errors")] {
+      let text = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas {arg}")
         .read()
-        .context("the `dump_schemas` example of impulse-ring-core failed; fix it, then rerun")?;
-      outputs.push((CONTROL_AVSC, format!("{}\n", avsc.trim_end())));
-      let fps = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas fps")
-        .read()
-        .context("`dump_schemas fps` failed; fix the example, then rerun")?;
-      let fps = fps.trim_end();
-      let fps = if fps.contains(BANNER) { format!("{fps}\n") } else { format!("<!-- {BANNER} -->\n\n{fps}\n") };
-      outputs.push((FINGERPRINTS, fps));
-      let vectors = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas control-vectors")
-        .read()
-        .context("`dump_schemas control-vectors` failed; fix the example, then rerun")?;
-      outputs.push((CONTROL_VECTORS, format!("{}\n", vectors.trim_end())));
-      for (path, arg) in [(ERRORS, "errors"), (C_ERRORS, "c-errors")] {
-        let text = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas {arg}")
-          .read()
-          .with_context(|| format!("`dump_schemas {arg}` failed; fix the example, then rerun"))?;
-        outputs.push((path, format!("{}\n", text.trim_end())));
-      }
-    } else {
-      println!("gen: note: skipping {CONTROL_AVSC} and {FINGERPRINTS}: {} does not exist yet", DUMP_SCHEMAS[0]);
+        .with_context(|| format!("`dump_schemas {arg}` failed; fix the example, then rerun"))?;
+      outputs.push((path, format!("{}\n", text.trim_end())));
     }
-
-    if root.join(LAYOUT).exists() {
-      outputs.push((HEADER, c_header(&root)?));
-    } else {
-      println!("gen: note: skipping {HEADER}: {LAYOUT} does not exist yet");
-    }
+    outputs.push((HEADER, c_header(&root)?));
 
     let mut stale = Vec::new();
     for (path, content) in &outputs {

@@ -1,8 +1,11 @@
 //! `ringctl test-matrix`: builds and runs every language's test suite, then prints a summary of the
 //! suites and the cross-language pair table (rows: producer language, columns: consumer language).
 //! After the suites, each connector's example that `.depl/config.yaml` declares runs against a live
-//! broker of its own. The run must leave `/dev/shm` as it found it; tests pick their own
-//! `IMPULSE_RING_NS`, ringctl sets none globally.
+//! broker of its own. The run must leave `/dev/shm` as it found it, and touches only what it made:
+//! every namespace of the run starts with a prefix of its own (`tm<pid>-`), which ringctl hands to
+//! every suite in `IMPULSE_RING_TEST_NS_PREFIX` (each test builds its namespaces on it, with the
+//! test-support crate in Rust); only names under that prefix are checked and cleaned. A broker in a
+//! foreign namespace, started while the suites run, proves it: it must still be serving at the end.
 //!
 //! A new connector adds a [`Suite`] to [`suites`], its example to `.depl/config.yaml` and, once it
 //! ships a testee, its pair cases to [`pairs::cases`]; the tables grow by themselves.
@@ -14,6 +17,8 @@ use std::{
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
+
+use impulse_ring_test_support::ns::PREFIX_ENV;
 
 use crate::{broker, depl, flags, pairs, proc, shm};
 
@@ -122,7 +127,10 @@ struct Outcome {
 
 impl flags::TestMatrix {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
-    let before = shm::snapshot(shm::RING_PREFIX)?;
+    let run = Run::new();
+    let _prefix = sh.push_env(PREFIX_ENV, &run.prefix);
+    let before = shm::snapshot(&run.shm_prefix())?;
+    let bystander = Bystander::start(sh);
     let mut outcomes = Vec::new();
     for suite in suites() {
       if !sh.path_exists(suite.dir) {
@@ -155,12 +163,13 @@ impl flags::TestMatrix {
       outcomes.push(Outcome { suite: suite.name.into(), language: suite.language, pair: None, status, duration, note });
     }
 
-    run_pairs(sh, &mut outcomes)?;
-    run_examples(sh, &mut outcomes)?;
+    run_pairs(sh, &run, &mut outcomes)?;
+    run_examples(sh, &run, &mut outcomes)?;
 
+    let leaks = shm::ensure_no_leaks(&before, &run.shm_prefix(), "the test run");
+    outcomes.push(bystander.check());
     print_summary(&outcomes);
     print_pairs(&pair_cells(&outcomes));
-    let leaks = shm::ensure_no_leaks(&before, shm::RING_PREFIX, "the test run");
 
     let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed)).collect();
     if !failed.is_empty() {
@@ -179,9 +188,74 @@ impl flags::TestMatrix {
   }
 }
 
+/// What makes this run's names its own.
+pub(crate) struct Run {
+  /// The prefix of every namespace the run creates: `tm<pid>-`.
+  pub(crate) prefix: String,
+}
+
+impl Run {
+  fn new() -> Run {
+    Run { prefix: format!("tm{}-", std::process::id()) }
+  }
+
+  /// A namespace of the run.
+  pub(crate) fn namespace(&self, tag: &str) -> String {
+    format!("{}{tag}", self.prefix)
+  }
+
+  /// The `/dev/shm` prefix of everything the run's namespaces hold.
+  fn shm_prefix(&self) -> String {
+    shm::run_prefix(&self.prefix)
+  }
+}
+
+/// A broker in a namespace outside the run's prefix, started once the run has taken its snapshot of
+/// `/dev/shm`, as a developer's `ringctl dev` or another checkout's tests would: the run must neither
+/// remove its segments nor count them as its own leak.
+struct Bystander {
+  ns: String,
+  broker: anyhow::Result<broker::Broker>,
+}
+
+impl Bystander {
+  fn start(sh: &Shell) -> Bystander {
+    let ns = format!("bystander-{}", std::process::id());
+    println!("\n==> a broker in the foreign namespace `{ns}`, to outlive the run");
+    let broker = broker::build(sh).and_then(|bin| broker::start_with(&bin, &ns, &["--log-level", "warn"]));
+    Bystander { ns, broker }
+  }
+
+  /// Checks that the bystander is still serving with its control segment in place, then stops it.
+  fn check(self) -> Outcome {
+    let started = Instant::now();
+    let ctl = std::path::Path::new("/dev/shm").join(format!("{}ctl", shm::namespace_prefix(&self.ns)));
+    let result = self.broker.and_then(|live| {
+      if let Some(status) = live.child().try_exit()? {
+        bail!("the broker of `{}` died during the run with {}", self.ns, proc::describe(status));
+      }
+      if !ctl.exists() {
+        bail!("{} vanished during the run", ctl.display());
+      }
+      broker::stop(live)?;
+      let left = shm::snapshot(&shm::namespace_prefix(&self.ns))?;
+      if !left.is_empty() {
+        bail!("the bystander broker left {left:?} in /dev/shm");
+      }
+      Ok(())
+    });
+    let (status, note) = match result {
+      Ok(()) => (Status::Passed, String::new()),
+      Err(err) => (Status::Failed, format!("{err:#}")),
+    };
+    let suite = "foreign namespace survives the run".to_string();
+    Outcome { suite, language: "other", pair: None, status, duration: started.elapsed(), note }
+  }
+}
+
 /// Runs every cross-language pair case whose two connectors exist, each against a broker of its own.
 /// A testee that does not build fails every case that needs it.
-fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+fn run_pairs(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
   let mut broker_bin: Option<PathBuf> = None;
   let mut built: Vec<(&'static str, Result<(), String>)> = Vec::new();
   for case in pairs::cases() {
@@ -219,7 +293,7 @@ fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
       (None, None) => (Status::BuildFailed, "the broker did not build".to_string()),
       (None, Some(bin)) => {
         println!("\n==> {name}: run against a live broker");
-        match pairs::run(sh, bin, &case) {
+        match pairs::run(sh, bin, &case, run) {
           Ok(()) => (Status::Passed, String::new()),
           Err(err) => (Status::Failed, format!("{err:#}")),
         }
@@ -231,7 +305,7 @@ fn run_pairs(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
 }
 
 /// Runs each declared example against a broker in its own namespace, one outcome per language.
-fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+fn run_examples(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
   let root = sh.current_dir();
   let config = depl::Config::load(&root)?;
   let mut broker_bin: Option<PathBuf> = None;
@@ -264,7 +338,8 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
       Ok(()) => {
         println!("\n==> {suite}: run against a live broker");
         let bin = broker_bin.as_deref().expect("built above");
-        match run_example(sh, bin, &lang.name, &example.run) {
+        let ns = run.namespace(&format!("example-{}", lang.name));
+        match run_example(bin, &ns, &example.run) {
           Ok(()) => (Status::Passed, String::new()),
           Err(err) => (Status::Failed, format!("{err:#}")),
         }
@@ -275,23 +350,22 @@ fn run_examples(sh: &Shell, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
   Ok(())
 }
 
-fn run_example(sh: &Shell, broker_bin: &std::path::Path, language: &str, command: &str) -> anyhow::Result<()> {
-  let ns = format!("matrix-{}-{language}", std::process::id());
-  let live = broker::start(sh, broker_bin, &ns)?;
+fn run_example(broker_bin: &std::path::Path, ns: &str, command: &str) -> anyhow::Result<()> {
+  let live = broker::start(broker_bin, ns)?;
   let (program, args) = depl::split(command)?;
-  let mut example = proc::Supervised::start("example", duct::cmd(program, args).env("IMPULSE_RING_NS", &ns))?;
+  let example = proc::start("example", duct::cmd(program, args).env("IMPULSE_RING_NS", ns))?;
   let started = Instant::now();
   let status = loop {
-    if let Some(status) = example.exited()? {
+    if let Some(status) = example.try_exit()? {
       break status;
     }
     if started.elapsed() > EXAMPLE_TIMEOUT {
-      example.stop(sh, broker::STOP_GRACE)?;
+      example.stop(broker::STOP_GRACE).map_err(anyhow::Error::msg)?;
       bail!("`{command}` did not finish within {EXAMPLE_TIMEOUT:?}");
     }
     std::thread::sleep(Duration::from_millis(50));
   };
-  broker::stop(sh, live).context("the broker did not stop cleanly after the example")?;
+  broker::stop(live).context("the broker did not stop cleanly after the example")?;
   if !status.success() {
     bail!("`{command}` failed with {}", proc::describe(status));
   }

@@ -7,17 +7,19 @@
 //! ordered pair of languages there gets both patterns).
 
 use std::{
-  io::{BufRead, BufReader},
   path::{Path, PathBuf},
-  process::ExitStatus,
-  sync::{Arc, Mutex},
   time::{Duration, Instant},
 };
 
 use anyhow::{bail, Context};
 use xshell::{cmd, Shell};
 
-use crate::{broker, shm};
+use crate::{
+  broker,
+  matrix::Run,
+  proc::{Child, Echo},
+  shm,
+};
 
 /// How long one step (one pair of testee runs) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -109,125 +111,72 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
 }
 
 /// A testee process whose output lines are kept for checks; killed and reaped when dropped.
-struct Testee {
-  label: String,
-  handle: Arc<duct::ReaderHandle>,
-  lines: Arc<Mutex<Vec<String>>>,
-  /// The write end of its stdin: a provider runs until its stdin closes.
-  stdin: Option<std::io::PipeWriter>,
-}
+struct Testee(Child);
 
 impl Testee {
   fn start(label: String, bin: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
-    let (stdin_reader, stdin_writer) = std::io::pipe()?;
-    let expr = duct::cmd(bin, args).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
-    let handle = Arc::new(expr.reader().with_context(|| format!("cannot start {label}"))?);
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let (reader, sink) = (handle.clone(), lines.clone());
-    std::thread::spawn(move || {
-      for line in BufReader::new(&*reader).lines() {
-        let Ok(line) = line else { break };
-        sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-      }
-    });
-    Ok(Testee { label, handle, lines, stdin: Some(stdin_writer) })
-  }
-
-  fn lines(&self) -> Vec<String> {
-    self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    let expr = duct::cmd(bin, args).env("IMPULSE_RING_NS", ns);
+    Ok(Testee(Child::start(&label, expr, Echo::Quiet).with_context(|| format!("cannot start {label}"))?))
   }
 
   fn transcript(&self) -> String {
-    let lines = self.lines();
+    let lines = self.0.lines();
     let body = if lines.is_empty() {
       "    (no output)".to_string()
     } else {
       lines.iter().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
     };
-    format!("  {}:\n{body}", self.label)
+    format!("  {}:\n{body}", self.0.name())
   }
 
   fn has_line(&self, prefix: &str) -> bool {
-    self.lines().iter().any(|l| l.starts_with(prefix))
+    self.0.has_line(prefix)
   }
 
+  /// Waits for a line starting with `prefix`; the case's error carries every transcript already.
   fn wait_line(&self, prefix: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    while !self.has_line(prefix) {
-      if self.handle.try_wait()?.is_some() {
-        // The process is gone; give the reader thread a moment to take its last lines.
-        std::thread::sleep(Duration::from_millis(50));
-        if self.has_line(prefix) {
-          return Ok(());
-        }
-        bail!("{} exited without printing `{prefix}`", self.label);
-      }
-      if Instant::now() > deadline {
-        bail!("{} printed no `{prefix}` within {STEP_TIMEOUT:?}", self.label);
-      }
-      std::thread::sleep(Duration::from_millis(10));
+    match self.0.wait_line(prefix, STEP_TIMEOUT) {
+      Ok(_) => Ok(()),
+      Err(err) => bail!("{}", err.lines().next().unwrap_or_default()),
     }
-    Ok(())
   }
 
-  fn wait_exit(&mut self) -> anyhow::Result<ExitStatus> {
-    let deadline = Instant::now() + STEP_TIMEOUT;
-    loop {
-      if let Some(output) = self.handle.try_wait()? {
-        let status = output.status;
-        std::thread::sleep(Duration::from_millis(50));
-        return Ok(status);
-      }
-      if Instant::now() > deadline {
-        bail!("{} did not exit within {STEP_TIMEOUT:?}", self.label);
-      }
-      std::thread::sleep(Duration::from_millis(10));
-    }
+  /// A provider runs until its stdin closes.
+  fn close_stdin(&mut self) {
+    self.0.close_stdin();
   }
 
   /// SIGKILL, as a crash would; waits until the process is reaped.
   fn kill(&mut self) -> anyhow::Result<()> {
-    self.handle.kill().with_context(|| format!("cannot kill {}", self.label))
+    self.0.kill().with_context(|| format!("cannot kill {}", self.0.name()))
   }
 
   /// Waits for the exit and checks its code and that every expected line was printed.
   fn expect(&mut self, code: i32, lines: &[&str]) -> anyhow::Result<()> {
-    let status = self.wait_exit()?;
+    let status =
+      self.0.wait_exit(STEP_TIMEOUT).map_err(|e| anyhow::anyhow!("{}", e.lines().next().unwrap_or_default()))?;
     if status.code() != Some(code) {
-      bail!("{} exited with {status}, expected exit code {code}", self.label);
+      bail!("{} exited with {status}, expected exit code {code}", self.0.name());
     }
+    let printed = self.0.lines();
     for line in lines {
-      if !self.lines().iter().any(|l| l == line) {
-        bail!("{} did not print `{line}`", self.label);
+      if !printed.iter().any(|l| l == line) {
+        bail!("{} did not print `{line}`", self.0.name());
       }
     }
     Ok(())
-  }
-}
-
-impl Drop for Testee {
-  fn drop(&mut self) {
-    self.stdin.take();
-    if !matches!(self.handle.try_wait(), Ok(Some(_))) {
-      let _ = self.handle.kill();
-    }
   }
 }
 
 /// Runs one case: its steps against a broker in a fresh namespace, then checks that the broker stopped
 /// cleanly and left nothing of the namespace in `/dev/shm`.
-pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Result<()> {
+pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase, run: &Run) -> anyhow::Result<()> {
   let root = sh.current_dir();
   let producer = testee(&root, case.producer)?;
   let consumer = testee(&root, case.consumer)?;
-  let ns = format!(
-    "pair-{}-{}-{}-{}",
-    std::process::id(),
-    if case.pattern == Pattern::PubSub { "ps" } else { "call" },
-    case.producer,
-    case.consumer
-  );
-  let live = broker::start(sh, broker_bin, &ns)?;
+  let pattern = if case.pattern == Pattern::PubSub { "ps" } else { "call" };
+  let ns = run.namespace(&format!("pair-{pattern}-{}-{}", case.producer, case.consumer));
+  let live = broker::start(broker_bin, &ns)?;
   let mut testees = Vec::new();
   let outcome = match case.pattern {
     Pattern::PubSub => pubsub(case, &producer, &consumer, &ns, &mut testees),
@@ -235,8 +184,8 @@ pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Res
   };
   let transcripts = testees.iter().map(Testee::transcript).collect::<Vec<_>>().join("\n");
   drop(testees);
-  let stopped = broker::stop(sh, live);
-  let left = shm::snapshot(&format!("{}{ns}.", shm::RING_PREFIX))?;
+  let stopped = broker::stop(live);
+  let left = shm::snapshot(&shm::namespace_prefix(&ns))?;
   match (outcome, stopped) {
     (Err(err), _) => Err(err.context(format!("{}\n{transcripts}", case.name()))),
     (Ok(()), Err(err)) => Err(err.context("the broker did not stop cleanly")),
@@ -337,7 +286,7 @@ fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &m
   }
 
   // 3. The provider stops when its stdin closes, and exits cleanly.
-  testees[0].stdin.take();
+  testees[0].close_stdin();
   testees[0].expect(0, &[])?;
 
   // 4. A provider killed while a call is pending: the caller gets PeerGone at once, not a timeout.
