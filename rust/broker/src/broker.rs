@@ -18,7 +18,7 @@ use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::segment::{valid_capacity, Segment, SegmentError};
 use impulse_ring_core::{names, sys};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::keys::{admits, KeyHash};
 use crate::liveness::Liveness;
@@ -216,7 +216,7 @@ impl Broker {
           self.ctl.app_doorbell(slot).ring();
         }
         match message {
-          Ok(message) => self.handle(slot, message),
+          Ok(message) => self.handle_guarded(slot, message),
           Err(e) => {
             warn!(slot, "undecodable control record: {e}");
             self.send(
@@ -240,8 +240,35 @@ impl Broker {
     worked
   }
 
+  /// Handles one request so that a panic inside fails only that request: it is logged, the app gets
+  /// `Failed`, and the bus goes on (the broker must outlive any one request, whatever a library does).
+  fn handle_guarded(&mut self, slot: u32, message: ControlMessage) {
+    let request_id = message.request_id().unwrap_or(0);
+    let record = message.name();
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(slot, message))).is_err() {
+      error!(slot, record, "handling a request panicked (a broker bug): the request failed, the bus goes on");
+      let message = format!("the broker failed on this {record} (a bug, logged by the broker)");
+      self.send(
+        slot,
+        Failed {
+          request_id,
+          code: ErrorCode::Protocol as i32,
+          message,
+          expected_fingerprint: 0,
+          presented_fingerprint: 0,
+        }
+        .into(),
+      );
+    }
+  }
+
   fn handle(&mut self, slot: u32, message: ControlMessage) {
     debug!(slot, record = message.name(), "request");
+    // Test builds only: lets a test prove that a panicking request does not take the broker down.
+    #[cfg(debug_assertions)]
+    if std::env::var("IMPULSED_TEST_PANIC_ON").is_ok_and(|record| record == message.name()) {
+      panic!("IMPULSED_TEST_PANIC_ON={}", message.name());
+    }
     let registered = self.apps.contains_key(&slot);
     let request_id = message.request_id().unwrap_or(0);
     let done = || -> Result<ControlMessage, Failure> { Ok(Done { request_id }.into()) };

@@ -1,4 +1,4 @@
-//! Avro for Ring, in four parts: [`schema`] (parsing through `apache-avro`, the
+//! Avro for Ring, in four parts: [`schema`] (bounded by [`validate`] before `apache-avro` parses it, the
 //! Parsing Canonical Form and the CRC-64-AVRO fingerprint), [`codec`] (the binary encoding and the Single
 //! Object Encoding header of every frame payload), [`record`] (typed fields and the [`avro_record!`](crate::avro_record)
 //! macro the control records are declared with) and [`pretty`] (the generated `.avsc` layout).
@@ -7,6 +7,7 @@ pub mod codec;
 pub mod pretty;
 pub mod record;
 pub mod schema;
+pub mod validate;
 
 pub use codec::*;
 pub use pretty::schema_to_pretty_json;

@@ -1,5 +1,5 @@
-//! Avro schemas: parsing through `apache-avro`, the Parsing Canonical Form and the CRC-64-AVRO (Rabin)
-//! fingerprint, and the hex form Ring prints.
+//! Avro schemas: parsing through `apache-avro` (after [`super::validate`] bounded what it may see), the
+//! Parsing Canonical Form and the CRC-64-AVRO (Rabin) fingerprint, and the hex form Ring prints.
 
 use std::fmt::Write as _;
 
@@ -32,15 +32,35 @@ pub enum SchemaError {
     /// What the Avro parser objected to.
     reason: String,
   },
+  /// The schema breaks one of Ring's bounds ([`super::validate`]): too long, too deep, a name too long,
+  /// a size or precision out of range, or a value where only a schema may stand.
+  #[error("schema refused: {reason}")]
+  OutOfBounds {
+    /// Which bound, and where in the schema.
+    reason: String,
+  },
 }
 
 /// Parses schema JSON and computes its Parsing Canonical Form and CRC-64-AVRO fingerprint.
+///
+/// Never panics, whatever the text: [`super::validate`] bounds it before apache-avro sees it, and a
+/// panic inside apache-avro that the bounds missed is still caught and reported as `InvalidSchema`.
 pub fn parse_schema(json: &str) -> Result<ParsedSchema, SchemaError> {
+  super::validate::check_schema_len(json).map_err(|reason| SchemaError::OutOfBounds { reason })?;
   let value: Value = serde_json::from_str(json).map_err(|e| SchemaError::InvalidJson { reason: e.to_string() })?;
-  let schema = Schema::parse(&value).map_err(|e| SchemaError::InvalidSchema { reason: lower_first(&e.to_string()) })?;
-  let canonical = canonical_form(&schema);
-  let fingerprint = rabin_fingerprint(canonical.as_bytes());
-  Ok(ParsedSchema { schema, canonical, fingerprint })
+  super::validate::check_schema_json(&value).map_err(|reason| SchemaError::OutOfBounds { reason })?;
+  let parsed = std::panic::catch_unwind(|| {
+    let schema =
+      Schema::parse(&value).map_err(|e| SchemaError::InvalidSchema { reason: lower_first(&e.to_string()) })?;
+    let canonical = canonical_form(&schema);
+    let fingerprint = rabin_fingerprint(canonical.as_bytes());
+    Ok(ParsedSchema { schema, canonical, fingerprint })
+  });
+  parsed.unwrap_or_else(|_| {
+    Err(SchemaError::InvalidSchema {
+      reason: "the avro library failed on this schema (a bound ring does not check yet)".into(),
+    })
+  })
 }
 
 /// The Parsing Canonical Form of a parsed schema, exactly as the Avro specification defines it.
