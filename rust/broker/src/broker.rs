@@ -2,75 +2,36 @@
 //! answer, and collect the resources of apps that left or died. Everything runs on this one thread
 //! except the pidfd watcher, so the registry needs no locks.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use impulse_ring_core::avro::{self, fingerprint_hex};
+use impulse_ring_core::avro::fingerprint_hex;
 use impulse_ring_core::broadcast::{self, ChannelConfig};
 use impulse_ring_core::bus::{ControlSegment, LinkInfo, LinkSegment};
 use impulse_ring_core::control::*;
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::error_code::ErrorCode;
-use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
-use impulse_ring_core::segment::{valid_capacity, Segment, SegmentError};
+use impulse_ring_core::segment::{Segment, SegmentError};
 use impulse_ring_core::{names, sys};
 use tracing::{debug, error, info, warn};
 
-use crate::keys::{admits, KeyHash};
+use crate::admission::{self, fail, Failure};
+use crate::keys::KeyHash;
 use crate::liveness::Liveness;
+use crate::outbox::{encode_reply, Outbox};
+use crate::registry::{App, Channel, Function, Link, Registry};
+
+mod collect;
 
 /// How the broker was asked to run.
 pub struct Config {
   pub ns: String,
   pub mode: u32,
   pub max_apps: u32,
-}
-
-struct App {
-  name: String,
-  pid: u32,
-  start: u64,
-  /// Replies that did not fit the reply ring yet, in order.
-  outbox: VecDeque<Vec<u8>>,
-}
-
-struct Channel {
-  name: String,
-  owner: u32,
-  key: Option<KeyHash>,
-  seg: Segment,
-  config: ChannelConfig,
-}
-
-struct Function {
-  name: String,
-  owner: u32,
-  key: Option<KeyHash>,
-  request_fp: u64,
-  response_fp: u64,
-}
-
-struct Link {
-  function_id: u64,
-  caller: u32,
-  provider: u32,
-  seg: LinkSegment,
-}
-
-/// A failed request: the code and the sentence the app will see.
-struct Failure {
-  code: ErrorCode,
-  message: String,
-  expected: u64,
-  presented: u64,
-}
-
-fn fail(code: ErrorCode, message: impl Into<String>) -> Failure {
-  Failure { code, message: message.into(), expected: 0, presented: 0 }
 }
 
 /// The broker of one namespace.
@@ -81,15 +42,9 @@ pub struct Broker {
   liveness: Liveness,
   /// Whether pidfds work here; if not, liveness is polled.
   pidfds: bool,
-  apps: BTreeMap<u32, App>,
-  channels: BTreeMap<u64, Channel>,
-  functions: BTreeMap<u64, Function>,
-  links: BTreeMap<u64, Link>,
-  /// Every schema the broker has seen, by fingerprint: its Parsing Canonical Form.
-  registry: HashMap<u64, String>,
-  next_id: u64,
+  reg: Registry,
   /// Claimed slots that looked abandoned at the last liveness poll.
-  suspect_claims: std::collections::HashSet<u32>,
+  suspect_claims: HashSet<u32>,
 }
 
 impl Broker {
@@ -141,13 +96,8 @@ impl Broker {
       ctl,
       liveness,
       pidfds,
-      apps: BTreeMap::new(),
-      channels: BTreeMap::new(),
-      functions: BTreeMap::new(),
-      links: BTreeMap::new(),
-      registry: HashMap::new(),
-      next_id: 1,
-      suspect_claims: Default::default(),
+      reg: Registry::default(),
+      suspect_claims: HashSet::new(),
     })
   }
 
@@ -157,7 +107,7 @@ impl Broker {
     let ctl = self.ctl.clone();
     while !stop.load(Ordering::Relaxed) {
       for (slot, pid) in self.liveness.deaths() {
-        if self.apps.get(&slot).is_some_and(|app| app.pid == pid) {
+        if self.reg.apps.get(&slot).is_some_and(|app| app.pid == pid) {
           self.collect_app(slot, "exited");
         }
       }
@@ -232,7 +182,7 @@ impl Broker {
             );
           }
         }
-        if !self.apps.contains_key(&slot) && self.ctl.slot_state(slot) != IR_SLOT_CLAIMED {
+        if !self.reg.apps.contains_key(&slot) && self.ctl.slot_state(slot) != IR_SLOT_CLAIMED {
           break;
         }
       }
@@ -269,7 +219,7 @@ impl Broker {
     if std::env::var("IMPULSED_TEST_PANIC_ON").is_ok_and(|record| record == message.name()) {
       panic!("IMPULSED_TEST_PANIC_ON={}", message.name());
     }
-    let registered = self.apps.contains_key(&slot);
+    let registered = self.reg.apps.contains_key(&slot);
     let request_id = message.request_id().unwrap_or(0);
     let done = || -> Result<ControlMessage, Failure> { Ok(Done { request_id }.into()) };
     let reply: Result<ControlMessage, Failure> = match message {
@@ -291,7 +241,7 @@ impl Broker {
       ControlMessage::ResolveFunction(m) => self.resolve_function(slot, m).map(Into::into),
       ControlMessage::List(_) => Ok(self.listing(request_id).into()),
       ControlMessage::Unsubscribe(m) => {
-        if let Some(ch) = self.channels.get(&(m.channel_id as u64)) {
+        if let Some(ch) = self.reg.channels.get(&(m.channel_id as u64)) {
           if broadcast::subscribers_of(&ch.seg, &ch.config, slot).contains(&(m.subscriber_index as u32)) {
             broadcast::free_subscriber(&ch.seg, &ch.config, m.subscriber_index as u32);
             Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
@@ -301,7 +251,7 @@ impl Broker {
       }
       ControlMessage::CloseChannel(m) => {
         let id = m.channel_id as u64;
-        if self.channels.get(&id).is_some_and(|c| c.owner == slot) {
+        if self.reg.channels.get(&id).is_some_and(|c| c.owner == slot) {
           self.close_channel(id);
           done()
         } else {
@@ -310,7 +260,7 @@ impl Broker {
       }
       ControlMessage::WithdrawFunction(m) => {
         let id = m.function_id as u64;
-        if self.functions.get(&id).is_some_and(|f| f.owner == slot) {
+        if self.reg.functions.get(&id).is_some_and(|f| f.owner == slot) {
           self.withdraw_function(id);
           done()
         } else {
@@ -335,60 +285,31 @@ impl Broker {
 
   fn register(&mut self, slot: u32, m: Register) -> Result<Registered, Failure> {
     let id = m.request_id;
-    if self.apps.contains_key(&slot) {
+    if self.reg.apps.contains_key(&slot) {
       return Err(fail(ErrorCode::Protocol, "this slot is already registered"));
     }
     let (pid, start) = self.ctl.slot_owner(slot);
     if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
       return Err(fail(ErrorCode::Protocol, format!("slot {slot} holds pid {pid}, the request says {}", m.pid)));
     }
-    if m.app_name.is_empty() || m.app_name.len() > names::MAX_APP_NAME_LEN {
-      return Err(fail(ErrorCode::InvalidArgument, format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN)));
-    }
+    admission::check_app_name(&m.app_name)?;
     if self.pidfds && !self.liveness.watch(slot, pid) {
       debug!(slot, pid, "pidfd_open failed; relying on polling for this app");
     }
-    self.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: VecDeque::new() });
+    self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: Outbox::default() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
     info!(app = %m.app_name, app_id = slot, pid, "app registered");
     Ok(Registered { request_id: id, app_id: slot as i32, broker_pid: sys::getpid() as i64 })
   }
 
-  fn parse(&mut self, what: &str, json: &str) -> Result<u64, Failure> {
-    let parsed = avro::parse_schema(json).map_err(|e| fail(ErrorCode::InvalidSchema, format!("{what}: {e}")))?;
-    self.registry.entry(parsed.fingerprint).or_insert(parsed.canonical);
-    Ok(parsed.fingerprint)
-  }
-
-  fn check_name(name: &str) -> Result<(), Failure> {
-    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.chars().any(char::is_control) {
-      return Err(fail(
-        ErrorCode::InvalidArgument,
-        format!("names are 1 to {} bytes without control characters", names::MAX_NAME_LEN),
-      ));
-    }
-    Ok(())
-  }
-
-  fn new_id(&mut self) -> u64 {
-    self.next_id += 1;
-    self.next_id - 1
-  }
-
   fn publish_channel(&mut self, slot: u32, m: PublishChannel) -> Result<ChannelPublished, Failure> {
-    Self::check_name(&m.name)?;
-    let fingerprint = self.parse(&format!("schema of channel `{}`", m.name), &m.schema)?;
-    if self.channels.values().any(|c| c.name == m.name) {
+    admission::check_name(&m.name)?;
+    let fingerprint = admission::schema_fingerprint(&format!("schema of channel `{}`", m.name), &m.schema)?;
+    if self.reg.channel_named(&m.name).is_some() {
       return Err(fail(ErrorCode::NameTaken, format!("channel `{}` is already published", m.name)));
     }
-    let capacity = if m.capacity == 0 { IR_DEFAULT_CHANNEL_CAPACITY } else { m.capacity as u64 };
-    if !valid_capacity(capacity) {
-      return Err(fail(
-        ErrorCode::InvalidArgument,
-        format!("capacity {} must be a power of two from {IR_MIN_RING_CAPACITY} to {IR_MAX_RING_CAPACITY}", m.capacity),
-      ));
-    }
-    let channel_id = self.new_id();
+    let capacity = admission::channel_capacity(m.capacity)?;
+    let channel_id = self.reg.new_id();
     let config = ChannelConfig {
       capacity,
       channel_id,
@@ -403,6 +324,7 @@ impl Broker {
     seg.mark_ready();
     info!(channel = %m.name, channel_id, fingerprint = %fingerprint_hex(fingerprint), capacity, lossy = m.lossy, "channel published");
     self
+      .reg
       .channels
       .insert(channel_id, Channel { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), seg, config });
     Ok(ChannelPublished {
@@ -416,26 +338,11 @@ impl Broker {
   }
 
   fn subscribe(&mut self, slot: u32, m: Subscribe) -> Result<Subscribed, Failure> {
-    let presented = self.parse(&format!("schema for channel `{}`", m.name), &m.schema)?;
-    let Some((&channel_id, ch)) = self.channels.iter().find(|(_, c)| c.name == m.name) else {
+    let presented = admission::schema_fingerprint(&format!("schema for channel `{}`", m.name), &m.schema)?;
+    let Some((channel_id, ch)) = self.reg.channel_named(&m.name) else {
       return Err(fail(ErrorCode::UnknownChannel, format!("no channel named `{}` is published", m.name)));
     };
-    if !admits(&ch.key, m.key.as_deref()) {
-      return Err(fail(ErrorCode::WrongKey, format!("wrong key for channel `{}`", m.name)));
-    }
-    if presented != ch.config.fingerprint {
-      return Err(Failure {
-        code: ErrorCode::SchemaMismatch,
-        message: format!(
-          "schema mismatch on channel `{}`: the channel's schema is {}, the subscriber presented {}",
-          m.name,
-          fingerprint_hex(ch.config.fingerprint),
-          fingerprint_hex(presented)
-        ),
-        expected: ch.config.fingerprint,
-        presented,
-      });
-    }
+    admission::admit_subscriber(&m.name, &ch.key, m.key.as_deref(), ch.config.fingerprint, presented)?;
     let Some(index) = broadcast::reserve_subscriber(&ch.seg, &ch.config, slot) else {
       return Err(fail(
         ErrorCode::LimitReached,
@@ -454,15 +361,17 @@ impl Broker {
   }
 
   fn expose_function(&mut self, slot: u32, m: ExposeFunction) -> Result<FunctionExposed, Failure> {
-    Self::check_name(&m.name)?;
-    let request_fp = self.parse(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
-    let response_fp = self.parse(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
-    if self.functions.values().any(|f| f.name == m.name) {
+    admission::check_name(&m.name)?;
+    let request_fp =
+      admission::schema_fingerprint(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
+    let response_fp =
+      admission::schema_fingerprint(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
+    if self.reg.function_named(&m.name).is_some() {
       return Err(fail(ErrorCode::NameTaken, format!("function `{}` is already exposed", m.name)));
     }
-    let function_id = self.new_id();
+    let function_id = self.reg.new_id();
     info!(function = %m.name, function_id, app_id = slot, "function exposed");
-    self.functions.insert(
+    self.reg.functions.insert(
       function_id,
       Function { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), request_fp, response_fp },
     );
@@ -475,38 +384,23 @@ impl Broker {
   }
 
   fn resolve_function(&mut self, slot: u32, m: ResolveFunction) -> Result<FunctionResolved, Failure> {
-    let request_fp = self.parse(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
-    let response_fp = self.parse(&format!("response schema for function `{}`", m.name), &m.response_schema)?;
-    let Some((&function_id, f)) = self.functions.iter().find(|(_, f)| f.name == m.name) else {
+    let request_fp =
+      admission::schema_fingerprint(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
+    let response_fp =
+      admission::schema_fingerprint(&format!("response schema for function `{}`", m.name), &m.response_schema)?;
+    let Some((function_id, f)) = self.reg.function_named(&m.name) else {
       return Err(fail(ErrorCode::UnknownFunction, format!("no function named `{}` is exposed", m.name)));
     };
-    if !admits(&f.key, m.key.as_deref()) {
-      return Err(fail(ErrorCode::WrongKey, format!("wrong key for function `{}`", m.name)));
-    }
-    for (what, expected, presented) in [("request", f.request_fp, request_fp), ("response", f.response_fp, response_fp)]
-    {
-      if expected != presented {
-        return Err(Failure {
-          code: ErrorCode::SchemaMismatch,
-          message: format!(
-            "{what} schema mismatch on function `{}`: the function's is {}, the caller presented {}",
-            m.name,
-            fingerprint_hex(expected),
-            fingerprint_hex(presented)
-          ),
-          expected,
-          presented,
-        });
-      }
-    }
+    let expected = (f.request_fp, f.response_fp);
+    admission::admit_caller(&m.name, &f.key, m.key.as_deref(), expected, (request_fp, response_fp))?;
     let provider = f.owner;
-    let link_id = self.new_id();
+    let link_id = self.reg.new_id();
     let name = names::link(&self.ns, link_id);
     let info = LinkInfo { link_id, function_id, caller: slot, provider, request_fp, response_fp };
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    self.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
+    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
     self.send(
       provider,
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),
@@ -527,11 +421,13 @@ impl Broker {
     Listing {
       request_id,
       apps: self
+        .reg
         .apps
         .iter()
         .map(|(&slot, a)| AppInfo { app_id: slot as i32, name: a.name.clone(), pid: a.pid as i64 })
         .collect(),
       channels: self
+        .reg
         .channels
         .iter()
         .map(|(&id, c)| ChannelInfo {
@@ -546,6 +442,7 @@ impl Broker {
         })
         .collect(),
       functions: self
+        .reg
         .functions
         .iter()
         .map(|(&id, f)| FunctionInfo {
@@ -559,183 +456,36 @@ impl Broker {
     }
   }
 
-  /// Queues `message` for app `slot` and rings its doorbell.
+  /// Queues `message` for app `slot` and rings its doorbell. A reply too large for the reply ring is
+  /// replaced by `Failed` with `TooLarge` ([`encode_reply`]).
   fn send(&mut self, slot: u32, message: ControlMessage) {
-    let Some(app) = self.apps.get_mut(&slot) else {
+    let Ok(ring) = self.ctl.reply_ring(slot) else { return };
+    let payload = encode_reply(&message, ring.max_payload());
+    let Some(app) = self.reg.apps.get_mut(&slot) else {
       // An app that is not registered yet (a failed Register) still gets its answer, directly.
-      if let Ok(ring) = self.ctl.reply_ring(slot) {
-        let _ = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &message.encode_frame_payload());
-        self.ctl.app_doorbell(slot).ring();
-      }
+      let _ = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &payload);
+      self.ctl.app_doorbell(slot).ring();
       return;
     };
-    app.outbox.push_back(message.encode_frame_payload());
+    app.outbox.push(payload);
     self.flush_outbox(slot);
   }
 
   fn flush_outboxes(&mut self) {
-    let slots: Vec<u32> = self.apps.iter().filter(|(_, a)| !a.outbox.is_empty()).map(|(&s, _)| s).collect();
+    let slots: Vec<u32> = self.reg.apps.iter().filter(|(_, a)| !a.outbox.is_empty()).map(|(&s, _)| s).collect();
     for slot in slots {
       self.flush_outbox(slot);
     }
   }
 
-  /// Writes as much of the app's outbox as its reply ring takes. The broker never waits for an app.
+  /// Writes as much of the app's outbox as its reply ring takes, and wakes the app if anything was
+  /// written. The app rings the broker's doorbell when it reads from a ring the broker waits on.
   fn flush_outbox(&mut self, slot: u32) {
-    let Some(app) = self.apps.get_mut(&slot) else { return };
+    let Some(app) = self.reg.apps.get_mut(&slot) else { return };
     let Ok(ring) = self.ctl.reply_ring(slot) else { return };
-    let seg = self.ctl.segment();
-    let mut wrote = false;
-    while let Some(payload) = app.outbox.front() {
-      match ring.try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, payload) {
-        Ok(()) => {
-          app.outbox.pop_front();
-          wrote = true;
-        }
-        Err(RingError::Full) => {
-          // The app rings our doorbell when it reads (we set producer_waiting).
-          ring.set_producer_waiting(seg, true);
-          break;
-        }
-        Err(e) => {
-          // Never fits (or the ring is corrupt): drop it rather than block every later reply.
-          warn!(slot, "dropping a reply: {e}");
-          app.outbox.pop_front();
-        }
-      }
-    }
-    if app.outbox.is_empty() {
-      ring.set_producer_waiting(seg, false);
-    }
-    if wrote {
+    if app.outbox.flush(slot, &ring, self.ctl.segment()) {
       self.ctl.app_doorbell(slot).ring();
     }
-  }
-
-  /// Polls pid and start time: the fallback without pidfds, and the only check for apps that
-  /// claimed a slot and died before registering.
-  fn check_liveness_by_polling(&mut self) {
-    for slot in 0..self.ctl.max_apps() {
-      let state = self.ctl.slot_state(slot);
-      let (pid, start) = self.ctl.slot_owner(slot);
-      if state == IR_SLOT_FREE || (pid != 0 && sys::process_alive(pid, start)) {
-        self.suspect_claims.remove(&slot);
-        continue;
-      }
-      if self.apps.contains_key(&slot) {
-        self.collect_app(slot, "exited");
-      } else if state == IR_SLOT_CLAIMED {
-        // Claimed by a process that died before (or while) writing its identity. It may also be an
-        // app between its CAS and its stores (we may even see its pid and not yet its start time):
-        // free only a slot that looks abandoned on two polls in a row.
-        if !self.suspect_claims.insert(slot) {
-          debug!(slot, "freeing a slot claimed by a process that is gone");
-          self.suspect_claims.remove(&slot);
-          self.ctl.free_slot(slot);
-        }
-      }
-    }
-  }
-
-  fn close_channel(&mut self, channel_id: u64) {
-    let Some(ch) = self.channels.remove(&channel_id) else {
-      return;
-    };
-    broadcast::close(&ch.seg);
-    Doorbell::at(&ch.seg, IR_CH_DATA_DOORBELL).ring();
-    let _ = ch.seg.unlink();
-    info!(channel = %ch.name, channel_id, "channel closed");
-  }
-
-  fn withdraw_function(&mut self, function_id: u64) {
-    let Some(f) = self.functions.remove(&function_id) else {
-      return;
-    };
-    let links: Vec<u64> = self.links.iter().filter(|(_, l)| l.function_id == function_id).map(|(&id, _)| id).collect();
-    for link_id in links {
-      self.close_link(link_id, IR_LINK_PROVIDER_GONE, &format!("the provider of `{}` is gone", f.name));
-    }
-    info!(function = %f.name, function_id, "function withdrawn");
-  }
-
-  /// Closes a link because one side (`which`) is gone and tells the other side.
-  fn close_link(&mut self, link_id: u64, which: usize, message: &str) {
-    let Some(link) = self.links.remove(&link_id) else {
-      return;
-    };
-    link.seg.set_gone(which);
-    let _ = link.seg.segment().unlink();
-    let other = if which == IR_LINK_PROVIDER_GONE { link.caller } else { link.provider };
-    if self.apps.contains_key(&other) {
-      let closed =
-        LinkClosed { link_id: link_id as i64, code: ErrorCode::PeerGone as i32, message: message.to_string() };
-      self.send(other, closed.into());
-      self.ctl.app_doorbell(other).ring();
-    }
-  }
-
-  /// Frees everything app `slot` held: its channels close, its subscriptions end, its functions and
-  /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
-  fn collect_app(&mut self, slot: u32, why: &str) {
-    self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
-    let owned: Vec<u64> = self.channels.iter().filter(|(_, c)| c.owner == slot).map(|(&id, _)| id).collect();
-    for id in owned {
-      self.close_channel(id);
-    }
-    for ch in self.channels.values() {
-      for index in broadcast::subscribers_of(&ch.seg, &ch.config, slot) {
-        broadcast::free_subscriber(&ch.seg, &ch.config, index);
-        Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
-      }
-    }
-    let functions: Vec<u64> = self.functions.iter().filter(|(_, f)| f.owner == slot).map(|(&id, _)| id).collect();
-    for id in functions {
-      self.withdraw_function(id);
-    }
-    let calls: Vec<u64> = self.links.iter().filter(|(_, l)| l.caller == slot).map(|(&id, _)| id).collect();
-    for id in calls {
-      self.close_link(id, IR_LINK_CALLER_GONE, "the caller is gone");
-    }
-    if let Some(app) = self.apps.remove(&slot) {
-      info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
-      if !sys::process_alive(app.pid, app.start) {
-        self.ctl.clear_dead_sleepers(slot);
-      }
-    }
-    self.ctl.free_slot(slot);
-  }
-
-  /// Tells every app, closes everything, unlinks every segment of the namespace.
-  fn shutdown(&mut self) {
-    info!("shutting down");
-    self.ctl.set_shutting_down();
-    let slots: Vec<u32> = self.apps.keys().copied().collect();
-    for &slot in &slots {
-      self.send(slot, BrokerShutdown { reason: "the broker is shutting down".into() }.into());
-    }
-    let channels: Vec<u64> = self.channels.keys().copied().collect();
-    for id in channels {
-      self.close_channel(id);
-    }
-    let links: Vec<u64> = self.links.keys().copied().collect();
-    for id in links {
-      if let Some(link) = self.links.remove(&id) {
-        link.seg.set_gone(IR_LINK_PROVIDER_GONE);
-        link.seg.set_gone(IR_LINK_CALLER_GONE);
-        let _ = link.seg.segment().unlink();
-      }
-    }
-    for &slot in &slots {
-      self.ctl.app_doorbell(slot).ring();
-    }
-    let _ = self.ctl.segment().unlink();
-    // Anything else under our prefix was ours too.
-    if let Ok(rest) = sys::shm_list(&names::namespace_prefix(&self.ns)) {
-      for name in rest {
-        let _ = sys::shm_unlink(&format!("/{name}"));
-      }
-    }
-    info!("broker stopped");
   }
 }
 

@@ -1,9 +1,12 @@
 //! `impulsed`, the Ring broker: owns one namespace's control segment, registers apps, routes the
 //! control plane and collects the shared memory of apps that leave or die.
 
+mod admission;
 mod broker;
 mod keys;
 mod liveness;
+mod outbox;
+mod registry;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
