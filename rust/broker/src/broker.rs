@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 use crate::admission::{self, fail, Failure};
 use crate::keys::KeyHash;
 use crate::liveness::Liveness;
-use crate::outbox::{encode_reply, Outbox};
+use crate::outbox::{self, encode_reply, Outbox};
 use crate::registry::{App, Channel, Function, Link, Registry};
 
 mod collect;
@@ -120,14 +120,24 @@ impl Broker {
       }
       if !worked {
         let deadline = Instant::now() + Duration::from_secs(1);
+        // Requests of a backlogged app wait for it to read its replies; an app that reads from a
+        // reply ring with records waiting for it moves its head and rings this doorbell.
+        let backlogged: HashSet<u32> =
+          self.reg.apps.iter().filter(|(_, a)| a.outbox.backlogged()).map(|(&s, _)| s).collect();
+        let waiting: Vec<(u32, u64)> = (self.reg.apps.iter().filter(|(_, a)| !a.outbox.is_empty()))
+          .filter_map(|(&slot, _)| Some((slot, self.ctl.reply_ring(slot).ok()?.consumed(self.ctl.segment()))))
+          .collect();
         let ctl = &*self.ctl;
         let liveness = &self.liveness;
         ctl.broker_doorbell().wait_until(WaitStrategy::Blocking, Some(deadline), || {
           let pending = (0..ctl.max_apps()).any(|slot| {
             matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
+              && !backlogged.contains(&slot)
               && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
           });
-          (pending || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
+          let drained =
+            waiting.iter().any(|&(slot, head)| ctl.reply_ring(slot).is_ok_and(|r| r.consumed(ctl.segment()) != head));
+          (pending || drained || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
         });
       }
     }
@@ -139,7 +149,7 @@ impl Broker {
     let mut worked = false;
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
-      if state != IR_SLOT_CLAIMED && state != IR_SLOT_ACTIVE {
+      if state != IR_SLOT_CLAIMED && state != IR_SLOT_ACTIVE || self.backlogged(slot) {
         continue;
       }
       let Ok(ring) = self.ctl.request_ring(slot) else {
@@ -149,6 +159,9 @@ impl Broker {
       };
       // A bounded batch per slot keeps one chatty app from starving the others.
       for _ in 0..64 {
+        if self.backlogged(slot) {
+          break;
+        }
         let seg = self.ctl.segment();
         let read =
           ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
@@ -188,6 +201,11 @@ impl Broker {
       }
     }
     worked
+  }
+
+  /// Whether app `slot` has so many replies queued that its requests must wait.
+  fn backlogged(&self, slot: u32) -> bool {
+    self.reg.apps.get(&slot).is_some_and(|app| app.outbox.backlogged())
   }
 
   /// Handles one request so that a panic inside fails only that request: it is logged, the app gets
@@ -467,7 +485,14 @@ impl Broker {
       self.ctl.app_doorbell(slot).ring();
       return;
     };
-    app.outbox.push(payload);
+    if !app.outbox.push(payload) {
+      warn!(
+        slot,
+        record = message.name(),
+        "dropped a record for an app that has not read its replies ({} bytes queued)",
+        outbox::MAX_BYTES
+      );
+    }
     self.flush_outbox(slot);
   }
 

@@ -1,5 +1,8 @@
 //! Replies and events on their way to one app: what did not fit its reply ring yet waits here, in
-//! order. The broker never waits for an app; it writes what the ring takes and keeps the rest.
+//! order. The broker never waits for an app; it writes what the ring takes and keeps the rest, within
+//! bounds: past [`BACKLOG_BYTES`] the broker stops reading the app's requests (back-pressure: the app's
+//! request ring fills and its writes wait), and past [`MAX_BYTES`] (only events that other apps cause
+//! can get there) records are dropped with a logged reason. An app's outbox goes with the app.
 
 use std::collections::VecDeque;
 
@@ -11,10 +14,18 @@ use impulse_ring_core::ring::Ring;
 use impulse_ring_core::segment::Segment;
 use tracing::warn;
 
+/// Queued bytes past which the broker reads no more requests of the app: eight control rings' worth.
+pub const BACKLOG_BYTES: usize = 512 * 1024;
+
+/// Queued bytes past which records for the app are dropped.
+pub const MAX_BYTES: usize = 4 * BACKLOG_BYTES;
+
 /// The encoded control records waiting for one app's reply ring.
 #[derive(Default)]
 pub struct Outbox {
   queue: VecDeque<Vec<u8>>,
+  /// Sum of the lengths in `queue`.
+  bytes: usize,
 }
 
 impl Outbox {
@@ -22,9 +33,25 @@ impl Outbox {
     self.queue.is_empty()
   }
 
-  /// Queues an encoded record.
-  pub fn push(&mut self, payload: Vec<u8>) {
+  /// Whether the app has fallen so far behind that its requests must wait.
+  pub fn backlogged(&self) -> bool {
+    self.bytes >= BACKLOG_BYTES
+  }
+
+  /// Queues an encoded record; `false` (and the record dropped) when the outbox is full.
+  pub fn push(&mut self, payload: Vec<u8>) -> bool {
+    if self.bytes + payload.len() > MAX_BYTES {
+      return false;
+    }
+    self.bytes += payload.len();
     self.queue.push_back(payload);
+    true
+  }
+
+  fn pop(&mut self) {
+    if let Some(payload) = self.queue.pop_front() {
+      self.bytes -= payload.len();
+    }
   }
 
   /// Writes as much as `ring` takes; whether anything was written. When the ring fills, the broker
@@ -34,7 +61,7 @@ impl Outbox {
     while let Some(payload) = self.queue.front() {
       match ring.try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, payload) {
         Ok(()) => {
-          self.queue.pop_front();
+          self.pop();
           wrote = true;
         }
         Err(RingError::Full) => {
@@ -45,7 +72,7 @@ impl Outbox {
           // Only a corrupt ring gets here (sizes are checked by `encode_reply`): drop the record
           // rather than block every later one.
           warn!(slot, "dropping a reply: {e}");
-          self.queue.pop_front();
+          self.pop();
         }
       }
     }
@@ -88,6 +115,22 @@ mod tests {
   fn listing(apps: usize) -> ControlMessage {
     let apps = (0..apps).map(|i| AppInfo { app_id: i as i32, name: "a".repeat(128), pid: 1 }).collect();
     Listing { request_id: 42, apps, channels: vec![], functions: vec![] }.into()
+  }
+
+  #[test]
+  fn the_outbox_counts_its_bytes_and_refuses_past_its_bound() {
+    let mut outbox = Outbox::default();
+    let record = vec![0u8; 32 * 1024];
+    let mut pushed = 0;
+    while outbox.push(record.clone()) {
+      pushed += 1;
+      assert_eq!(outbox.backlogged(), pushed * record.len() >= BACKLOG_BYTES);
+    }
+    assert_eq!(pushed, MAX_BYTES / record.len());
+    for _ in 0..pushed {
+      outbox.pop();
+    }
+    assert!(outbox.is_empty() && !outbox.backlogged() && outbox.push(record));
   }
 
   #[test]

@@ -207,6 +207,18 @@ impl RawApp {
     self.ctl.broker_doorbell().ring();
   }
 
+  /// Writes `message` if the request ring has room (and rings the broker); whether it did.
+  pub fn try_send(&self, message: &ControlMessage) -> bool {
+    let ring = self.ctl.request_ring(self.slot).expect("request ring");
+    let written = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &message.encode_frame_payload());
+    self.ctl.broker_doorbell().ring();
+    match written {
+      Ok(()) => true,
+      Err(impulse_ring_core::frame::RingError::Full) => false,
+      Err(e) => panic!("cannot write a request: {e}"),
+    }
+  }
+
   /// The next reply or event, waiting up to `timeout`.
   pub fn recv(&self, timeout: Duration) -> Option<ControlMessage> {
     let ring = self.ctl.reply_ring(self.slot).expect("reply ring");
