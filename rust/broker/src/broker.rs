@@ -307,12 +307,17 @@ impl Broker {
       return Err(fail(ErrorCode::Protocol, "this slot is already registered"));
     }
     let (pid, start) = self.ctl.slot_owner(slot);
-    if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
+    let alive = sys::process_alive_checked(pid, start).map_err(|e| out_of_fds_or_io("check the app's process", e))?;
+    if pid as i64 != m.pid || start as i64 != m.start_time || !alive {
       return Err(fail(ErrorCode::Protocol, format!("slot {slot} holds pid {pid}, the request says {}", m.pid)));
     }
     admission::check_app_name(&m.app_name)?;
-    if self.pidfds && !self.liveness.watch(slot, pid) {
-      debug!(slot, pid, "pidfd_open failed; relying on polling for this app");
+    if self.pidfds {
+      match self.liveness.watch(slot, pid) {
+        Ok(()) => {}
+        Err(e) if sys::out_of_fds(&e) => return Err(out_of_fds_or_io("watch the app's process", e)),
+        Err(e) => debug!(slot, pid, "pidfd_open failed ({e}); relying on polling for this app"),
+      }
     }
     self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: Outbox::default() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
@@ -511,6 +516,17 @@ impl Broker {
     if app.outbox.flush(slot, &ring, self.ctl.segment()) {
       self.ctl.app_doorbell(slot).ring();
     }
+  }
+}
+
+/// The failure for a system call that failed while admitting an app: `LimitReached` (logged) when the
+/// broker is out of file descriptors, which is not the app's fault, else `Io`.
+fn out_of_fds_or_io(what: &str, e: std::io::Error) -> Failure {
+  if sys::out_of_fds(&e) {
+    warn!("out of file descriptors: cannot {what} ({e}); refusing new registrations until fds are free");
+    fail(ErrorCode::LimitReached, format!("the broker is out of file descriptors and cannot {what}; try again later"))
+  } else {
+    fail(ErrorCode::Io, format!("the broker cannot {what}: {e}"))
   }
 }
 

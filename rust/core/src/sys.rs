@@ -67,9 +67,27 @@ pub fn getpid() -> u32 {
 }
 
 /// The state letter (field 3) and start time (field 22) of `/proc/PID/stat`; `None` when the
-/// process does not exist.
+/// process does not exist (or cannot be read).
 fn process_stat(pid: u32) -> Option<(char, u64)> {
-  let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+  process_stat_checked(pid).ok().flatten()
+}
+
+/// Like [`process_stat`], but an error other than "no such process" (such as running out of file
+/// descriptors) is an error, not a dead process.
+fn process_stat_checked(pid: u32) -> io::Result<Option<(char, u64)>> {
+  let stat = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+    Ok(stat) => stat,
+    Err(e) if is_errno(&e, &[rustix::io::Errno::NOENT, rustix::io::Errno::SRCH]) => return Ok(None),
+    Err(e) => return Err(e),
+  };
+  Ok(parse_stat(&stat))
+}
+
+fn is_errno(e: &io::Error, errnos: &[rustix::io::Errno]) -> bool {
+  errnos.iter().any(|errno| e.raw_os_error() == Some(errno.raw_os_error()))
+}
+
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
   // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
   let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
   let state = fields.next()?.chars().next()?;
@@ -86,7 +104,21 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 
 /// Whether the process `pid` that started at `start_time` is still alive (a zombie counts as dead).
 pub fn process_alive(pid: u32, start_time: u64) -> bool {
-  pid != 0 && matches!(process_stat(pid), Some((state, start)) if state != 'Z' && state != 'X' && start == start_time)
+  process_alive_checked(pid, start_time).unwrap_or(false)
+}
+
+/// [`process_alive`] that tells "dead" from "cannot tell" (`/proc` could not be read, for example at
+/// the file descriptor limit: `EMFILE`), so that a broker out of fds does not declare live apps dead.
+pub fn process_alive_checked(pid: u32, start_time: u64) -> io::Result<bool> {
+  if pid == 0 {
+    return Ok(false);
+  }
+  Ok(matches!(process_stat_checked(pid)?, Some((state, start)) if state != 'Z' && state != 'X' && start == start_time))
+}
+
+/// Whether an i/o error means the process (or the system) ran out of file descriptors.
+pub fn out_of_fds(e: &io::Error) -> bool {
+  is_errno(e, &[rustix::io::Errno::MFILE, rustix::io::Errno::NFILE])
 }
 
 /// Opens a pidfd for `pid` (Linux ≥ 5.3): it becomes readable when the process exits.

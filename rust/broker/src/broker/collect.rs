@@ -20,7 +20,8 @@ impl Broker {
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
       let (pid, start) = self.ctl.slot_owner(slot);
-      if state == IR_SLOT_FREE || (pid != 0 && sys::process_alive(pid, start)) {
+      // A process that cannot be checked (`/proc` unreadable, say at the fd limit) is not declared dead.
+      if state == IR_SLOT_FREE || pid != 0 && sys::process_alive_checked(pid, start).unwrap_or(true) {
         self.suspect_claims.remove(&slot);
         continue;
       }
@@ -99,6 +100,7 @@ impl Broker {
       self.close_link(id, LinkSide::Caller, "the caller is gone");
     }
     if let Some(app) = self.reg.apps.remove(&slot) {
+      self.liveness.unwatch(slot, app.pid);
       info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
       if !sys::process_alive(app.pid, app.start) {
         self.ctl.clear_dead_sleepers(slot);

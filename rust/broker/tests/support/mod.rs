@@ -37,15 +37,20 @@ impl Broker {
 
   /// Starts `impulsed` in `ns` with extra environment variables, without waiting for it.
   pub fn spawn_with_env(ns: &str, args: &[&str], env: &[(&str, &str)]) -> Broker {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_impulsed"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_impulsed"));
+    command
       .envs(env.iter().copied())
       .args(["--ns", ns, "--log-level", "info"])
       .args(args)
       .stdin(Stdio::null())
       .stdout(Stdio::null())
-      .stderr(Stdio::piped())
-      .spawn()
-      .expect("start impulsed");
+      .stderr(Stdio::piped());
+    Broker::from_command(ns, command)
+  }
+
+  /// Runs `command` (an `impulsed` for `ns` with stderr piped), without waiting for it.
+  pub fn from_command(ns: &str, mut command: Command) -> Broker {
+    let mut child = command.spawn().expect("start impulsed");
     let log = Arc::new(Mutex::new(Vec::new()));
     let lines = log.clone();
     let stderr = child.stderr.take().expect("piped stderr");
@@ -56,6 +61,11 @@ impl Broker {
       }
     });
     Broker { ns: ns.to_string(), child, log }
+  }
+
+  /// How many file descriptors the broker holds open.
+  pub fn fd_count(&self) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", self.pid())).expect("/proc/PID/fd").count()
   }
 
   /// Waits until the control segment carries this broker's pid.
@@ -168,6 +178,15 @@ impl RawApp {
 
   /// Claims a slot and registers as `name`.
   pub fn register(ns: &str, name: &str) -> RawApp {
+    match RawApp::try_register(ns, name) {
+      Ok(app) => app,
+      Err(reply) => panic!("expected Registered, got {reply:?}"),
+    }
+  }
+
+  /// Claims a slot and registers as `name`; the reply when it is not `Registered` (the slot is then
+  /// given back).
+  pub fn try_register(ns: &str, name: &str) -> Result<RawApp, ControlMessage> {
     let mut app = RawApp::claim(ns);
     let pid = sys::getpid();
     let register = Register {
@@ -177,10 +196,15 @@ impl RawApp {
       start_time: sys::process_start_time(pid).unwrap_or(0) as i64,
     };
     match app.request(register.into()) {
-      ControlMessage::Registered(r) => assert_eq!(r.app_id as u32, app.slot),
-      other => panic!("expected Registered, got {other:?}"),
+      ControlMessage::Registered(r) => {
+        assert_eq!(r.app_id as u32, app.slot);
+        Ok(app)
+      }
+      other => {
+        app.unregister();
+        Err(other)
+      }
     }
-    app
   }
 
   /// A fresh request id.
