@@ -2,7 +2,7 @@
 //! answer, and collect the resources of apps that left or died. Everything runs on this one thread
 //! except the pidfd watcher, so the registry needs no locks.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,8 +43,8 @@ pub struct Broker {
   /// Whether pidfds work here; if not, liveness is polled.
   pidfds: bool,
   reg: Registry,
-  /// Claimed slots that looked abandoned at the last liveness poll.
-  suspect_claims: HashSet<u32>,
+  /// Slots without a registration whose state is not free, since when they have been seen so.
+  suspect_slots: HashMap<u32, Instant>,
 }
 
 impl Broker {
@@ -90,15 +90,7 @@ impl Broker {
       warn!("pidfd_open is unavailable (Linux < 5.3?): app deaths are noticed within a second");
     }
     info!(ns = %ns, pid = sys::getpid(), "broker ready");
-    Ok(Broker {
-      ns,
-      mode: config.mode,
-      ctl,
-      liveness,
-      pidfds,
-      reg: Registry::default(),
-      suspect_claims: HashSet::new(),
-    })
+    Ok(Broker { ns, mode: config.mode, ctl, liveness, pidfds, reg: Registry::default(), suspect_slots: HashMap::new() })
   }
 
   /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly.
@@ -310,6 +302,21 @@ impl Broker {
     let alive = sys::process_alive_checked(pid, start).map_err(|e| out_of_fds_or_io("check the app's process", e))?;
     if pid as i64 != m.pid || start as i64 != m.start_time || !alive {
       return Err(fail(ErrorCode::Protocol, format!("slot {slot} holds pid {pid}, the request says {}", m.pid)));
+    }
+    // The pid in the slot must be the process that is registering, not one it names (pid 1, a
+    // bystander): only a process that maps this namespace's control segment can be an app of it.
+    match sys::process_maps_shm(pid, self.ctl.segment().name()) {
+      Ok(true) => {}
+      Ok(false) => {
+        return Err(fail(ErrorCode::Protocol, format!("pid {pid} does not map this namespace's control segment")))
+      }
+      Err(e) if sys::out_of_fds(&e) => return Err(out_of_fds_or_io("check the app's mappings", e)),
+      Err(e) => {
+        return Err(fail(
+          ErrorCode::Protocol,
+          format!("cannot verify pid {pid} ({e}): the broker must be able to read /proc/{pid}/maps"),
+        ))
+      }
     }
     admission::check_app_name(&m.app_name)?;
     if self.pidfds {

@@ -121,6 +121,16 @@ pub fn out_of_fds(e: &io::Error) -> bool {
   is_errno(e, &[rustix::io::Errno::MFILE, rustix::io::Errno::NFILE])
 }
 
+/// Whether process `pid` maps the shared memory object `name` (as `/name` under `/dev/shm`), from
+/// `/proc/PID/maps`. An error when the file cannot be read: the process is gone, or belongs to another
+/// user (reading another user's maps takes `CAP_SYS_PTRACE`), or the fds ran out.
+pub fn process_maps_shm(pid: u32, name: &str) -> io::Result<bool> {
+  let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))?;
+  let path = format!("/dev/shm{name}");
+  // The path is the last field; a mapping of an object unlinked since ends in " (deleted)".
+  Ok(maps.lines().any(|line| line.ends_with(&path) && line[..line.len() - path.len()].ends_with(' ')))
+}
+
 /// Opens a pidfd for `pid` (Linux ≥ 5.3): it becomes readable when the process exits.
 pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
   let pid = rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
@@ -158,6 +168,20 @@ pub fn monotonic_ms() -> u64 {
 #[cfg(test)]
 mod tests {
   use super::*;
+
+  #[test]
+  fn a_process_maps_what_it_mapped_and_nothing_else() {
+    let name = format!("/impulse-ring.sys-test-{}.ctl", getpid());
+    let file = shm_create(&name, 0o600).expect("shm_create");
+    file.set_len(4096).expect("set_len");
+    // SAFETY: a fresh object of 4096 bytes that nothing else maps; unmapped when `map` drops.
+    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.expect("mmap");
+    assert_eq!(process_maps_shm(getpid(), &name).ok(), Some(true));
+    assert_eq!(process_maps_shm(getpid(), &format!("{name}x")).ok(), Some(false));
+    assert_eq!(process_maps_shm(getpid(), &name[..name.len() - 1]).ok(), Some(false));
+    drop(map);
+    shm_unlink(&name).expect("unlink");
+  }
 
   #[test]
   fn own_process_is_alive_and_a_wrong_start_time_is_not() {

@@ -8,34 +8,40 @@ use impulse_ring_core::doorbell::Doorbell;
 use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::{names, sys};
-use tracing::{debug, info};
+use std::time::{Duration, Instant};
+
+use tracing::info;
 
 use super::Broker;
 use crate::registry::LinkSide;
 
 impl Broker {
-  /// Polls pid and start time: the fallback without pidfds, and the only check for apps that
-  /// claimed a slot and died before registering.
+  /// Polls every slot once a second: the fallback for app deaths without pidfds, and the reclamation
+  /// of slots that match no live, verified registration (a claim abandoned or never followed by a
+  /// Register, or a state word some process wrote by hand), each after its grace period.
   pub(super) fn check_liveness_by_polling(&mut self) {
+    let now = Instant::now();
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
-      let (pid, start) = self.ctl.slot_owner(slot);
-      // A process that cannot be checked (`/proc` unreadable, say at the fd limit) is not declared dead.
-      if state == IR_SLOT_FREE || pid != 0 && sys::process_alive_checked(pid, start).unwrap_or(true) {
-        self.suspect_claims.remove(&slot);
+      if let Some(app) = self.reg.apps.get(&slot) {
+        self.suspect_slots.remove(&slot);
+        // A process that cannot be checked (`/proc` unreadable, say at the fd limit) is not declared dead.
+        if !sys::process_alive_checked(app.pid, app.start).unwrap_or(true) {
+          self.collect_app(slot, "exited");
+        }
         continue;
       }
-      if self.reg.apps.contains_key(&slot) {
-        self.collect_app(slot, "exited");
-      } else if state == IR_SLOT_CLAIMED {
-        // Claimed by a process that died before (or while) writing its identity. It may also be an
-        // app between its CAS and its stores (we may even see its pid and not yet its start time):
-        // free only a slot that looks abandoned on two polls in a row.
-        if !self.suspect_claims.insert(slot) {
-          debug!(slot, "freeing a slot claimed by a process that is gone");
-          self.suspect_claims.remove(&slot);
-          self.ctl.free_slot(slot);
-        }
+      let (pid, start) = self.ctl.slot_owner(slot);
+      let owner_alive = pid != 0 && sys::process_alive_checked(pid, start).unwrap_or(true);
+      let Some(grace) = reclaim_grace(state, owner_alive) else {
+        self.suspect_slots.remove(&slot);
+        continue;
+      };
+      let since = *self.suspect_slots.entry(slot).or_insert(now);
+      if now.duration_since(since) >= grace {
+        info!(slot, state, pid, owner_alive, "reclaiming a slot that matches no registration");
+        self.suspect_slots.remove(&slot);
+        self.ctl.free_slot(slot);
       }
     }
   }
@@ -140,5 +146,44 @@ impl Broker {
       }
     }
     info!("broker stopped");
+  }
+}
+
+/// How long a slot without a registration may keep its state before the broker frees it; `None` for a
+/// slot that is fine as it is (free).
+///
+/// A claim by a live process gets [`CLAIM_GRACE`] to register (a connector sends Register right after
+/// its claim, and waits 10 s for the answer). Anything else (a claim whose process is gone, an app
+/// caught between its CAS and its identity stores, a state word written by hand) looks abandoned on two
+/// polls in a row before it is freed.
+pub(super) fn reclaim_grace(state: u32, owner_alive: bool) -> Option<Duration> {
+  match (state, owner_alive) {
+    (IR_SLOT_FREE, _) => None,
+    (IR_SLOT_CLAIMED, true) => Some(CLAIM_GRACE),
+    _ => Some(ABANDONED_GRACE),
+  }
+}
+
+/// How long a live process may hold a claimed slot without registering.
+pub(super) const CLAIM_GRACE: Duration = Duration::from_secs(5);
+
+/// Just under the poll interval: a slot is freed on the second poll that finds it abandoned.
+const ABANDONED_GRACE: Duration = Duration::from_millis(900);
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn only_free_slots_are_left_alone() {
+    assert_eq!(reclaim_grace(IR_SLOT_FREE, true), None);
+    assert_eq!(reclaim_grace(IR_SLOT_FREE, false), None);
+    assert_eq!(reclaim_grace(IR_SLOT_CLAIMED, true), Some(CLAIM_GRACE));
+    for state in [IR_SLOT_CLAIMED, IR_SLOT_ACTIVE, IR_SLOT_CLOSING, 77] {
+      assert_eq!(reclaim_grace(state, false), Some(ABANDONED_GRACE), "{state}");
+    }
+    // ACTIVE or CLOSING without a registration is never legitimate, even with a live pid in it.
+    assert_eq!(reclaim_grace(IR_SLOT_ACTIVE, true), Some(ABANDONED_GRACE));
+    assert_eq!(reclaim_grace(IR_SLOT_CLOSING, true), Some(ABANDONED_GRACE));
   }
 }

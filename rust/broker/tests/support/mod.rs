@@ -171,9 +171,19 @@ pub struct RawApp {
 impl RawApp {
   /// Claims a slot in `ns` without registering.
   pub fn claim(ns: &str) -> RawApp {
+    RawApp::try_claim(ns).expect("a free slot")
+  }
+
+  /// Claims a slot in `ns` without registering; `Err` when every slot is taken.
+  pub fn try_claim(ns: &str) -> Result<RawApp, ()> {
     let ctl = ControlSegment::open(ns).expect("open the control segment");
-    let slot = ctl.claim_slot().expect("a free slot");
-    RawApp { ctl, slot, next_id: 1 }
+    let slot = ctl.claim_slot().ok_or(())?;
+    Ok(RawApp { ctl, slot, next_id: 1 })
+  }
+
+  /// Gives an unregistered claim back (Unregister frees it).
+  pub fn give_back(self) {
+    self.unregister();
   }
 
   /// Claims a slot and registers as `name`.
