@@ -22,10 +22,20 @@ use tracing::{debug, error, info, warn};
 use crate::admission::{self, fail, Failure};
 use crate::keys::KeyHash;
 use crate::liveness::Liveness;
+use crate::lock::{LockError, NamespaceLock};
 use crate::outbox::{self, encode_reply, Outbox};
 use crate::registry::{App, Channel, Function, Link, Registry};
 
 mod collect;
+
+/// How [`Broker::run`] ended.
+pub enum Ending {
+  /// Asked to stop (SIGINT, SIGTERM): the namespace is cleaned up.
+  Stopped,
+  /// The control segment's name (or the lock's, taken by another broker) was removed or replaced: the
+  /// broker left without touching any name that is not its own.
+  Lost,
+}
 
 /// How the broker was asked to run.
 pub struct Config {
@@ -39,6 +49,8 @@ pub struct Broker {
   ns: String,
   mode: u32,
   ctl: Arc<ControlSegment>,
+  /// The namespace lock; `None` only once released at shutdown.
+  lock: Option<NamespaceLock>,
   liveness: Liveness,
   /// Whether pidfds work here; if not, liveness is polled.
   pidfds: bool,
@@ -50,39 +62,23 @@ pub struct Broker {
 impl Broker {
   /// Takes the namespace: refuses if a live broker owns it, cleans up after a dead one.
   pub fn start(config: Config) -> anyhow::Result<Broker> {
-    let ns = config.ns;
-    match ControlSegment::open(&ns) {
-      Ok(old) if old.broker_alive() => {
-        let (pid, _) = old.broker();
-        bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
+    let ns = config.ns.clone();
+    let lock = match NamespaceLock::take(&ns, config.mode) {
+      Ok(lock) => lock,
+      Err(LockError::Held { pid }) => {
+        let pid = pid.map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
+        let lock = names::lock(&ns);
+        bail!("a broker (pid {pid}) already serves namespace `{ns}` (it holds /dev/shm{lock}); stop it first or choose another with --ns")
       }
-      Err(SegmentError::VersionMismatch { .. }) | Err(SegmentError::Corrupt { .. }) => {
-        // Another version (or a damaged segment): the segment header's creator words still tell
-        // whether its broker lives.
-        if let Some(pid) = live_creator(&names::control(&ns)) {
-          bail!("a broker (pid {pid}) of another wire version serves namespace `{ns}`; stop it first")
-        }
+      Err(LockError::Io(e)) => return Err(e).context(format!("cannot take the lock {}", names::lock(&ns))),
+    };
+    let ctl = match Broker::take_namespace(&config, &lock) {
+      Ok(ctl) => ctl,
+      Err(e) => {
+        // Refused (or failed) under the lock: its file must not stay behind.
+        lock.release();
+        return Err(e);
       }
-      Err(SegmentError::NotReady { .. }) => {
-        // Another broker may be starting this very moment: give it a moment to finish.
-        std::thread::sleep(Duration::from_millis(500));
-        if let Some(pid) = live_creator(&names::control(&ns)) {
-          bail!("a broker (pid {pid}) already serves namespace `{ns}`")
-        }
-      }
-      _ => {}
-    }
-    let stale = sys::shm_list(&names::namespace_prefix(&ns)).context("cannot list /dev/shm")?;
-    for name in &stale {
-      let _ = sys::shm_unlink(&format!("/{name}"));
-    }
-    if !stale.is_empty() {
-      warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
-    }
-    let ctl = match ControlSegment::create(&ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
-      Ok(ctl) => Arc::new(ctl),
-      Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
-      Err(e) => return Err(e).context("cannot create the control segment"),
     };
     let liveness = Liveness::start(ctl.clone());
     let pidfds = sys::pidfd_open(sys::getpid()).is_ok();
@@ -90,11 +86,61 @@ impl Broker {
       warn!("pidfd_open is unavailable (Linux < 5.3?): app deaths are noticed within a second");
     }
     info!(ns = %ns, pid = sys::getpid(), "broker ready");
-    Ok(Broker { ns, mode: config.mode, ctl, liveness, pidfds, reg: Registry::default(), suspect_slots: HashMap::new() })
+    Ok(Broker {
+      ns,
+      mode: config.mode,
+      ctl,
+      lock: Some(lock),
+      liveness,
+      pidfds,
+      reg: Registry::default(),
+      suspect_slots: HashMap::new(),
+    })
   }
 
-  /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly.
-  pub fn run(&mut self, stop: &AtomicBool) {
+  /// Holding the lock: refuses if a broker without the lock (an older version) serves the namespace,
+  /// removes what a dead broker left, and creates the control segment.
+  fn take_namespace(config: &Config, lock: &NamespaceLock) -> anyhow::Result<Arc<ControlSegment>> {
+    let ns = &config.ns;
+    match ControlSegment::open(ns) {
+      Ok(old) if old.broker_alive() => {
+        let (pid, _) = old.broker();
+        bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
+      }
+      Err(SegmentError::VersionMismatch { .. }) | Err(SegmentError::Corrupt { .. }) => {
+        // Another version (or a damaged segment): the segment header's creator words still tell
+        // whether its broker lives.
+        if let Some(pid) = live_creator(&names::control(ns)) {
+          bail!("a broker (pid {pid}) of another wire version serves namespace `{ns}`; stop it first")
+        }
+      }
+      Err(SegmentError::NotReady { .. }) => {
+        // Another broker may be starting this very moment: give it a moment to finish.
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(pid) = live_creator(&names::control(ns)) {
+          bail!("a broker (pid {pid}) already serves namespace `{ns}`")
+        }
+      }
+      _ => {}
+    }
+    let mut stale = sys::shm_list(&names::namespace_prefix(ns)).context("cannot list /dev/shm")?;
+    stale.retain(|name| format!("/{name}") != lock.name());
+    for name in &stale {
+      let _ = sys::shm_unlink(&format!("/{name}"));
+    }
+    if !stale.is_empty() {
+      warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
+    }
+    match ControlSegment::create(ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
+      Ok(ctl) => Ok(Arc::new(ctl)),
+      Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
+      Err(e) => Err(e).context("cannot create the control segment"),
+    }
+  }
+
+  /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly; or until the namespace's
+  /// names stop referring to this broker's objects, then leaves.
+  pub fn run(&mut self, stop: &AtomicBool) -> Ending {
     let mut last_beat = Instant::now();
     let ctl = self.ctl.clone();
     while !stop.load(Ordering::Relaxed) {
@@ -106,6 +152,10 @@ impl Broker {
       let worked = self.serve_requests();
       self.flush_outboxes();
       if last_beat.elapsed() >= Duration::from_secs(1) {
+        if !self.names_still_ours() {
+          self.shutdown(true);
+          return Ending::Lost;
+        }
         ctl.beat();
         self.check_liveness_by_polling();
         last_beat = Instant::now();
@@ -133,7 +183,33 @@ impl Broker {
         });
       }
     }
-    self.shutdown();
+    self.shutdown(false);
+    Ending::Stopped
+  }
+
+  /// Whether the control segment's name still refers to our segment and the lock's to our lock (a
+  /// removed lock name is restored when no other broker took it). Logs why not.
+  fn names_still_ours(&mut self) -> bool {
+    let ctl = self.ctl.segment().name();
+    if !self.ctl.segment().name_is_ours() {
+      error!(
+        "/dev/shm{ctl} was removed or replaced by another process: apps can no longer find this broker; \
+         shutting down (connected apps see BrokerGone)"
+      );
+      return false;
+    }
+    let mode = self.mode;
+    if let Some(lock) = self.lock.as_mut() {
+      if !lock.name_is_ours() {
+        if lock.restore(mode) {
+          warn!("/dev/shm{} was removed by another process; restored it", lock.name());
+        } else {
+          error!("/dev/shm{} was removed and another broker holds it now; shutting down", lock.name());
+          return false;
+        }
+      }
+    }
+    true
   }
 
   /// Drains every slot's request ring once; whether anything was handled.

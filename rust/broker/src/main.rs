@@ -5,6 +5,7 @@ mod admission;
 mod broker;
 mod keys;
 mod liveness;
+mod lock;
 mod outbox;
 mod registry;
 
@@ -76,10 +77,11 @@ fn main() -> ExitCode {
   let config =
     broker::Config { ns, mode, max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS) };
   match broker::Broker::start(config) {
-    Ok(mut broker) => {
-      broker.run(&stop);
-      ExitCode::SUCCESS
-    }
+    Ok(mut broker) => match broker.run(&stop) {
+      broker::Ending::Stopped => ExitCode::SUCCESS,
+      // The broker lost its namespace (its names were removed): it said why in its log.
+      broker::Ending::Lost => ExitCode::FAILURE,
+    },
     Err(e) => {
       eprintln!("impulsed: {e:#}");
       ExitCode::FAILURE

@@ -30,6 +30,55 @@ pub fn shm_unlink(name: &str) -> io::Result<()> {
   shm::unlink(name).map_err(io::Error::from)
 }
 
+/// The identity (device, inode) of the shared memory object `name` names now.
+pub fn shm_identity(name: &str) -> io::Result<(u64, u64)> {
+  use std::os::unix::fs::MetadataExt;
+  let meta = std::fs::metadata(format!("/dev/shm{name}"))?;
+  Ok((meta.dev(), meta.ino()))
+}
+
+/// The identity (device, inode) of an open file.
+pub fn file_identity(file: &File) -> io::Result<(u64, u64)> {
+  use std::os::unix::fs::MetadataExt;
+  let meta = file.metadata()?;
+  Ok((meta.dev(), meta.ino()))
+}
+
+/// Takes the exclusive `flock` of the file `/dev/shm<name>`, creating it with `mode` if needed.
+/// `Ok(None)` when another process holds it. The lock is held until the file is closed; the returned
+/// file is the one its name refers to (a name removed and recreated meanwhile is retried). The flag
+/// says whether this call created the file.
+pub fn lock_shm_file(name: &str, mode: u32) -> io::Result<Option<(File, bool)>> {
+  use rustix::fs::{flock, FlockOperation, OFlags};
+  let path = format!("/dev/shm{name}");
+  for _ in 0..100 {
+    let (fd, created) = match rustix::fs::open(
+      &path,
+      OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::CLOEXEC,
+      Mode::from_bits_truncate(mode),
+    ) {
+      Ok(fd) => (fd, true),
+      Err(rustix::io::Errno::EXIST) => (rustix::fs::open(&path, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())?, false),
+      Err(e) => return Err(e.into()),
+    };
+    if created {
+      rustix::fs::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+    }
+    match flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+      Ok(()) => {}
+      Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+      Err(e) => return Err(e.into()),
+    }
+    let file = File::from(fd);
+    // The holder before us may have unlinked the name between our open and our flock: then we hold a
+    // lock on a nameless file, and must lock the file the name refers to now.
+    if shm_identity(name).ok() == Some(file_identity(&file)?) {
+      return Ok(Some((file, created)));
+    }
+  }
+  Err(io::Error::other(format!("{path} keeps being replaced")))
+}
+
 /// Lists the shared memory names (without the leading `/`) that start with `prefix`.
 pub fn shm_list(prefix: &str) -> io::Result<Vec<String>> {
   let mut names = Vec::new();

@@ -115,8 +115,10 @@ impl Broker {
     self.ctl.free_slot(slot);
   }
 
-  /// Tells every app, closes everything, unlinks every segment of the namespace.
-  pub(super) fn shutdown(&mut self) {
+  /// Tells every app, closes everything, unlinks every segment of the namespace and releases its lock.
+  /// A broker that `lost` its namespace unlinks only names that still refer to its own objects (its
+  /// segments check that themselves) and sweeps nothing: the rest may belong to another broker.
+  pub(super) fn shutdown(&mut self, lost: bool) {
     info!("shutting down");
     self.ctl.set_shutting_down();
     let slots: Vec<u32> = self.reg.apps.keys().copied().collect();
@@ -139,11 +141,18 @@ impl Broker {
       self.ctl.app_doorbell(slot).ring();
     }
     let _ = self.ctl.segment().unlink();
-    // Anything else under our prefix was ours too.
-    if let Ok(rest) = sys::shm_list(&names::namespace_prefix(&self.ns)) {
-      for name in rest {
-        let _ = sys::shm_unlink(&format!("/{name}"));
+    let lock = self.lock.take();
+    if !lost {
+      // Anything else under our prefix was ours too, except the lock: it goes last.
+      let lock_name = lock.as_ref().map(|l| l.name().to_string()).unwrap_or_default();
+      for name in sys::shm_list(&names::namespace_prefix(&self.ns)).unwrap_or_default() {
+        if format!("/{name}") != lock_name {
+          let _ = sys::shm_unlink(&format!("/{name}"));
+        }
       }
+    }
+    if let Some(lock) = lock {
+      lock.release();
     }
     info!("broker stopped");
   }

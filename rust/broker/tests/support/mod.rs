@@ -19,6 +19,8 @@ pub struct Broker {
   pub ns: String,
   child: Child,
   log: Arc<Mutex<Vec<String>>>,
+  /// Whether this broker served its namespace (a refused second broker must not clean it up).
+  served: bool,
 }
 
 impl Broker {
@@ -60,7 +62,7 @@ impl Broker {
         lines.lock().unwrap().push(line);
       }
     });
-    Broker { ns: ns.to_string(), child, log }
+    Broker { ns: ns.to_string(), child, log, served: false }
   }
 
   /// How many file descriptors the broker holds open.
@@ -77,6 +79,7 @@ impl Broker {
       assert!(Instant::now() < deadline, "impulsed did not come up in 10 s\n{}", self.log());
       std::thread::sleep(Duration::from_millis(5));
     }
+    self.served = true;
   }
 
   pub fn pid(&self) -> u32 {
@@ -141,6 +144,9 @@ impl Drop for Broker {
     if self.child.try_wait().ok().flatten().is_none() {
       let _ = self.child.kill();
       let _ = self.child.wait();
+    }
+    if !self.served {
+      return;
     }
     // A failed test must not leave its namespace behind either; only its own names are touched.
     for name in namespace_objects(&self.ns) {
