@@ -25,6 +25,7 @@ use crate::liveness::Liveness;
 use crate::lock::{LockError, NamespaceLock};
 use crate::outbox::{self, encode_reply, Outbox};
 use crate::registry::{App, Channel, Function, Link, Registry};
+use crate::sigbus::Guard;
 
 mod collect;
 
@@ -49,6 +50,8 @@ pub struct Broker {
   ns: String,
   mode: u32,
   ctl: Arc<ControlSegment>,
+  /// Tells whether the control segment was truncated under the broker.
+  ctl_guard: Guard,
   /// The namespace lock; `None` only once released at shutdown.
   lock: Option<NamespaceLock>,
   liveness: Liveness,
@@ -89,6 +92,7 @@ impl Broker {
     Ok(Broker {
       ns,
       mode: config.mode,
+      ctl_guard: Guard::segment(ctl.segment()),
       ctl,
       lock: Some(lock),
       liveness,
@@ -148,6 +152,10 @@ impl Broker {
         if self.reg.apps.get(&slot).is_some_and(|app| app.pid == pid) {
           self.collect_app(slot, "exited");
         }
+      }
+      if !self.check_truncation() {
+        self.shutdown(false);
+        return Ending::Lost;
       }
       let worked = self.serve_requests();
       self.flush_outboxes();
@@ -429,10 +437,17 @@ impl Broker {
     config.init(&seg);
     seg.mark_ready();
     info!(channel = %m.name, channel_id, fingerprint = %fingerprint_hex(fingerprint), capacity, lossy = m.lossy, "channel published");
-    self
-      .reg
-      .channels
-      .insert(channel_id, Channel { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), seg, config });
+    self.reg.channels.insert(
+      channel_id,
+      Channel {
+        name: m.name,
+        owner: slot,
+        key: m.key.as_deref().map(KeyHash::new),
+        guard: Guard::segment(&seg),
+        seg,
+        config,
+      },
+    );
     Ok(ChannelPublished {
       request_id: m.request_id,
       channel_id: channel_id as i64,
@@ -506,7 +521,8 @@ impl Broker {
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
+    let guard = Guard::segment(seg.segment());
+    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg, guard });
     self.send(
       provider,
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),

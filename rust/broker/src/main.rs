@@ -8,6 +8,7 @@ mod liveness;
 mod lock;
 mod outbox;
 mod registry;
+mod sigbus;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -67,6 +68,10 @@ fn main() -> ExitCode {
       return ExitCode::from(2);
     }
   };
+  if let Err(e) = sigbus::install() {
+    eprintln!("impulsed: cannot install the SIGBUS handler: {e}");
+    return ExitCode::FAILURE;
+  }
   let stop = Arc::new(AtomicBool::new(false));
   for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
     if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {

@@ -10,6 +10,7 @@ use impulse_ring_core::segment::Segment;
 
 use crate::keys::KeyHash;
 use crate::outbox::Outbox;
+use crate::sigbus::Guard;
 
 /// A registered app, by slot.
 pub struct App {
@@ -27,6 +28,8 @@ pub struct Channel {
   pub key: Option<KeyHash>,
   pub seg: Segment,
   pub config: ChannelConfig,
+  /// Tells whether the segment was truncated under the broker.
+  pub guard: Guard,
 }
 
 pub struct Function {
@@ -43,6 +46,8 @@ pub struct Link {
   pub caller: u32,
   pub provider: u32,
   pub seg: LinkSegment,
+  /// Tells whether the segment was truncated under the broker.
+  pub guard: Guard,
 }
 
 /// One end of a call link.

@@ -10,7 +10,7 @@ use impulse_ring_core::layout::*;
 use impulse_ring_core::{names, sys};
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{error, info, warn};
 
 use super::Broker;
 use crate::registry::LinkSide;
@@ -44,6 +44,43 @@ impl Broker {
         self.ctl.free_slot(slot);
       }
     }
+  }
+
+  /// Treats every segment truncated under the broker (its guard caught a SIGBUS) as corrupt: a channel
+  /// closes, a link is failed on both sides. `false` when the control segment itself was truncated:
+  /// the namespace cannot go on.
+  pub(super) fn check_truncation(&mut self) -> bool {
+    if self.ctl_guard.faulted() {
+      error!(
+        "{} was truncated under the broker (SIGBUS caught): the control segment is corrupt; shutting down",
+        self.ctl.segment().name()
+      );
+      return false;
+    }
+    let channels: Vec<u64> = self.reg.channels.iter().filter(|(_, c)| c.guard.faulted()).map(|(&id, _)| id).collect();
+    for id in channels {
+      if let Some(ch) = self.reg.channels.get(&id) {
+        warn!(channel = %ch.name, segment = ch.seg.name(), "channel segment truncated (SIGBUS caught): corrupt; closing it");
+      }
+      self.close_channel(id);
+    }
+    let links: Vec<u64> = self.reg.links.iter().filter(|(_, l)| l.guard.faulted()).map(|(&id, _)| id).collect();
+    for id in links {
+      let Some(link) = self.reg.links.remove(&id) else { continue };
+      warn!(
+        link_id = id,
+        segment = link.seg.segment().name(),
+        "link segment truncated (SIGBUS caught): corrupt; closing it"
+      );
+      let _ = link.seg.segment().unlink();
+      for side in [LinkSide::Caller, LinkSide::Provider] {
+        let app = side.app(&link);
+        let message = format!("link {id} is corrupt: its segment was truncated");
+        self.send(app, LinkClosed { link_id: id as i64, code: ErrorCode::Corrupt as i32, message }.into());
+        self.ctl.app_doorbell(app).ring();
+      }
+    }
+    true
   }
 
   pub(super) fn close_channel(&mut self, channel_id: u64) {
