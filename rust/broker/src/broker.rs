@@ -183,7 +183,8 @@ impl Broker {
           let pending = (0..ctl.max_apps()).any(|slot| {
             matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
               && !backlogged.contains(&slot)
-              && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
+              // A ring that does not even open is corrupt: wake to drop the app now, not on the next turn.
+              && ctl.request_ring(slot).map_or(true, |r| r.has_data(ctl.segment()))
           });
           let drained =
             waiting.iter().any(|&(slot, head)| ctl.reply_ring(slot).is_ok_and(|r| r.consumed(ctl.segment()) != head));

@@ -26,6 +26,9 @@ mod flags {
       optional --log-level level: String
       /// File mode of the segments, in octal (default 600; 660 lets a group share the bus).
       optional --mode mode: String
+      /// Allow a --mode that gives other users access (such as 666): every user of the host can then
+      /// read and write the bus. Refused without this flag.
+      optional --world-accessible
       /// Number of app slots (default 64).
       optional --max-apps n: u32
     }
@@ -68,6 +71,13 @@ fn main() -> ExitCode {
       return ExitCode::from(2);
     }
   };
+  if mode & 0o007 != 0 && !flags.world_accessible {
+    eprintln!(
+      "impulsed: --mode {mode:o} lets every user of the host read and write the bus; use a group mode such as 660, \
+       or add --world-accessible if that is really meant"
+    );
+    return ExitCode::from(2);
+  }
   if let Err(e) = sigbus::install() {
     eprintln!("impulsed: cannot install the SIGBUS handler: {e}");
     return ExitCode::FAILURE;

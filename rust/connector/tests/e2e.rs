@@ -548,3 +548,16 @@ fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
   assert_eq!(bus.segments(), Vec::<String>::new());
   expect_broker_gone(&mut publisher, [&mut subscriber, &mut provider, &mut caller]);
 }
+
+#[test]
+fn a_testee_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
+  use std::os::unix::ffi::OsStrExt;
+  let output = Command::new(testee())
+    .arg("publisher")
+    .arg(std::ffi::OsStr::from_bytes(b"--channel\xff"))
+    .output()
+    .expect("run the testee");
+  let stderr = String::from_utf8_lossy(&output.stderr);
+  assert_eq!(output.status.code(), Some(64), "{stderr}");
+  assert!(stderr.starts_with("testee: argument ") && !stderr.contains("panicked"), "{stderr}");
+}
