@@ -135,11 +135,18 @@ impl Broker {
     if !stale.is_empty() {
       warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
     }
-    match ControlSegment::create(ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
-      Ok(ctl) => Ok(Arc::new(ctl)),
+    // The second name a dead broker left (it is outside the prefix the sweep above covers).
+    let keep = names::control_keep(ns);
+    let _ = sys::shm_unlink(&keep);
+    let ctl = match ControlSegment::create(ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
+      Ok(ctl) => Arc::new(ctl),
       Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
-      Err(e) => Err(e).context("cannot create the control segment"),
+      Err(e) => return Err(e).context("cannot create the control segment"),
+    };
+    if let Err(e) = sys::shm_link(ctl.segment().name(), &keep) {
+      warn!("cannot link /dev/shm{keep} ({e}): a removed control segment name could not be restored");
     }
+    Ok(ctl)
   }
 
   /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly; or until the namespace's
@@ -196,16 +203,25 @@ impl Broker {
     Ending::Stopped
   }
 
-  /// Whether the control segment's name still refers to our segment and the lock's to our lock (a
-  /// removed lock name is restored when no other broker took it). Logs why not.
+  /// Whether the control segment's name still refers to our segment and the lock's to our lock; a
+  /// removed name is restored (the control segment from its second name, the lock as a fresh file)
+  /// unless another object has taken it. Logs what it finds.
   fn names_still_ours(&mut self) -> bool {
-    let ctl = self.ctl.segment().name();
-    if !self.ctl.segment().name_is_ours() {
-      error!(
-        "/dev/shm{ctl} was removed or replaced by another process: apps can no longer find this broker; \
-         shutting down (connected apps see BrokerGone)"
-      );
-      return false;
+    let seg = self.ctl.segment();
+    let ctl = seg.name();
+    if !seg.name_is_ours() {
+      let keep = names::control_keep(&self.ns);
+      let restorable = sys::shm_identity(ctl).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        && sys::shm_identity(&keep).ok() == Some(seg.identity());
+      if restorable && sys::shm_link(&keep, ctl).is_ok() && seg.name_is_ours() {
+        warn!("/dev/shm{ctl} was removed by another process; restored it (apps can find the broker again)");
+      } else {
+        error!(
+          "/dev/shm{ctl} was removed or replaced by another process and cannot be restored: apps can no longer \
+           find this broker; shutting down (connected apps see BrokerGone)"
+        );
+        return false;
+      }
     }
     let mode = self.mode;
     if let Some(lock) = self.lock.as_mut() {

@@ -1,7 +1,8 @@
 //! One broker per namespace, whatever happens to the names in `/dev/shm`: the broker holds a lock
 //! file next to its segments, so a second broker stays out even when the control segment's name is
-//! gone; a broker whose control segment name was removed notices, leaves with a clear log line and
-//! its apps see the shutdown; a removed lock name is restored.
+//! gone; a removed control segment name is restored (from a second name outside the namespace
+//! prefix), a replaced one makes the broker leave with a clear log line while its apps see the
+//! shutdown; a removed lock name is restored.
 
 mod support;
 
@@ -29,23 +30,49 @@ fn sees_shutdown(app: &RawApp) -> bool {
   false
 }
 
+/// The broker's second name for its control segment, outside the namespace prefix.
+fn keep_path(ns: &str) -> String {
+  format!("/dev/shm/.impulse-ring.{ns}.ctl")
+}
+
 #[test]
-fn a_broker_whose_control_segment_name_is_removed_leaves_and_its_apps_see_the_shutdown() {
-  let mut broker = Broker::start("ctlgone", &[]);
-  let app = RawApp::register(&broker.ns, "orphan");
+fn a_removed_control_segment_name_is_restored_and_the_bus_goes_on() {
+  let broker = Broker::start("ctlgone", &[]);
+  let mut app = RawApp::register(&broker.ns, "survivor");
   assert!(namespace_objects(&broker.ns).contains(&format!("impulse-ring.{}.lock", broker.ns)));
   remove(&broker.ns, "ctl");
+  assert!(broker.wait_log("restored it", Duration::from_secs(10)), "{}", broker.log());
+  // Newcomers find the broker again, and the app that was there is still served.
+  RawApp::register(&broker.ns, "newcomer").unregister();
+  assert!(matches!(
+    app.request(ControlMessage::List(impulse_ring_core::control::List { request_id: 0 })),
+    ControlMessage::Listing(_)
+  ));
+  app.unregister();
+  let ns = broker.ns.clone();
+  broker.stop();
+  assert!(!std::path::Path::new(&keep_path(&ns)).exists(), "the second name is left behind");
+}
+
+#[test]
+fn a_replaced_control_segment_name_makes_the_broker_leave_and_its_apps_see_the_shutdown() {
+  let mut broker = Broker::start("ctlreplaced", &[]);
+  let app = RawApp::register(&broker.ns, "orphan");
+  remove(&broker.ns, "ctl");
+  let impostor = format!("/dev/shm/impulse-ring.{}.ctl", broker.ns);
+  std::fs::write(&impostor, b"not a segment").expect("plant a file");
   assert_eq!(broker.wait_exit(Duration::from_secs(10)), Some(1), "{}", broker.log());
   assert!(broker.log().contains("was removed or replaced by another process"), "{}", broker.log());
   assert!(sees_shutdown(&app) && app.ctl.shutting_down());
-  assert_eq!(namespace_objects(&broker.ns), Vec::<String>::new());
-  // The namespace is free again.
-  Broker::start("ctlgone", &[]).stop();
+  // The broker left the planted file alone (not its own) and took its lock and second name away.
+  assert_eq!(namespace_objects(&broker.ns), vec![format!("impulse-ring.{}.ctl", broker.ns)]);
+  assert!(!std::path::Path::new(&keep_path(&broker.ns)).exists());
+  std::fs::remove_file(&impostor).expect("remove the planted file");
 }
 
 #[test]
 fn a_second_broker_stays_out_even_when_the_control_segment_name_is_gone() {
-  let mut first = Broker::start("twobrokers", &[]);
+  let first = Broker::start("twobrokers", &[]);
   // Stopped, the first broker cannot notice anything; only its lock keeps the namespace.
   signal(&first, Signal::STOP);
   remove(&first.ns, "ctl");
@@ -55,8 +82,11 @@ fn a_second_broker_stays_out_even_when_the_control_segment_name_is_gone() {
   assert_eq!(code, Some(1), "the second broker started\n{}", second.log());
   let message = second.log();
   assert!(message.contains("already serves") && message.contains(&first.pid().to_string()), "{message}");
-  assert_eq!(first.wait_exit(Duration::from_secs(10)), Some(1), "{}", first.log());
-  assert_eq!(namespace_objects(&first.ns), Vec::<String>::new());
+  // Woken up, the first broker restores its name and serves on.
+  assert!(first.wait_log("restored it", Duration::from_secs(10)), "{}", first.log());
+  RawApp::register(&first.ns, "after").unregister();
+  drop(second);
+  first.stop();
 }
 
 #[test]

@@ -153,6 +153,11 @@ impl Segment {
     sys::shm_unlink(&self.name)
   }
 
+  /// The (device, inode) of the object this segment maps.
+  pub fn identity(&self) -> (u64, u64) {
+    self.identity
+  }
+
   /// Whether the segment's name still refers to this segment (not removed, not replaced).
   pub fn name_is_ours(&self) -> bool {
     sys::shm_identity(&self.name).is_ok_and(|identity| identity == self.identity)

@@ -30,6 +30,11 @@ pub fn shm_unlink(name: &str) -> io::Result<()> {
   shm::unlink(name).map_err(io::Error::from)
 }
 
+/// Gives the shared memory object `existing` a second name `new` (a hard link under `/dev/shm`).
+pub fn shm_link(existing: &str, new: &str) -> io::Result<()> {
+  std::fs::hard_link(format!("/dev/shm{existing}"), format!("/dev/shm{new}"))
+}
+
 /// The identity (device, inode) of the shared memory object `name` names now.
 pub fn shm_identity(name: &str) -> io::Result<(u64, u64)> {
   use std::os::unix::fs::MetadataExt;

@@ -178,6 +178,10 @@ impl Broker {
       self.ctl.app_doorbell(slot).ring();
     }
     let _ = self.ctl.segment().unlink();
+    let keep = names::control_keep(&self.ns);
+    if sys::shm_identity(&keep).ok() == Some(self.ctl.segment().identity()) {
+      let _ = sys::shm_unlink(&keep);
+    }
     let lock = self.lock.take();
     if !lost {
       // Anything else under our prefix was ours too, except the lock: it goes last.

@@ -152,6 +152,8 @@ impl Drop for Broker {
     for name in namespace_objects(&self.ns) {
       let _ = std::fs::remove_file(format!("/dev/shm/{name}"));
     }
+    // And the broker's second name of its control segment, outside the namespace prefix.
+    let _ = std::fs::remove_file(format!("/dev/shm/.impulse-ring.{}.ctl", self.ns));
   }
 }
 
