@@ -184,7 +184,17 @@ impl RawApp {
 
   /// Claims a slot in `ns` without registering; `Err` when every slot is taken.
   pub fn try_claim(ns: &str) -> Result<RawApp, ()> {
-    let ctl = ControlSegment::open(ns).expect("open the control segment");
+    // Another test run sweeping /dev/shm may remove the name; the broker restores it within a second.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let ctl = loop {
+      match ControlSegment::open(ns) {
+        Ok(ctl) => break ctl,
+        Err(impulse_ring_core::segment::SegmentError::NotFound { .. }) if Instant::now() < deadline => {
+          std::thread::sleep(Duration::from_millis(20))
+        }
+        Err(e) => panic!("open the control segment: {e:?}"),
+      }
+    };
     let slot = ctl.claim_slot().ok_or(())?;
     Ok(RawApp { ctl, slot, next_id: 1 })
   }
