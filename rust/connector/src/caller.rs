@@ -68,6 +68,9 @@ pub(crate) struct CallerLink {
   backlogged: AtomicBool,
   next_correlation: AtomicU64,
   gone: AtomicBool,
+  /// Requests written, mirrored in the link's `IR_LINK_CALLS` word for `Describe`. Written under
+  /// `write_lock`.
+  calls: AtomicU64,
 }
 
 impl CallerLink {
@@ -143,16 +146,15 @@ impl CallerLink {
   /// Writes one request record; `Full` when the ring has no room.
   fn try_send(&self, correlation: u64, datum: &[u8]) -> std::result::Result<(), RingError> {
     let header = soe_header(self.request_codec.fingerprint);
-    self.request.try_write(
-      self.seg.segment(),
-      IR_FRAME_KIND_CALL_REQUEST,
-      correlation,
-      SOE_HEADER_LEN + datum.len(),
-      |dst| {
-        dst[..SOE_HEADER_LEN].copy_from_slice(&header);
-        dst[SOE_HEADER_LEN..].copy_from_slice(datum);
-      },
-    )
+    let seg = self.seg.segment();
+    self.request.try_write(seg, IR_FRAME_KIND_CALL_REQUEST, correlation, SOE_HEADER_LEN + datum.len(), |dst| {
+      dst[..SOE_HEADER_LEN].copy_from_slice(&header);
+      dst[SOE_HEADER_LEN..].copy_from_slice(datum);
+    })?;
+    let calls = self.calls.load(Ordering::Relaxed) + 1;
+    self.calls.store(calls, Ordering::Relaxed);
+    seg.u64_at(IR_LINK_CALLS).store(calls, Ordering::Relaxed);
+    Ok(())
   }
 
   /// Writes one request, waiting (up to `deadline`) while the request ring is full.
@@ -328,6 +330,7 @@ impl Callers {
       backlogged: AtomicBool::new(false),
       next_correlation: AtomicU64::new(1),
       gone: AtomicBool::new(false),
+      calls: AtomicU64::new(0),
     });
     let mut links = lock(&self.links);
     let list = links.entry(name.to_string()).or_default();

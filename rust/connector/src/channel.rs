@@ -1,6 +1,7 @@
 //! Data channels: a `Publisher` writes Single Object Encoded messages straight into the channel's
 //! shared ring; each `Subscriber` reads them in place with its own cursor.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,6 +163,9 @@ pub struct Subscriber {
   /// Shared so that a typed receive can decode while the cursor is borrowed mutably.
   codec: Arc<Codec>,
   options: SubscribeOptions,
+  /// Messages missed so far (lossy), mirrored in the cursor's `IR_SUB_MISSED` word for `Describe`.
+  missed: u64,
+  last_seq: Option<u64>,
 }
 
 impl Subscriber {
@@ -173,6 +177,12 @@ impl Subscriber {
   /// The CRC-64-AVRO fingerprint of the channel's schema.
   pub fn fingerprint(&self) -> u64 {
     self.codec.fingerprint
+  }
+
+  /// The sequence number of the message received last (0 is the channel's first message ever), or
+  /// `None` before the first.
+  pub fn last_seq(&self) -> Option<u64> {
+    self.last_seq
   }
 
   /// Waits up to `timeout` for the next message and hands its datum to `f`, in place in shared
@@ -214,9 +224,12 @@ impl Subscriber {
     let session = &self.session;
     let name = &self.name;
     let mut f = Some(f);
+    let mut seq = None;
     let mut attempt = || -> Option<Result<R>> {
-      let read =
-        cursor.try_recv(seg, |frame| open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum))));
+      let read = cursor.try_recv(seg, |frame| {
+        seq = Some(frame.seq);
+        open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum)))
+      });
       match read {
         Ok(Ok(Some(Ok(Some(out))))) => Some(Ok(out)),
         Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
@@ -234,6 +247,14 @@ impl Subscriber {
     };
     let data = Doorbell::at(seg, IR_CH_DATA_DOORBELL);
     let outcome = data.wait_until(self.options.wait, deadline, &mut attempt);
+    if matches!(outcome, Some(Ok(_))) {
+      self.last_seq = seq;
+    }
+    if let Some(Err(Error::Lagged { missed })) = outcome {
+      self.missed += missed;
+      let slot = IR_CH_SUBSCRIBERS + cursor.index() as usize * IR_SUB_SIZE;
+      seg.u64_at(slot + IR_SUB_MISSED).store(self.missed, Ordering::Relaxed);
+    }
     if matches!(outcome, Some(Ok(_)) | Some(Err(Error::Decode { .. }))) && cursor.wants_publisher_wake() {
       Doorbell::at(seg, IR_CH_SPACE_DOORBELL).ring();
     }
@@ -351,6 +372,8 @@ impl Connection {
       cursor,
       codec: Arc::new(codec),
       options,
+      missed: 0,
+      last_seq: None,
     })
   }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::ring::Ring;
+use impulse_ring_core::segment::Segment;
 
 use crate::codec::open_soe;
 use crate::error::Result;
@@ -33,6 +35,10 @@ pub(crate) struct ServedLink {
   caller: u32,
   request_fp: u64,
   response_fp: u64,
+  /// Responses written and error responses among them, mirrored in `IR_LINK_SERVED` and
+  /// `IR_LINK_FAILED` for `Describe`. Only the reactor writes them.
+  served: AtomicU64,
+  failed: AtomicU64,
 }
 
 /// A served link and the handler of its function.
@@ -112,6 +118,8 @@ impl Provider {
       request_fp: info.request_fp,
       response_fp: info.response_fp,
       seg,
+      served: AtomicU64::new(0),
+      failed: AtomicU64::new(0),
     };
     let mut state = lock(&self.state);
     state.served.push(Arc::new(link));
@@ -203,9 +211,20 @@ fn serve(session: &Session, link: &ServedLink, handler: &RawHandler) -> std::res
       }
     });
     link.response.set_producer_waiting(seg, false);
+    count(seg, &link.served, IR_LINK_SERVED);
+    if kind == IR_FRAME_KIND_CALL_ERROR {
+      count(seg, &link.failed, IR_LINK_FAILED);
+    }
     session.ctl.app_doorbell(link.caller).ring();
   }
   Ok(())
+}
+
+/// Adds one to a private counter and stores it in its shared word (a figure, Relaxed).
+fn count(seg: &Segment, counter: &AtomicU64, offset: usize) {
+  let value = counter.load(Ordering::Relaxed) + 1;
+  counter.store(value, Ordering::Relaxed);
+  seg.u64_at(offset).store(value, Ordering::Relaxed);
 }
 
 /// An exposed function; dropping it withdraws the function.

@@ -3,7 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its cases to [`cases`].
+//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`cases`] (every
+//! ordered pair of languages there gets both patterns).
 
 use std::{
   io::{BufRead, BufReader},
@@ -53,7 +54,16 @@ impl PairCase {
 pub(crate) fn cases() -> Vec<PairCase> {
   use Pattern::*;
   let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
-  vec![case(PubSub, "c", "rust"), case(PubSub, "rust", "c"), case(Call, "rust", "c"), case(Call, "c", "rust")]
+  let languages = ["rust", "c", "cpp"];
+  let mut cases = Vec::new();
+  for pattern in [PubSub, Call] {
+    for producer in languages {
+      for consumer in languages.into_iter().filter(|&consumer| consumer != producer) {
+        cases.push(case(pattern, producer, consumer));
+      }
+    }
+  }
+  cases
 }
 
 /// The directory a language's connector lives in; its cases are skipped while it does not exist.
@@ -61,6 +71,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "cpp" => "cpp",
     _ => "-",
   }
 }
@@ -70,6 +81,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
   let path = match language {
     "rust" => broker::target_dir(root).join("debug/examples/testee"),
     "c" => root.join("target/c/testee"),
+    "cpp" => root.join("target/cpp/testee"),
     other => bail!("no testee is known for language `{other}`"),
   };
   broker::existing(path, &format!("the {language} testee"))
@@ -84,6 +96,12 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .run()
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    "cpp" => {
+      cmd!(sh, "cmake -S cpp -B target/cpp -DCMAKE_BUILD_TYPE=Debug")
+        .run()
+        .context("`cmake` is required to build cpp/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+      cmd!(sh, "cmake --build target/cpp --parallel 2 --target testee").run()?;
     }
     other => bail!("no testee is known for language `{other}`"),
   }
