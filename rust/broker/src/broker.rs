@@ -2,26 +2,41 @@
 //! answer, and collect the resources of apps that left or died. Everything runs on this one thread
 //! except the pidfd watcher, so the registry needs no locks.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use impulse_ring_core::avro::{self, fingerprint_hex};
+use impulse_ring_core::avro::fingerprint_hex;
 use impulse_ring_core::broadcast::{self, ChannelConfig};
 use impulse_ring_core::bus::{ControlSegment, LinkInfo, LinkSegment};
 use impulse_ring_core::control::*;
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::error_code::ErrorCode;
-use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
-use impulse_ring_core::segment::{valid_capacity, Segment, SegmentError};
+use impulse_ring_core::segment::{Segment, SegmentError};
 use impulse_ring_core::{names, sys};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::keys::{admits, KeyHash};
+use crate::admission::{self, fail, Failure};
+use crate::keys::KeyHash;
 use crate::liveness::Liveness;
+use crate::lock::{LockError, NamespaceLock};
+use crate::outbox::{self, encode_reply, Outbox};
+use crate::registry::{App, Channel, Function, Link, Registry};
+use crate::sigbus::Guard;
+
+mod collect;
+
+/// How [`Broker::run`] ended.
+pub enum Ending {
+  /// Asked to stop (SIGINT, SIGTERM): the namespace is cleaned up.
+  Stopped,
+  /// The control segment's name (or the lock's, taken by another broker) was removed or replaced: the
+  /// broker left without touching any name that is not its own.
+  Lost,
+}
 
 /// How the broker was asked to run.
 pub struct Config {
@@ -30,104 +45,43 @@ pub struct Config {
   pub max_apps: u32,
 }
 
-struct App {
-  name: String,
-  pid: u32,
-  start: u64,
-  /// Replies that did not fit the reply ring yet, in order.
-  outbox: VecDeque<Vec<u8>>,
-}
-
-struct Channel {
-  name: String,
-  owner: u32,
-  key: Option<KeyHash>,
-  seg: Segment,
-  config: ChannelConfig,
-}
-
-struct Function {
-  name: String,
-  owner: u32,
-  key: Option<KeyHash>,
-  request_fp: u64,
-  response_fp: u64,
-}
-
-struct Link {
-  function_id: u64,
-  caller: u32,
-  provider: u32,
-  seg: LinkSegment,
-}
-
-/// A failed request: the code and the sentence the app will see.
-struct Failure {
-  code: ErrorCode,
-  message: String,
-  expected: u64,
-  presented: u64,
-}
-
-fn fail(code: ErrorCode, message: impl Into<String>) -> Failure {
-  Failure { code, message: message.into(), expected: 0, presented: 0 }
-}
-
 /// The broker of one namespace.
 pub struct Broker {
   ns: String,
   mode: u32,
   ctl: Arc<ControlSegment>,
+  /// Tells whether the control segment was truncated under the broker.
+  ctl_guard: Guard,
+  /// The namespace lock; `None` only once released at shutdown.
+  lock: Option<NamespaceLock>,
   liveness: Liveness,
   /// Whether pidfds work here; if not, liveness is polled.
   pidfds: bool,
-  apps: BTreeMap<u32, App>,
-  channels: BTreeMap<u64, Channel>,
-  functions: BTreeMap<u64, Function>,
-  links: BTreeMap<u64, Link>,
-  /// Every schema the broker has seen, by fingerprint: its Parsing Canonical Form.
-  registry: HashMap<u64, String>,
-  next_id: u64,
-  /// Claimed slots that looked abandoned at the last liveness poll.
-  suspect_claims: std::collections::HashSet<u32>,
+  reg: Registry,
+  /// Slots without a registration whose state is not free, since when they have been seen so.
+  suspect_slots: HashMap<u32, Instant>,
 }
 
 impl Broker {
   /// Takes the namespace: refuses if a live broker owns it, cleans up after a dead one.
   pub fn start(config: Config) -> anyhow::Result<Broker> {
-    let ns = config.ns;
-    match ControlSegment::open(&ns) {
-      Ok(old) if old.broker_alive() => {
-        let (pid, _) = old.broker();
-        bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
+    let ns = config.ns.clone();
+    let lock = match NamespaceLock::take(&ns, config.mode) {
+      Ok(lock) => lock,
+      Err(LockError::Held { pid }) => {
+        let pid = pid.map_or_else(|| "unknown".to_string(), |pid| pid.to_string());
+        let lock = names::lock(&ns);
+        bail!("a broker (pid {pid}) already serves namespace `{ns}` (it holds /dev/shm{lock}); stop it first or choose another with --ns")
       }
-      Err(SegmentError::VersionMismatch { .. }) | Err(SegmentError::Corrupt { .. }) => {
-        // Another version (or a damaged segment): the segment header's creator words still tell
-        // whether its broker lives.
-        if let Some(pid) = live_creator(&names::control(&ns)) {
-          bail!("a broker (pid {pid}) of another wire version serves namespace `{ns}`; stop it first")
-        }
+      Err(LockError::Io(e)) => return Err(e).context(format!("cannot take the lock {}", names::lock(&ns))),
+    };
+    let ctl = match Broker::take_namespace(&config, &lock) {
+      Ok(ctl) => ctl,
+      Err(e) => {
+        // Refused (or failed) under the lock: its file must not stay behind.
+        lock.release();
+        return Err(e);
       }
-      Err(SegmentError::NotReady { .. }) => {
-        // Another broker may be starting this very moment: give it a moment to finish.
-        std::thread::sleep(Duration::from_millis(500));
-        if let Some(pid) = live_creator(&names::control(&ns)) {
-          bail!("a broker (pid {pid}) already serves namespace `{ns}`")
-        }
-      }
-      _ => {}
-    }
-    let stale = sys::shm_list(&names::namespace_prefix(&ns)).context("cannot list /dev/shm")?;
-    for name in &stale {
-      let _ = sys::shm_unlink(&format!("/{name}"));
-    }
-    if !stale.is_empty() {
-      warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
-    }
-    let ctl = match ControlSegment::create(&ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
-      Ok(ctl) => Arc::new(ctl),
-      Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
-      Err(e) => return Err(e).context("cannot create the control segment"),
     };
     let liveness = Liveness::start(ctl.clone());
     let pidfds = sys::pidfd_open(sys::getpid()).is_ok();
@@ -138,50 +92,149 @@ impl Broker {
     Ok(Broker {
       ns,
       mode: config.mode,
+      ctl_guard: Guard::segment(ctl.segment()),
       ctl,
+      lock: Some(lock),
       liveness,
       pidfds,
-      apps: BTreeMap::new(),
-      channels: BTreeMap::new(),
-      functions: BTreeMap::new(),
-      links: BTreeMap::new(),
-      registry: HashMap::new(),
-      next_id: 1,
-      suspect_claims: Default::default(),
+      reg: Registry::default(),
+      suspect_slots: HashMap::new(),
     })
   }
 
-  /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly.
-  pub fn run(&mut self, stop: &AtomicBool) {
+  /// Holding the lock: refuses if a broker without the lock (an older version) serves the namespace,
+  /// removes what a dead broker left, and creates the control segment.
+  fn take_namespace(config: &Config, lock: &NamespaceLock) -> anyhow::Result<Arc<ControlSegment>> {
+    let ns = &config.ns;
+    match ControlSegment::open(ns) {
+      Ok(old) if old.broker_alive() => {
+        let (pid, _) = old.broker();
+        bail!("a broker (pid {pid}) already serves namespace `{ns}`; stop it first or choose another with --ns")
+      }
+      Err(SegmentError::VersionMismatch { .. }) | Err(SegmentError::Corrupt { .. }) => {
+        // Another version (or a damaged segment): the segment header's creator words still tell
+        // whether its broker lives.
+        if let Some(pid) = live_creator(&names::control(ns)) {
+          bail!("a broker (pid {pid}) of another wire version serves namespace `{ns}`; stop it first")
+        }
+      }
+      Err(SegmentError::NotReady { .. }) => {
+        // Another broker may be starting this very moment: give it a moment to finish.
+        std::thread::sleep(Duration::from_millis(500));
+        if let Some(pid) = live_creator(&names::control(ns)) {
+          bail!("a broker (pid {pid}) already serves namespace `{ns}`")
+        }
+      }
+      _ => {}
+    }
+    let mut stale = sys::shm_list(&names::namespace_prefix(ns)).context("cannot list /dev/shm")?;
+    stale.retain(|name| format!("/{name}") != lock.name());
+    for name in &stale {
+      let _ = sys::shm_unlink(&format!("/{name}"));
+    }
+    if !stale.is_empty() {
+      warn!(count = stale.len(), "removed segments left by a broker that died in namespace `{ns}`");
+    }
+    // The second name a dead broker left (it is outside the prefix the sweep above covers).
+    let keep = names::control_keep(ns);
+    let _ = sys::shm_unlink(&keep);
+    let ctl = match ControlSegment::create(ns, config.max_apps, IR_DEFAULT_CONTROL_RING_CAPACITY, config.mode) {
+      Ok(ctl) => Arc::new(ctl),
+      Err(SegmentError::AlreadyExists { .. }) => bail!("another broker started in namespace `{ns}` at the same time"),
+      Err(e) => return Err(e).context("cannot create the control segment"),
+    };
+    if let Err(e) = sys::shm_link(ctl.segment().name(), &keep) {
+      warn!("cannot link /dev/shm{keep} ({e}): a removed control segment name could not be restored");
+    }
+    Ok(ctl)
+  }
+
+  /// Serves until `stop` is set (SIGINT/SIGTERM), then shuts down cleanly; or until the namespace's
+  /// names stop referring to this broker's objects, then leaves.
+  pub fn run(&mut self, stop: &AtomicBool) -> Ending {
     let mut last_beat = Instant::now();
     let ctl = self.ctl.clone();
     while !stop.load(Ordering::Relaxed) {
       for (slot, pid) in self.liveness.deaths() {
-        if self.apps.get(&slot).is_some_and(|app| app.pid == pid) {
+        if self.reg.apps.get(&slot).is_some_and(|app| app.pid == pid) {
           self.collect_app(slot, "exited");
         }
+      }
+      if !self.check_truncation() {
+        self.shutdown(false);
+        return Ending::Lost;
       }
       let worked = self.serve_requests();
       self.flush_outboxes();
       if last_beat.elapsed() >= Duration::from_secs(1) {
+        if !self.names_still_ours() {
+          self.shutdown(true);
+          return Ending::Lost;
+        }
         ctl.beat();
         self.check_liveness_by_polling();
         last_beat = Instant::now();
       }
       if !worked {
         let deadline = Instant::now() + Duration::from_secs(1);
+        // Requests of a backlogged app wait for it to read its replies; an app that reads from a
+        // reply ring with records waiting for it moves its head and rings this doorbell.
+        let backlogged: HashSet<u32> =
+          self.reg.apps.iter().filter(|(_, a)| a.outbox.backlogged()).map(|(&s, _)| s).collect();
+        let waiting: Vec<(u32, u64)> = (self.reg.apps.iter().filter(|(_, a)| !a.outbox.is_empty()))
+          .filter_map(|(&slot, _)| Some((slot, self.ctl.reply_ring(slot).ok()?.consumed(self.ctl.segment()))))
+          .collect();
         let ctl = &*self.ctl;
         let liveness = &self.liveness;
         ctl.broker_doorbell().wait_until(WaitStrategy::Blocking, Some(deadline), || {
           let pending = (0..ctl.max_apps()).any(|slot| {
             matches!(ctl.slot_state(slot), IR_SLOT_CLAIMED | IR_SLOT_ACTIVE)
-              && ctl.request_ring(slot).is_ok_and(|r| r.has_data(ctl.segment()))
+              && !backlogged.contains(&slot)
+              // A ring that does not even open is corrupt: wake to drop the app now, not on the next turn.
+              && ctl.request_ring(slot).map_or(true, |r| r.has_data(ctl.segment()))
           });
-          (pending || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
+          let drained =
+            waiting.iter().any(|&(slot, head)| ctl.reply_ring(slot).is_ok_and(|r| r.consumed(ctl.segment()) != head));
+          (pending || drained || liveness.has_deaths() || stop.load(Ordering::Relaxed)).then_some(())
         });
       }
     }
-    self.shutdown();
+    self.shutdown(false);
+    Ending::Stopped
+  }
+
+  /// Whether the control segment's name still refers to our segment and the lock's to our lock; a
+  /// removed name is restored (the control segment from its second name, the lock as a fresh file)
+  /// unless another object has taken it. Logs what it finds.
+  fn names_still_ours(&mut self) -> bool {
+    let seg = self.ctl.segment();
+    let ctl = seg.name();
+    if !seg.name_is_ours() {
+      let keep = names::control_keep(&self.ns);
+      let restorable = sys::shm_identity(ctl).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+        && sys::shm_identity(&keep).ok() == Some(seg.identity());
+      if restorable && sys::shm_link(&keep, ctl).is_ok() && seg.name_is_ours() {
+        warn!("/dev/shm{ctl} was removed by another process; restored it (apps can find the broker again)");
+      } else {
+        error!(
+          "/dev/shm{ctl} was removed or replaced by another process and cannot be restored: apps can no longer \
+           find this broker; shutting down (connected apps see BrokerGone)"
+        );
+        return false;
+      }
+    }
+    let mode = self.mode;
+    if let Some(lock) = self.lock.as_mut() {
+      if !lock.name_is_ours() {
+        if lock.restore(mode) {
+          warn!("/dev/shm{} was removed by another process; restored it", lock.name());
+        } else {
+          error!("/dev/shm{} was removed and another broker holds it now; shutting down", lock.name());
+          return false;
+        }
+      }
+    }
+    true
   }
 
   /// Drains every slot's request ring once; whether anything was handled.
@@ -189,7 +242,7 @@ impl Broker {
     let mut worked = false;
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
-      if state != IR_SLOT_CLAIMED && state != IR_SLOT_ACTIVE {
+      if state != IR_SLOT_CLAIMED && state != IR_SLOT_ACTIVE || self.backlogged(slot) {
         continue;
       }
       let Ok(ring) = self.ctl.request_ring(slot) else {
@@ -199,6 +252,9 @@ impl Broker {
       };
       // A bounded batch per slot keeps one chatty app from starving the others.
       for _ in 0..64 {
+        if self.backlogged(slot) {
+          break;
+        }
         let seg = self.ctl.segment();
         let read =
           ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
@@ -216,7 +272,7 @@ impl Broker {
           self.ctl.app_doorbell(slot).ring();
         }
         match message {
-          Ok(message) => self.handle(slot, message),
+          Ok(message) => self.handle_guarded(slot, message),
           Err(e) => {
             warn!(slot, "undecodable control record: {e}");
             self.send(
@@ -232,7 +288,7 @@ impl Broker {
             );
           }
         }
-        if !self.apps.contains_key(&slot) && self.ctl.slot_state(slot) != IR_SLOT_CLAIMED {
+        if !self.reg.apps.contains_key(&slot) && self.ctl.slot_state(slot) != IR_SLOT_CLAIMED {
           break;
         }
       }
@@ -240,9 +296,41 @@ impl Broker {
     worked
   }
 
+  /// Whether app `slot` has so many replies queued that its requests must wait.
+  fn backlogged(&self, slot: u32) -> bool {
+    self.reg.apps.get(&slot).is_some_and(|app| app.outbox.backlogged())
+  }
+
+  /// Handles one request so that a panic inside fails only that request: it is logged, the app gets
+  /// `Failed`, and the bus goes on (the broker must outlive any one request, whatever a library does).
+  fn handle_guarded(&mut self, slot: u32, message: ControlMessage) {
+    let request_id = message.request_id().unwrap_or(0);
+    let record = message.name();
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(slot, message))).is_err() {
+      error!(slot, record, "handling a request panicked (a broker bug): the request failed, the bus goes on");
+      let message = format!("the broker failed on this {record} (a bug, logged by the broker)");
+      self.send(
+        slot,
+        Failed {
+          request_id,
+          code: ErrorCode::Protocol as i32,
+          message,
+          expected_fingerprint: 0,
+          presented_fingerprint: 0,
+        }
+        .into(),
+      );
+    }
+  }
+
   fn handle(&mut self, slot: u32, message: ControlMessage) {
     debug!(slot, record = message.name(), "request");
-    let registered = self.apps.contains_key(&slot);
+    // Test builds only: lets a test prove that a panicking request does not take the broker down.
+    #[cfg(debug_assertions)]
+    if std::env::var("IMPULSED_TEST_PANIC_ON").is_ok_and(|record| record == message.name()) {
+      panic!("IMPULSED_TEST_PANIC_ON={}", message.name());
+    }
+    let registered = self.reg.apps.contains_key(&slot);
     let request_id = message.request_id().unwrap_or(0);
     let done = || -> Result<ControlMessage, Failure> { Ok(Done { request_id }.into()) };
     let reply: Result<ControlMessage, Failure> = match message {
@@ -264,7 +352,7 @@ impl Broker {
       ControlMessage::ResolveFunction(m) => self.resolve_function(slot, m).map(Into::into),
       ControlMessage::List(_) => Ok(self.listing(request_id).into()),
       ControlMessage::Unsubscribe(m) => {
-        if let Some(ch) = self.channels.get(&(m.channel_id as u64)) {
+        if let Some(ch) = self.reg.channels.get(&(m.channel_id as u64)) {
           if broadcast::subscribers_of(&ch.seg, &ch.config, slot).contains(&(m.subscriber_index as u32)) {
             broadcast::free_subscriber(&ch.seg, &ch.config, m.subscriber_index as u32);
             Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
@@ -274,7 +362,7 @@ impl Broker {
       }
       ControlMessage::CloseChannel(m) => {
         let id = m.channel_id as u64;
-        if self.channels.get(&id).is_some_and(|c| c.owner == slot) {
+        if self.reg.channels.get(&id).is_some_and(|c| c.owner == slot) {
           self.close_channel(id);
           done()
         } else {
@@ -283,7 +371,7 @@ impl Broker {
       }
       ControlMessage::WithdrawFunction(m) => {
         let id = m.function_id as u64;
-        if self.functions.get(&id).is_some_and(|f| f.owner == slot) {
+        if self.reg.functions.get(&id).is_some_and(|f| f.owner == slot) {
           self.withdraw_function(id);
           done()
         } else {
@@ -308,60 +396,51 @@ impl Broker {
 
   fn register(&mut self, slot: u32, m: Register) -> Result<Registered, Failure> {
     let id = m.request_id;
-    if self.apps.contains_key(&slot) {
+    if self.reg.apps.contains_key(&slot) {
       return Err(fail(ErrorCode::Protocol, "this slot is already registered"));
     }
     let (pid, start) = self.ctl.slot_owner(slot);
-    if pid as i64 != m.pid || start as i64 != m.start_time || !sys::process_alive(pid, start) {
+    let alive = sys::process_alive_checked(pid, start).map_err(|e| out_of_fds_or_io("check the app's process", e))?;
+    if pid as i64 != m.pid || start as i64 != m.start_time || !alive {
       return Err(fail(ErrorCode::Protocol, format!("slot {slot} holds pid {pid}, the request says {}", m.pid)));
     }
-    if m.app_name.is_empty() || m.app_name.len() > names::MAX_APP_NAME_LEN {
-      return Err(fail(ErrorCode::InvalidArgument, format!("app names are 1 to {} bytes", names::MAX_APP_NAME_LEN)));
+    // The pid in the slot must be the process that is registering, not one it names (pid 1, a
+    // bystander): only a process that maps this namespace's control segment can be an app of it.
+    match sys::process_maps_shm(pid, self.ctl.segment().name()) {
+      Ok(true) => {}
+      Ok(false) => {
+        return Err(fail(ErrorCode::Protocol, format!("pid {pid} does not map this namespace's control segment")))
+      }
+      Err(e) if sys::out_of_fds(&e) => return Err(out_of_fds_or_io("check the app's mappings", e)),
+      Err(e) => {
+        return Err(fail(
+          ErrorCode::Protocol,
+          format!("cannot verify pid {pid} ({e}): the broker must be able to read /proc/{pid}/maps"),
+        ))
+      }
     }
-    if self.pidfds && !self.liveness.watch(slot, pid) {
-      debug!(slot, pid, "pidfd_open failed; relying on polling for this app");
+    admission::check_app_name(&m.app_name)?;
+    if self.pidfds {
+      match self.liveness.watch(slot, pid) {
+        Ok(()) => {}
+        Err(e) if sys::out_of_fds(&e) => return Err(out_of_fds_or_io("watch the app's process", e)),
+        Err(e) => debug!(slot, pid, "pidfd_open failed ({e}); relying on polling for this app"),
+      }
     }
-    self.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: VecDeque::new() });
+    self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: Outbox::default() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
     info!(app = %m.app_name, app_id = slot, pid, "app registered");
     Ok(Registered { request_id: id, app_id: slot as i32, broker_pid: sys::getpid() as i64 })
   }
 
-  fn parse(&mut self, what: &str, json: &str) -> Result<u64, Failure> {
-    let parsed = avro::parse_schema(json).map_err(|e| fail(ErrorCode::InvalidSchema, format!("{what}: {e}")))?;
-    self.registry.entry(parsed.fingerprint).or_insert(parsed.canonical);
-    Ok(parsed.fingerprint)
-  }
-
-  fn check_name(name: &str) -> Result<(), Failure> {
-    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.chars().any(char::is_control) {
-      return Err(fail(
-        ErrorCode::InvalidArgument,
-        format!("names are 1 to {} bytes without control characters", names::MAX_NAME_LEN),
-      ));
-    }
-    Ok(())
-  }
-
-  fn new_id(&mut self) -> u64 {
-    self.next_id += 1;
-    self.next_id - 1
-  }
-
   fn publish_channel(&mut self, slot: u32, m: PublishChannel) -> Result<ChannelPublished, Failure> {
-    Self::check_name(&m.name)?;
-    let fingerprint = self.parse(&format!("schema of channel `{}`", m.name), &m.schema)?;
-    if self.channels.values().any(|c| c.name == m.name) {
+    admission::check_name(&m.name)?;
+    let fingerprint = admission::schema_fingerprint(&format!("schema of channel `{}`", m.name), &m.schema)?;
+    if self.reg.channel_named(&m.name).is_some() {
       return Err(fail(ErrorCode::NameTaken, format!("channel `{}` is already published", m.name)));
     }
-    let capacity = if m.capacity == 0 { IR_DEFAULT_CHANNEL_CAPACITY } else { m.capacity as u64 };
-    if !valid_capacity(capacity) {
-      return Err(fail(
-        ErrorCode::InvalidArgument,
-        format!("capacity {} must be a power of two from {IR_MIN_RING_CAPACITY} to {IR_MAX_RING_CAPACITY}", m.capacity),
-      ));
-    }
-    let channel_id = self.new_id();
+    let capacity = admission::channel_capacity(m.capacity)?;
+    let channel_id = self.reg.new_id();
     let config = ChannelConfig {
       capacity,
       channel_id,
@@ -375,9 +454,17 @@ impl Broker {
     config.init(&seg);
     seg.mark_ready();
     info!(channel = %m.name, channel_id, fingerprint = %fingerprint_hex(fingerprint), capacity, lossy = m.lossy, "channel published");
-    self
-      .channels
-      .insert(channel_id, Channel { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), seg, config });
+    self.reg.channels.insert(
+      channel_id,
+      Channel {
+        name: m.name,
+        owner: slot,
+        key: m.key.as_deref().map(KeyHash::new),
+        guard: Guard::segment(&seg),
+        seg,
+        config,
+      },
+    );
     Ok(ChannelPublished {
       request_id: m.request_id,
       channel_id: channel_id as i64,
@@ -389,26 +476,11 @@ impl Broker {
   }
 
   fn subscribe(&mut self, slot: u32, m: Subscribe) -> Result<Subscribed, Failure> {
-    let presented = self.parse(&format!("schema for channel `{}`", m.name), &m.schema)?;
-    let Some((&channel_id, ch)) = self.channels.iter().find(|(_, c)| c.name == m.name) else {
+    let presented = admission::schema_fingerprint(&format!("schema for channel `{}`", m.name), &m.schema)?;
+    let Some((channel_id, ch)) = self.reg.channel_named(&m.name) else {
       return Err(fail(ErrorCode::UnknownChannel, format!("no channel named `{}` is published", m.name)));
     };
-    if !admits(&ch.key, m.key.as_deref()) {
-      return Err(fail(ErrorCode::WrongKey, format!("wrong key for channel `{}`", m.name)));
-    }
-    if presented != ch.config.fingerprint {
-      return Err(Failure {
-        code: ErrorCode::SchemaMismatch,
-        message: format!(
-          "schema mismatch on channel `{}`: the channel's schema is {}, the subscriber presented {}",
-          m.name,
-          fingerprint_hex(ch.config.fingerprint),
-          fingerprint_hex(presented)
-        ),
-        expected: ch.config.fingerprint,
-        presented,
-      });
-    }
+    admission::admit_subscriber(&m.name, &ch.key, m.key.as_deref(), ch.config.fingerprint, presented)?;
     let Some(index) = broadcast::reserve_subscriber(&ch.seg, &ch.config, slot) else {
       return Err(fail(
         ErrorCode::LimitReached,
@@ -427,15 +499,17 @@ impl Broker {
   }
 
   fn expose_function(&mut self, slot: u32, m: ExposeFunction) -> Result<FunctionExposed, Failure> {
-    Self::check_name(&m.name)?;
-    let request_fp = self.parse(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
-    let response_fp = self.parse(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
-    if self.functions.values().any(|f| f.name == m.name) {
+    admission::check_name(&m.name)?;
+    let request_fp =
+      admission::schema_fingerprint(&format!("request schema of function `{}`", m.name), &m.request_schema)?;
+    let response_fp =
+      admission::schema_fingerprint(&format!("response schema of function `{}`", m.name), &m.response_schema)?;
+    if self.reg.function_named(&m.name).is_some() {
       return Err(fail(ErrorCode::NameTaken, format!("function `{}` is already exposed", m.name)));
     }
-    let function_id = self.new_id();
+    let function_id = self.reg.new_id();
     info!(function = %m.name, function_id, app_id = slot, "function exposed");
-    self.functions.insert(
+    self.reg.functions.insert(
       function_id,
       Function { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), request_fp, response_fp },
     );
@@ -448,38 +522,24 @@ impl Broker {
   }
 
   fn resolve_function(&mut self, slot: u32, m: ResolveFunction) -> Result<FunctionResolved, Failure> {
-    let request_fp = self.parse(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
-    let response_fp = self.parse(&format!("response schema for function `{}`", m.name), &m.response_schema)?;
-    let Some((&function_id, f)) = self.functions.iter().find(|(_, f)| f.name == m.name) else {
+    let request_fp =
+      admission::schema_fingerprint(&format!("request schema for function `{}`", m.name), &m.request_schema)?;
+    let response_fp =
+      admission::schema_fingerprint(&format!("response schema for function `{}`", m.name), &m.response_schema)?;
+    let Some((function_id, f)) = self.reg.function_named(&m.name) else {
       return Err(fail(ErrorCode::UnknownFunction, format!("no function named `{}` is exposed", m.name)));
     };
-    if !admits(&f.key, m.key.as_deref()) {
-      return Err(fail(ErrorCode::WrongKey, format!("wrong key for function `{}`", m.name)));
-    }
-    for (what, expected, presented) in [("request", f.request_fp, request_fp), ("response", f.response_fp, response_fp)]
-    {
-      if expected != presented {
-        return Err(Failure {
-          code: ErrorCode::SchemaMismatch,
-          message: format!(
-            "{what} schema mismatch on function `{}`: the function's is {}, the caller presented {}",
-            m.name,
-            fingerprint_hex(expected),
-            fingerprint_hex(presented)
-          ),
-          expected,
-          presented,
-        });
-      }
-    }
+    let expected = (f.request_fp, f.response_fp);
+    admission::admit_caller(&m.name, &f.key, m.key.as_deref(), expected, (request_fp, response_fp))?;
     let provider = f.owner;
-    let link_id = self.new_id();
+    let link_id = self.reg.new_id();
     let name = names::link(&self.ns, link_id);
     let info = LinkInfo { link_id, function_id, caller: slot, provider, request_fp, response_fp };
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    self.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
+    let guard = Guard::segment(seg.segment());
+    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg, guard });
     self.send(
       provider,
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),
@@ -500,11 +560,13 @@ impl Broker {
     Listing {
       request_id,
       apps: self
+        .reg
         .apps
         .iter()
         .map(|(&slot, a)| AppInfo { app_id: slot as i32, name: a.name.clone(), pid: a.pid as i64 })
         .collect(),
       channels: self
+        .reg
         .channels
         .iter()
         .map(|(&id, c)| ChannelInfo {
@@ -519,6 +581,7 @@ impl Broker {
         })
         .collect(),
       functions: self
+        .reg
         .functions
         .iter()
         .map(|(&id, f)| FunctionInfo {
@@ -532,183 +595,54 @@ impl Broker {
     }
   }
 
-  /// Queues `message` for app `slot` and rings its doorbell.
+  /// Queues `message` for app `slot` and rings its doorbell. A reply too large for the reply ring is
+  /// replaced by `Failed` with `TooLarge` ([`encode_reply`]).
   fn send(&mut self, slot: u32, message: ControlMessage) {
-    let Some(app) = self.apps.get_mut(&slot) else {
+    let Ok(ring) = self.ctl.reply_ring(slot) else { return };
+    let payload = encode_reply(&message, ring.max_payload());
+    let Some(app) = self.reg.apps.get_mut(&slot) else {
       // An app that is not registered yet (a failed Register) still gets its answer, directly.
-      if let Ok(ring) = self.ctl.reply_ring(slot) {
-        let _ = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &message.encode_frame_payload());
-        self.ctl.app_doorbell(slot).ring();
-      }
+      let _ = ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &payload);
+      self.ctl.app_doorbell(slot).ring();
       return;
     };
-    app.outbox.push_back(message.encode_frame_payload());
+    if !app.outbox.push(payload) {
+      warn!(
+        slot,
+        record = message.name(),
+        "dropped a record for an app that has not read its replies ({} bytes queued)",
+        outbox::MAX_BYTES
+      );
+    }
     self.flush_outbox(slot);
   }
 
   fn flush_outboxes(&mut self) {
-    let slots: Vec<u32> = self.apps.iter().filter(|(_, a)| !a.outbox.is_empty()).map(|(&s, _)| s).collect();
+    let slots: Vec<u32> = self.reg.apps.iter().filter(|(_, a)| !a.outbox.is_empty()).map(|(&s, _)| s).collect();
     for slot in slots {
       self.flush_outbox(slot);
     }
   }
 
-  /// Writes as much of the app's outbox as its reply ring takes. The broker never waits for an app.
+  /// Writes as much of the app's outbox as its reply ring takes, and wakes the app if anything was
+  /// written. The app rings the broker's doorbell when it reads from a ring the broker waits on.
   fn flush_outbox(&mut self, slot: u32) {
-    let Some(app) = self.apps.get_mut(&slot) else { return };
+    let Some(app) = self.reg.apps.get_mut(&slot) else { return };
     let Ok(ring) = self.ctl.reply_ring(slot) else { return };
-    let seg = self.ctl.segment();
-    let mut wrote = false;
-    while let Some(payload) = app.outbox.front() {
-      match ring.try_write_bytes(seg, IR_FRAME_KIND_CONTROL, 0, payload) {
-        Ok(()) => {
-          app.outbox.pop_front();
-          wrote = true;
-        }
-        Err(RingError::Full) => {
-          // The app rings our doorbell when it reads (we set producer_waiting).
-          ring.set_producer_waiting(seg, true);
-          break;
-        }
-        Err(e) => {
-          // Never fits (or the ring is corrupt): drop it rather than block every later reply.
-          warn!(slot, "dropping a reply: {e}");
-          app.outbox.pop_front();
-        }
-      }
-    }
-    if app.outbox.is_empty() {
-      ring.set_producer_waiting(seg, false);
-    }
-    if wrote {
+    if app.outbox.flush(slot, &ring, self.ctl.segment()) {
       self.ctl.app_doorbell(slot).ring();
     }
   }
+}
 
-  /// Polls pid and start time: the fallback without pidfds, and the only check for apps that
-  /// claimed a slot and died before registering.
-  fn check_liveness_by_polling(&mut self) {
-    for slot in 0..self.ctl.max_apps() {
-      let state = self.ctl.slot_state(slot);
-      let (pid, start) = self.ctl.slot_owner(slot);
-      if state == IR_SLOT_FREE || (pid != 0 && sys::process_alive(pid, start)) {
-        self.suspect_claims.remove(&slot);
-        continue;
-      }
-      if self.apps.contains_key(&slot) {
-        self.collect_app(slot, "exited");
-      } else if state == IR_SLOT_CLAIMED {
-        // Claimed by a process that died before (or while) writing its identity. It may also be an
-        // app between its CAS and its stores (we may even see its pid and not yet its start time):
-        // free only a slot that looks abandoned on two polls in a row.
-        if !self.suspect_claims.insert(slot) {
-          debug!(slot, "freeing a slot claimed by a process that is gone");
-          self.suspect_claims.remove(&slot);
-          self.ctl.free_slot(slot);
-        }
-      }
-    }
-  }
-
-  fn close_channel(&mut self, channel_id: u64) {
-    let Some(ch) = self.channels.remove(&channel_id) else {
-      return;
-    };
-    broadcast::close(&ch.seg);
-    Doorbell::at(&ch.seg, IR_CH_DATA_DOORBELL).ring();
-    let _ = ch.seg.unlink();
-    info!(channel = %ch.name, channel_id, "channel closed");
-  }
-
-  fn withdraw_function(&mut self, function_id: u64) {
-    let Some(f) = self.functions.remove(&function_id) else {
-      return;
-    };
-    let links: Vec<u64> = self.links.iter().filter(|(_, l)| l.function_id == function_id).map(|(&id, _)| id).collect();
-    for link_id in links {
-      self.close_link(link_id, IR_LINK_PROVIDER_GONE, &format!("the provider of `{}` is gone", f.name));
-    }
-    info!(function = %f.name, function_id, "function withdrawn");
-  }
-
-  /// Closes a link because one side (`which`) is gone and tells the other side.
-  fn close_link(&mut self, link_id: u64, which: usize, message: &str) {
-    let Some(link) = self.links.remove(&link_id) else {
-      return;
-    };
-    link.seg.set_gone(which);
-    let _ = link.seg.segment().unlink();
-    let other = if which == IR_LINK_PROVIDER_GONE { link.caller } else { link.provider };
-    if self.apps.contains_key(&other) {
-      let closed =
-        LinkClosed { link_id: link_id as i64, code: ErrorCode::PeerGone as i32, message: message.to_string() };
-      self.send(other, closed.into());
-      self.ctl.app_doorbell(other).ring();
-    }
-  }
-
-  /// Frees everything app `slot` held: its channels close, its subscriptions end, its functions and
-  /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
-  fn collect_app(&mut self, slot: u32, why: &str) {
-    self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
-    let owned: Vec<u64> = self.channels.iter().filter(|(_, c)| c.owner == slot).map(|(&id, _)| id).collect();
-    for id in owned {
-      self.close_channel(id);
-    }
-    for ch in self.channels.values() {
-      for index in broadcast::subscribers_of(&ch.seg, &ch.config, slot) {
-        broadcast::free_subscriber(&ch.seg, &ch.config, index);
-        Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
-      }
-    }
-    let functions: Vec<u64> = self.functions.iter().filter(|(_, f)| f.owner == slot).map(|(&id, _)| id).collect();
-    for id in functions {
-      self.withdraw_function(id);
-    }
-    let calls: Vec<u64> = self.links.iter().filter(|(_, l)| l.caller == slot).map(|(&id, _)| id).collect();
-    for id in calls {
-      self.close_link(id, IR_LINK_CALLER_GONE, "the caller is gone");
-    }
-    if let Some(app) = self.apps.remove(&slot) {
-      info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
-      if !sys::process_alive(app.pid, app.start) {
-        self.ctl.clear_dead_sleepers(slot);
-      }
-    }
-    self.ctl.free_slot(slot);
-  }
-
-  /// Tells every app, closes everything, unlinks every segment of the namespace.
-  fn shutdown(&mut self) {
-    info!("shutting down");
-    self.ctl.set_shutting_down();
-    let slots: Vec<u32> = self.apps.keys().copied().collect();
-    for &slot in &slots {
-      self.send(slot, BrokerShutdown { reason: "the broker is shutting down".into() }.into());
-    }
-    let channels: Vec<u64> = self.channels.keys().copied().collect();
-    for id in channels {
-      self.close_channel(id);
-    }
-    let links: Vec<u64> = self.links.keys().copied().collect();
-    for id in links {
-      if let Some(link) = self.links.remove(&id) {
-        link.seg.set_gone(IR_LINK_PROVIDER_GONE);
-        link.seg.set_gone(IR_LINK_CALLER_GONE);
-        let _ = link.seg.segment().unlink();
-      }
-    }
-    for &slot in &slots {
-      self.ctl.app_doorbell(slot).ring();
-    }
-    let _ = self.ctl.segment().unlink();
-    // Anything else under our prefix was ours too.
-    if let Ok(rest) = sys::shm_list(&names::namespace_prefix(&self.ns)) {
-      for name in rest {
-        let _ = sys::shm_unlink(&format!("/{name}"));
-      }
-    }
-    info!("broker stopped");
+/// The failure for a system call that failed while admitting an app: `LimitReached` (logged) when the
+/// broker is out of file descriptors, which is not the app's fault, else `Io`.
+fn out_of_fds_or_io(what: &str, e: std::io::Error) -> Failure {
+  if sys::out_of_fds(&e) {
+    warn!("out of file descriptors: cannot {what} ({e}); refusing new registrations until fds are free");
+    fail(ErrorCode::LimitReached, format!("the broker is out of file descriptors and cannot {what}; try again later"))
+  } else {
+    fail(ErrorCode::Io, format!("the broker cannot {what}: {e}"))
   }
 }
 

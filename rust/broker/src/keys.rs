@@ -13,10 +13,8 @@ impl KeyHash {
   /// Hashes `key` with a fresh random salt.
   pub fn new(key: &str) -> KeyHash {
     let mut salt = [0u8; 16];
-    // The salt only defeats precomputed tables; a failed getrandom still leaves a unique-enough salt.
     if impulse_ring_core::sys::random_bytes(&mut salt).is_err() {
-      salt[..8]
-        .copy_from_slice(&(std::time::SystemTime::now().elapsed().unwrap_or_default().as_nanos() as u64).to_le_bytes());
+      salt = fallback_salt();
     }
     let hash = digest(&salt, key);
     KeyHash { salt, hash }
@@ -27,6 +25,19 @@ impl KeyHash {
     let other = digest(&self.salt, presented);
     self.hash.iter().zip(other.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
   }
+}
+
+/// A salt without the kernel's randomness: the salt only defeats precomputed tables, so it must be unique
+/// (per key and per broker run), not secret. Wall-clock nanoseconds since the epoch, the pid and a
+/// per-process counter make it so.
+fn fallback_salt() -> [u8; 16] {
+  static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+  let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+  let mut salt = [0u8; 16];
+  salt[..8].copy_from_slice(&(now.as_nanos() as u64).to_le_bytes());
+  salt[8..12].copy_from_slice(&impulse_ring_core::sys::getpid().to_le_bytes());
+  salt[12..].copy_from_slice(&COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_le_bytes());
+  salt
 }
 
 fn digest(salt: &[u8], key: &str) -> [u8; 32] {
@@ -57,5 +68,14 @@ mod tests {
     assert!(!k.matches(""));
     assert!(admits(&None, Some("anything")));
     assert!(!admits(&Some(KeyHash::new("a")), None));
+  }
+
+  #[test]
+  fn fallback_salts_differ_and_carry_the_wall_clock() {
+    let (a, b) = (fallback_salt(), fallback_salt());
+    assert_ne!(a, b);
+    // The old fallback was `SystemTime::now().elapsed()`: a few nanoseconds, the same on every run.
+    let nanos = u64::from_le_bytes(a[..8].try_into().unwrap());
+    assert!(nanos > 1_700_000_000 * 1_000_000_000, "{nanos}");
   }
 }

@@ -1,7 +1,9 @@
 //! Watches app processes with pidfds (Linux ≥ 5.3) on a thread of its own and reports deaths at
 //! once, ringing the broker's doorbell; where pidfds are unavailable the broker falls back to
-//! checking pid and start time every second.
+//! checking pid and start time every second. A watch lasts as long as the registration: `unwatch`
+//! closes its pidfd, so reconnecting apps cost the broker no file descriptor.
 
+use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
@@ -11,9 +13,14 @@ use std::time::Duration;
 use impulse_ring_core::bus::ControlSegment;
 use impulse_ring_core::sys;
 
+enum Command {
+  Watch { slot: u32, pid: u32, fd: OwnedFd },
+  Unwatch { slot: u32, pid: u32 },
+}
+
 /// Watches processes; `watch` adds one, `deaths` yields the (slot, pid) pairs whose process exited.
 pub struct Liveness {
-  add: Sender<(u32, u32, OwnedFd)>,
+  commands: Sender<Command>,
   deaths: Receiver<(u32, u32)>,
   /// Deaths sent and not yet taken: the broker's wake condition reads it.
   pending: Arc<AtomicUsize>,
@@ -22,7 +29,7 @@ pub struct Liveness {
 impl Liveness {
   /// Starts the watcher thread.
   pub fn start(ctl: Arc<ControlSegment>) -> Liveness {
-    let (add, added) = std::sync::mpsc::channel::<(u32, u32, OwnedFd)>();
+    let (commands, received) = std::sync::mpsc::channel::<Command>();
     let (died, deaths) = std::sync::mpsc::channel();
     let pending = Arc::new(AtomicUsize::new(0));
     let pending_deaths = pending.clone();
@@ -32,8 +39,10 @@ impl Liveness {
         let mut watched: Vec<(u32, u32, OwnedFd)> = Vec::new();
         loop {
           loop {
-            match added.try_recv() {
-              Ok(entry) => watched.push(entry),
+            match received.try_recv() {
+              Ok(Command::Watch { slot, pid, fd }) => watched.push((slot, pid, fd)),
+              // Dropping the entry closes its pidfd.
+              Ok(Command::Unwatch { slot, pid }) => watched.retain(|&(s, p, _)| (s, p) != (slot, pid)),
               Err(std::sync::mpsc::TryRecvError::Empty) => break,
               Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
             }
@@ -58,16 +67,19 @@ impl Liveness {
         }
       })
       .expect("spawn the liveness thread");
-    Liveness { add, deaths, pending }
+    Liveness { commands, deaths, pending }
   }
 
-  /// Watches the process `pid` of app `slot`. `false` when pidfds are unavailable (the caller then
-  /// relies on the periodic pid and start time check).
-  pub fn watch(&self, slot: u32, pid: u32) -> bool {
-    match sys::pidfd_open(pid) {
-      Ok(fd) => self.add.send((slot, pid, fd)).is_ok(),
-      Err(_) => false,
-    }
+  /// Watches the process `pid` of app `slot`. Fails when no pidfd can be opened (pidfds unavailable,
+  /// or the broker is out of file descriptors).
+  pub fn watch(&self, slot: u32, pid: u32) -> io::Result<()> {
+    let fd = sys::pidfd_open(pid)?;
+    self.commands.send(Command::Watch { slot, pid, fd }).map_err(|_| io::Error::other("the liveness thread is gone"))
+  }
+
+  /// Stops watching app `slot` (process `pid`) and closes its pidfd.
+  pub fn unwatch(&self, slot: u32, pid: u32) {
+    let _ = self.commands.send(Command::Unwatch { slot, pid });
   }
 
   /// (slot, pid) of the processes that exited since the last call.

@@ -1,9 +1,14 @@
 //! `impulsed`, the Ring broker: owns one namespace's control segment, registers apps, routes the
 //! control plane and collects the shared memory of apps that leave or die.
 
+mod admission;
 mod broker;
 mod keys;
 mod liveness;
+mod lock;
+mod outbox;
+mod registry;
+mod sigbus;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -21,6 +26,9 @@ mod flags {
       optional --log-level level: String
       /// File mode of the segments, in octal (default 600; 660 lets a group share the bus).
       optional --mode mode: String
+      /// Allow a --mode that gives other users access (such as 666): every user of the host can then
+      /// read and write the bus. Refused without this flag.
+      optional --world-accessible
       /// Number of app slots (default 64).
       optional --max-apps n: u32
     }
@@ -63,6 +71,17 @@ fn main() -> ExitCode {
       return ExitCode::from(2);
     }
   };
+  if mode & 0o007 != 0 && !flags.world_accessible {
+    eprintln!(
+      "impulsed: --mode {mode:o} lets every user of the host read and write the bus; use a group mode such as 660, \
+       or add --world-accessible if that is really meant"
+    );
+    return ExitCode::from(2);
+  }
+  if let Err(e) = sigbus::install() {
+    eprintln!("impulsed: cannot install the SIGBUS handler: {e}");
+    return ExitCode::FAILURE;
+  }
   let stop = Arc::new(AtomicBool::new(false));
   for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
     if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
@@ -73,10 +92,11 @@ fn main() -> ExitCode {
   let config =
     broker::Config { ns, mode, max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS) };
   match broker::Broker::start(config) {
-    Ok(mut broker) => {
-      broker.run(&stop);
-      ExitCode::SUCCESS
-    }
+    Ok(mut broker) => match broker.run(&stop) {
+      broker::Ending::Stopped => ExitCode::SUCCESS,
+      // The broker lost its namespace (its names were removed): it said why in its log.
+      broker::Ending::Lost => ExitCode::FAILURE,
+    },
     Err(e) => {
       eprintln!("impulsed: {e:#}");
       ExitCode::FAILURE

@@ -78,3 +78,20 @@ fn unreadable_file_exits_2() {
   assert_eq!(output.status.code(), Some(2));
   assert!(stderr(&output).starts_with("ring: cannot read /nonexistent/ring/schema.avsc"), "{}", stderr(&output));
 }
+
+#[test]
+fn hostile_schemas_exit_2_with_one_line_instead_of_panicking() {
+  let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors/invalid-schemas.txt");
+  let text = std::fs::read_to_string(vectors).expect("spec/vectors/invalid-schemas.txt");
+  let mut schemas: Vec<String> = text.lines().filter_map(|l| l.strip_prefix("schema: ")).map(str::to_owned).collect();
+  assert!(schemas.len() >= 15);
+  schemas.push(format!("[{}\"int\"]", "\"long\",".repeat(10_000)));
+  for (i, schema) in schemas.iter().enumerate() {
+    let path = scratch_file(&format!("hostile_{i}"), schema);
+    let output = ring(&["schema", "fingerprint", path.to_str().expect("utf-8 path")]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "case {i}: {err}");
+    assert!(err.starts_with("ring: invalid schema in "), "case {i}: {err}");
+    assert_eq!(err.lines().count(), 1, "case {i}: {err}");
+  }
+}

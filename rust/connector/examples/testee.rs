@@ -540,7 +540,12 @@ fn report(outcome: Outcome) -> ! {
 const CONTRACT: &str = include_str!("../../../spec/testee.md");
 
 fn main() {
-  let argv: Vec<String> = std::env::args().skip(1).collect();
+  // Not `env::args()`, which panics on an argument that is not UTF-8: that is a usage error.
+  let argv: Result<Vec<String>, _> = std::env::args_os().skip(1).map(|a| a.into_string()).collect();
+  let argv = match argv {
+    Ok(argv) => argv,
+    Err(bad) => report(Err(Failure::Usage(format!("argument {:?} is not valid UTF-8", bad)))),
+  };
   if argv.iter().any(|a| a == "--help") {
     print!("{CONTRACT}");
     exit(0);

@@ -3,7 +3,6 @@
 //! only ever appended to [`ControlMessage`], never reordered. `spec/schemas/control.avsc` is generated from here.
 
 use std::collections::BTreeSet;
-use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -616,13 +615,11 @@ pub fn control_schema_json() -> String {
   avro::schema_to_pretty_json(&union_schema())
 }
 
-/// The CRC-64-AVRO fingerprint of the control schema, carried in every control frame's header.
-pub fn control_fingerprint() -> u64 {
-  static FINGERPRINT: OnceLock<u64> = OnceLock::new();
-  *FINGERPRINT.get_or_init(|| match avro::parse_schema(&control_schema_json()) {
-    Ok(parsed) => parsed.fingerprint,
-    Err(e) => panic!("the generated control schema does not parse: {e}"),
-  })
+/// The CRC-64-AVRO fingerprint of the control schema, carried in every control frame's header: the wire
+/// constant [`IR_CONTROL_FINGERPRINT`](crate::layout::IR_CONTROL_FINGERPRINT). A test checks that it is the
+/// fingerprint of [`control_schema_json`], so the records and the constant cannot drift apart.
+pub const fn control_fingerprint() -> u64 {
+  crate::layout::IR_CONTROL_FINGERPRINT
 }
 
 impl ControlMessage {

@@ -43,6 +43,19 @@ pub fn control(ns: &str) -> String {
   format!("/{PREFIX}{ns}.ctl")
 }
 
+/// A second name of the control segment of `ns`, outside the namespace prefix (it starts with a dot), so
+/// the broker can restore the public name after a stray cleanup removed it. Only the broker uses it.
+pub fn control_keep(ns: &str) -> String {
+  format!("/.{PREFIX}{ns}.ctl")
+}
+
+/// Name of the broker's lock file of `ns`: a plain file under `/dev/shm`, next to the segments, that the
+/// serving broker holds `flock`ed; it is what keeps a second broker out, even when the control segment's
+/// name has been removed.
+pub fn lock(ns: &str) -> String {
+  format!("/{PREFIX}{ns}.lock")
+}
+
 /// Name of a channel segment.
 pub fn channel(ns: &str, channel_id: u64) -> String {
   format!("/{PREFIX}{ns}.ch.{channel_id}")
@@ -70,6 +83,9 @@ mod tests {
     assert!(check_namespace("a/b").is_err());
     assert!(check_namespace("a.b").is_err());
     assert_eq!(control("x"), "/impulse-ring.x.ctl");
+    assert_eq!(lock("x"), "/impulse-ring.x.lock");
+    assert_eq!(control_keep("x"), "/.impulse-ring.x.ctl");
+    assert!(!control_keep("x")[1..].starts_with(&namespace_prefix("x")));
     assert_eq!(channel("x", 3), "/impulse-ring.x.ch.3");
     assert_eq!(link("x", 4), "/impulse-ring.x.ln.4");
   }

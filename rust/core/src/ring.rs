@@ -132,6 +132,13 @@ impl Ring {
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).load(Ordering::Relaxed) != 0
   }
 
+  /// Producer: the consumer's position, for noticing that it read something (the broker's wake
+  /// condition while records wait for this ring).
+  pub fn consumed(&self, seg: &Segment) -> u64 {
+    // SYNC: release space (observed) — pairs with the consumer's Release store of the head in `read`.
+    seg.u64_at(self.base + IR_RING_HEAD).load(Ordering::Acquire)
+  }
+
   /// Consumer: whether a record is waiting.
   pub fn has_data(&self, seg: &Segment) -> bool {
     // SYNC: observe record.

@@ -62,6 +62,8 @@ pub enum SegmentError {
 pub struct Segment {
   map: MmapRaw,
   name: String,
+  /// (device, inode) of the object mapped, to tell whether `name` still refers to it.
+  identity: (u64, u64),
 }
 
 impl std::fmt::Debug for Segment {
@@ -87,7 +89,8 @@ impl Segment {
         return Err(io_err(e));
       }
     };
-    let seg = Segment { map, name: name.to_string() };
+    let identity = sys::file_identity(&file).map_err(io_err)?;
+    let seg = Segment { map, name: name.to_string(), identity };
     seg.u32_at(IR_SEG_MAGIC).store(IR_MAGIC, Ordering::Relaxed);
     seg.u32_at(IR_SEG_KIND).store(kind, Ordering::Relaxed);
     seg.u64_at(IR_SEG_SIZE).store(size as u64, Ordering::Relaxed);
@@ -116,7 +119,8 @@ impl Segment {
       return Err(SegmentError::NotReady { name: name.to_string() });
     }
     let map = MmapRaw::map_raw(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
-    let seg = Segment { map, name: name.to_string() };
+    let identity = sys::file_identity(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
+    let seg = Segment { map, name: name.to_string(), identity };
     // SYNC: observe segment — pairs with the Release store in `mark_ready`.
     let version = seg.u32_at(IR_SEG_VERSION).load(Ordering::Acquire);
     if version == 0 {
@@ -140,9 +144,23 @@ impl Segment {
     Ok(seg)
   }
 
-  /// Removes the segment's name so no one else can open it.
+  /// Removes the segment's name so no one else can open it, if the name still refers to this segment:
+  /// a name removed by someone else and reused for another object is left alone.
   pub fn unlink(&self) -> io::Result<()> {
+    if !self.name_is_ours() {
+      return Ok(());
+    }
     sys::shm_unlink(&self.name)
+  }
+
+  /// The (device, inode) of the object this segment maps.
+  pub fn identity(&self) -> (u64, u64) {
+    self.identity
+  }
+
+  /// Whether the segment's name still refers to this segment (not removed, not replaced).
+  pub fn name_is_ours(&self) -> bool {
+    sys::shm_identity(&self.name).is_ok_and(|identity| identity == self.identity)
   }
 
   /// The segment's shared memory name (with the leading `/`).

@@ -128,11 +128,27 @@ fn checked_in_control_avsc_is_current() {
 
 #[test]
 fn the_control_fingerprint_constant_matches_the_generated_schema() {
+  // control_fingerprint() is the constant itself: only parsing the generated schema checks it.
+  let parsed = parse_schema(&control_schema_json()).expect("the generated control schema parses");
   assert_eq!(
-    impulse_ring_core::control::control_fingerprint(),
-    impulse_ring_core::layout::IR_CONTROL_FINGERPRINT,
+    fingerprint_hex(parsed.fingerprint),
+    fingerprint_hex(impulse_ring_core::layout::IR_CONTROL_FINGERPRINT),
     "the control records changed: update IR_CONTROL_FINGERPRINT in layout.rs to the printed value, then run `cargo ringctl gen`"
   );
+}
+
+#[test]
+fn invalid_schema_vectors_are_refused_and_never_panic() {
+  let cases = read_cases("vectors/invalid-schemas.txt");
+  assert!(cases.len() >= 15);
+  for case in &cases {
+    let err =
+      parse_schema(case.get("schema")).expect_err(&format!("case {} ({}) was accepted", case.number, case.title));
+    let message = err.to_string();
+    assert!(message.starts_with(|c: char| c.is_lowercase()) && !message.ends_with('.'), "{message}");
+  }
+  let long = format!("{{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[{}\"Z\"]}}", "\"A\",".repeat(20_000));
+  assert!(parse_schema(&long).expect_err("too long").to_string().contains("more than the 65536 allowed"));
 }
 
 /// `spec/vectors/errors.txt` (generated from `ErrorCode`): every row names a code this core knows,
