@@ -3,7 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its cases to [`cases`].
+//! A new connector adds its testee to [`testee`] and [`build`], and its name to [`TESTEES`]: [`cases`]
+//! then pairs it with every other language.
 
 use std::{
   io::{BufRead, BufReader},
@@ -49,11 +50,21 @@ impl PairCase {
   }
 }
 
-/// Every pair case, in table order.
+/// Languages that ship a testee, in table order.
+const TESTEES: [&str; 3] = ["rust", "c", "python"];
+
+/// Every pair case, in table order: each pattern for every ordered pair of two different languages
+/// with a testee (a language with itself is covered by its own suites).
 pub(crate) fn cases() -> Vec<PairCase> {
-  use Pattern::*;
-  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
-  vec![case(PubSub, "c", "rust"), case(PubSub, "rust", "c"), case(Call, "rust", "c"), case(Call, "c", "rust")]
+  let mut cases = Vec::new();
+  for producer in TESTEES {
+    for consumer in TESTEES.into_iter().filter(|c| *c != producer) {
+      for pattern in [Pattern::PubSub, Pattern::Call] {
+        cases.push(PairCase { pattern, producer, consumer });
+      }
+    }
+  }
+  cases
 }
 
 /// The directory a language's connector lives in; its cases are skipped while it does not exist.
@@ -61,18 +72,31 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "python" => "python",
     _ => "-",
   }
 }
 
-/// The testee binary of a language, once built.
-fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
-  let path = match language {
-    "rust" => broker::target_dir(root).join("debug/examples/testee"),
-    "c" => root.join("target/c/testee"),
+/// How to start a language's testee: a program and the arguments that come before the role.
+struct Program {
+  bin: PathBuf,
+  prefix: Vec<String>,
+}
+
+/// The testee of a language, once built.
+fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
+  let (bin, prefix) = match language {
+    "rust" => (broker::target_dir(root).join("debug/examples/testee"), vec![]),
+    "c" => (root.join("target/c/testee"), vec![]),
+    // The interpreter of the environment `uv sync --project python` made, so the extension it built
+    // and fastavro are found without `uv run` in between.
+    "python" => {
+      let script = root.join("python/examples/testee.py");
+      (root.join("python/.venv/bin/python"), vec![script.display().to_string()])
+    }
     other => bail!("no testee is known for language `{other}`"),
   };
-  broker::existing(path, &format!("the {language} testee"))
+  Ok(Program { bin: broker::existing(bin, &format!("the {language} testee"))?, prefix })
 }
 
 /// Builds a language's testee.
@@ -85,6 +109,11 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
     }
+    // Builds the native extension (maturin, through the project's build backend) and installs the
+    // package and its dependencies into python/.venv.
+    "python" => cmd!(sh, "uv sync --project python")
+      .run()
+      .context("`uv` is required to build python/; install it with `pip install uv`")?,
     other => bail!("no testee is known for language `{other}`"),
   }
   Ok(())
@@ -100,9 +129,10 @@ struct Testee {
 }
 
 impl Testee {
-  fn start(label: String, bin: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
+  fn start(label: String, program: &Program, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
     let (stdin_reader, stdin_writer) = std::io::pipe()?;
-    let expr = duct::cmd(bin, args).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
+    let argv = program.prefix.iter().map(String::as_str).chain(args.iter().copied()).collect::<Vec<_>>();
+    let expr = duct::cmd(&program.bin, argv).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
     let handle = Arc::new(expr.reader().with_context(|| format!("cannot start {label}"))?);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (reader, sink) = (handle.clone(), lines.clone());
@@ -229,13 +259,13 @@ pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase) -> anyhow::Res
 
 fn pubsub(
   case: &PairCase,
-  producer: &Path,
-  consumer: &Path,
+  producer: &Program,
+  consumer: &Program,
   ns: &str,
   testees: &mut Vec<Testee>,
 ) -> anyhow::Result<()> {
   let (p, c) = (case.producer, case.consumer);
-  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+  let start = |role: &str, lang: &str, bin: &Program, args: &[&str]| {
     Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
   };
 
@@ -297,9 +327,15 @@ fn pubsub(
   Ok(())
 }
 
-fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &mut Vec<Testee>) -> anyhow::Result<()> {
+fn call(
+  case: &PairCase,
+  producer: &Program,
+  consumer: &Program,
+  ns: &str,
+  testees: &mut Vec<Testee>,
+) -> anyhow::Result<()> {
   let (p, c) = (case.producer, case.consumer);
-  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+  let start = |role: &str, lang: &str, bin: &Program, args: &[&str]| {
     Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
   };
   testees.push(start("provider", c, consumer, &["provider", "--fail-on", "7"])?);
