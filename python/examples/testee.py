@@ -1,5 +1,5 @@
 """The Python connector's testee: one role per run (publisher, subscriber, provider, caller), options
-on the command line, results on stdout, as spec/testee.md (and the Rust testee) define, so ringctl's
+on the command line, results on stdout, as spec/testee.md defines, so ringctl's
 matrix pairs Python with every other connector. A Ring error prints `error <Name>: <message>` and
 exits with 10 + its code; a verification failure prints `mismatch ...` and exits with 2.
 
@@ -15,6 +15,7 @@ exits with 10 + its code; a verification failure prints `mismatch ...` and exits
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import sys
 import threading
@@ -36,14 +37,17 @@ ADD_REQUEST = (
 )
 ADD_RESPONSE = '{"type":"record","name":"AddResponse","namespace":"e2e","fields":[{"name":"sum","type":"long"}]}'
 
-FLAGS = {
-  "--lossy",
-  "--wait-go",
-  "--raw",
-  "--expect-closed",
-  "--probe-too-large",
-  "--probe-invalid-schema",
-  "--keep-going",
+OPTIONS = {
+  "publisher": {"--channel", "--key", "--count", "--capacity", "--wait-subscribers", "--hold-ms"},
+  "subscriber": {"--channel", "--key", "--count", "--stall-ms", "--schema"},
+  "provider": {"--function", "--key", "--fail-on", "--sleep-ms"},
+  "caller": {"--function", "--key", "--count", "--base", "--in-flight", "--threads", "--timeout-ms"},
+}
+ROLE_FLAGS = {
+  "publisher": {"--lossy", "--wait-go", "--raw", "--probe-too-large", "--probe-invalid-schema"},
+  "subscriber": {"--expect-closed", "--probe-invalid-schema"},
+  "provider": set(),
+  "caller": {"--keep-going"},
 }
 M64 = (1 << 64) - 1
 PATTERN = bytes(((i * 31) ^ (i >> 7)) & 0xFF for i in range(4096))
@@ -97,14 +101,16 @@ def raw_datum(seq: int) -> bytes:
 
 
 class Args:
-  def __init__(self, argv: list[str]) -> None:
+  def __init__(self, role: str, argv: list[str]) -> None:
     self.pairs: list[tuple[str, str | None]] = []
     it = iter(argv)
     for arg in it:
       if not arg.startswith("--"):
         raise Usage(f"unexpected argument `{arg}`")
-      if arg in FLAGS:
+      if arg in ROLE_FLAGS[role]:
         self.pairs.append((arg, None))
+      elif arg not in OPTIONS[role]:
+        raise Usage(f"unknown option `{arg}` for the {role}")
       else:
         value = next(it, None)
         if value is None:
@@ -125,6 +131,8 @@ class Args:
     if v is None:
       return default
     try:
+      if not re.fullmatch(r"-?[0-9]+", v) or not -(1 << 63) <= int(v) < 1 << 63:
+        raise ValueError(v)
       return int(v)
     except ValueError:
       raise Usage(f"`{name}` takes a number, not `{v}`") from None
@@ -348,8 +356,6 @@ def call_blocking(conn: Connection, plan: Plan, count: int, threads: int) -> Non
   def worker(t: int) -> None:
     try:
       for i in range(t, count, threads):
-        if i == 0:
-          print("calling", flush=True)
         try:
           result = conn.call(plan.function, plan.request(i), ADD_REQUEST, ADD_RESPONSE, plan.key, plan.timeout)
         except RingError as e:
@@ -385,12 +391,15 @@ def caller(args: Args) -> None:
 
 def main() -> NoReturn:
   argv = sys.argv[1:]
+  if "--help" in argv:
+    print(__doc__)
+    sys.exit(0)
   role = argv[0] if argv else ""
   roles = {"publisher": publisher, "subscriber": subscriber, "provider": provider, "caller": caller}
   try:
     if role not in roles:
       raise Usage(f"unknown role `{role}`")
-    roles[role](Args(argv[1:]))
+    roles[role](Args(role, argv[1:]))
   except RingError as e:
     print(f"error {error_line(e)}", flush=True)
     sys.exit(10 + e.code)
