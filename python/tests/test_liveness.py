@@ -28,16 +28,16 @@ print("published")
 time.sleep(60)
 """
 
-PROVIDER = """
+PROVIDER = f"""
 import time
 from impulse_ring import Connection
-REQ = %r
-RESP = %r
+REQ = {REQ!r}
+RESP = {RESP!r}
 conn = Connection.connect("doomed-provider")
 conn.expose_function("slow", REQ, RESP, lambda r: (print("handling", flush=True), time.sleep(60)))
 print("ready")
 time.sleep(60)
-""" % (REQ, RESP)
+"""
 
 
 def test_subscriber_drains_then_sees_closed_when_the_publisher_is_killed(ns: str) -> None:

@@ -82,7 +82,7 @@ def test_control_vector_bytes_decode_to_the_record(name: str, fields: dict, payl
 
 
 def test_control_decoding_refuses_what_the_spec_refuses() -> None:
-  _, fields, payload = next(v for v in VECTORS if v[0] == "ChannelPublished")
+  _, _, payload = next(v for v in VECTORS if v[0] == "ChannelPublished")
   with pytest.raises(impulse_ring.Decode, match="left over"):
     _control.decode(payload + b"\0")
   with pytest.raises(impulse_ring.Decode):
