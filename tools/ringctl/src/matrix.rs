@@ -84,7 +84,9 @@ fn suites() -> Vec<Suite> {
       // python/.venv; the tests start the broker built here.
       build: |sh| {
         broker::build(sh)?;
-        Ok(cmd!(sh, "uv sync --project python").run().context("`uv` is required to test python/; install it with `pip install uv`")?)
+        cmd!(sh, "uv sync --project python")
+          .run()
+          .context("`uv` is required to test python/; install it with `pip install uv`")
       },
       run: |sh| {
         let broker = broker::build(sh)?;

@@ -132,7 +132,8 @@ impl Testee {
   fn start(label: String, program: &Program, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
     let (stdin_reader, stdin_writer) = std::io::pipe()?;
     let argv = program.prefix.iter().map(String::as_str).chain(args.iter().copied()).collect::<Vec<_>>();
-    let expr = duct::cmd(&program.bin, argv).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
+    let expr =
+      duct::cmd(&program.bin, argv).env("IMPULSE_RING_NS", ns).stdin_file(stdin_reader).stderr_to_stdout().unchecked();
     let handle = Arc::new(expr.reader().with_context(|| format!("cannot start {label}"))?);
     let lines = Arc::new(Mutex::new(Vec::new()));
     let (reader, sink) = (handle.clone(), lines.clone());
