@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -45,13 +46,24 @@ class Broker:
     )
     ctl = Path(f"/dev/shm/impulse-ring.{ns}.ctl")
     deadline = time.monotonic() + 10
-    while not ctl.exists():
+    while not self._serving(ctl):
       if self.proc.poll() is not None:
         raise RuntimeError(f"the broker exited with {self.proc.returncode}: {self.proc.stderr.read().decode()}")
       if time.monotonic() > deadline:
         raise RuntimeError("the broker did not create its control segment within 10 s")
       time.sleep(0.01)
-    # The segment exists before its version word is stored; connect waits for that itself.
+
+  def _serving(self, ctl: Path) -> bool:
+    """Whether `ctl` is this broker's control segment, laid out (a crashed predecessor's may linger)."""
+    try:
+      with ctl.open("rb") as f:
+        header = f.read(28)
+    except OSError:
+      return False
+    if len(header) < 28:
+      return False
+    version, pid = struct.unpack_from("<I", header, 4)[0], struct.unpack_from("<I", header, 24)[0]
+    return version != 0 and pid == self.proc.pid
 
   def stop(self) -> int:
     if self.proc.poll() is None:

@@ -318,11 +318,24 @@ class Connection:
     `InvalidRecord` (before anything is sent).
     """
     link, future = self._start_call(name, request, request_schema, response_schema, key, timeout)
-    try:
-      return future.result(timeout)
-    except concurrent.futures.TimeoutError:
-      link.forget(future)
-      raise Timeout(f"call to `{name}` timed out after {timeout} s") from None
+    # This thread reads the response ring itself (whoever gets there first, it or the reactor, takes
+    # the response), so the answer needs no hand-over between threads.
+    deadline = None if timeout is None else time.monotonic() + timeout
+    region = self._control.region
+    ready = lambda: future.done() or link.has_news()  # noqa: E731
+    while not future.done():
+      link.serve()
+      if future.done():
+        break
+      now = time.monotonic()
+      if deadline is not None and now >= deadline:
+        link.forget(future)
+        if future.done():
+          break
+        raise Timeout(f"call to `{name}` timed out after {timeout} s")
+      until = now + L.MAX_SLEEP if deadline is None else min(deadline, now + L.MAX_SLEEP)
+      _doorbell.wait(region, self._doorbell, ready, until, self._wait)
+    return future.result()
 
   def call_async(
     self,
@@ -436,7 +449,9 @@ class Connection:
         last_health = now
         self._check_broker()
       if not did:
-        _doorbell.wait(self._control.region, self._doorbell, self._has_news, now + L.MAX_SLEEP, self._wait)
+        _doorbell.wait(
+          self._control.region, self._doorbell, self._has_news, now + L.MAX_SLEEP, self._wait, share_gil=True
+        )
 
   def _has_news(self) -> bool:
     if self._stop or (self._gone is None and self._ctl.replies.has_data()):
@@ -480,8 +495,8 @@ class Connection:
       for k, v in list(self._callers_by_key.items()):
         if v is link:
           del self._callers_by_key[k]
-    # Calling threads touch the segment only under the link's lock, after checking `closed`.
-    with link._lock:
+    # Calling threads touch the segment only under one of the link's locks, after checking `closed`.
+    with link.read_lock, link._lock:
       link.link.seg.close()
 
   def _drop_provider(self, plink: ProviderLink) -> None:

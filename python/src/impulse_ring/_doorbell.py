@@ -40,16 +40,24 @@ def wait(
   condition: Callable[[], object],
   deadline: float | None,
   strategy: str = ADAPTIVE,
+  share_gil: bool = False,
 ) -> bool:
   """Waits until `condition()` (a pure check, no side effect) is true or `deadline` (a
-  `time.monotonic()` value, None for never) passes; returns the last value of the condition."""
+  `time.monotonic()` value, None for never) passes; returns the last value of the condition.
+
+  `share_gil` makes the spin phase yield the processor (and with it the GIL) on every turn, and end
+  after the adaptive window: a background thread that spun holding the GIL would stall the threads
+  it has just handed work to.
+  """
   if condition():
     return True
   if strategy != BLOCKING:
-    spin_until = None if strategy == SPIN else time.monotonic() + SPIN_FOR
+    spin_until = None if strategy == SPIN and not share_gil else time.monotonic() + SPIN_FOR
     while True:
       if condition():
         return True
+      if share_gil:
+        os.sched_yield()
       now = time.monotonic()
       if deadline is not None and now >= deadline:
         return False

@@ -85,6 +85,9 @@ class CallerLink:
     self.peer_doorbell = peer_doorbell
     self.name = name
     self._lock = threading.Lock()  # guards the request ring's producer side and _pending
+    # The response ring has one consumer at a time: the reactor, or a thread in a blocking call that
+    # reads its own response. Held while the segment is touched, so it is unmapped only under it.
+    self.read_lock = threading.Lock()
     self._pending: dict[int, Future[Any]] = {}
     self._next_seq = 1
     self.closed: RingError | None = None
@@ -146,11 +149,24 @@ class CallerLink:
           del self._pending[seq]
 
   def has_news(self) -> bool:
-    return self.link.responses.has_data() or (self.closed is None and self.link.provider_gone())
+    with self.read_lock:
+      if self.closed is not None:
+        return False
+      return self.link.responses.has_data() or self.link.provider_gone()
 
   def serve(self, limit: int = 256) -> bool:
-    """Reactor: takes the responses that arrived; returns whether it did anything. Fails every pending
-    call once the provider is gone or the ring is corrupt."""
+    """Takes the responses that arrived, unless another thread is at it; returns whether it did
+    anything. Fails every pending call once the provider is gone or the ring is corrupt."""
+    if not self.read_lock.acquire(blocking=False):
+      return False
+    try:
+      if self.closed is not None:
+        return False
+      return self._serve(limit)
+    finally:
+      self.read_lock.release()
+
+  def _serve(self, limit: int) -> bool:
     did = False
     try:
       for _ in range(limit):
