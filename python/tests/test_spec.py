@@ -130,3 +130,16 @@ def test_testee_bodies_and_checksums_match_the_contract() -> None:
     assert len(body) == length
     assert body[:4].hex() == start
     assert testee.checksum(seq, body) == check
+
+
+def test_testee_refuses_what_the_contract_calls_usage_errors() -> None:
+  import subprocess
+
+  script = str(ROOT / "python/examples/testee.py")
+  for argv in (["juggler"], ["publisher", "--colour", "red"], ["caller", "--count"], ["caller", "--count", "1e3"]):
+    run = subprocess.run([sys.executable, script, *argv], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 64, argv
+    assert run.stderr.startswith("testee: ")
+  run = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True, timeout=30)
+  assert run.returncode == 0
+  assert "publisher" in run.stdout

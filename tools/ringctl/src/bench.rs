@@ -96,6 +96,7 @@ impl flags::Bench {
     }
     let c_bench = build_c_bench(sh, &target)?;
     let grpc_python = grpc_python(sh, &target);
+    let ring_python = ring_python(sh);
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -123,6 +124,12 @@ impl flags::Bench {
         lines += &cmd!(sh, "{python} tools/bench/grpc_baseline.py --iters {iters}")
           .read()
           .context("the gRPC baseline (tools/bench/grpc_baseline.py) failed")?;
+        lines.push('\n');
+      }
+      if let Some(python) = &ring_python {
+        lines += &cmd!(sh, "{python} python/bench/bench.py suite {quick_flag...}")
+          .read()
+          .context("the Python connector's cases (python/bench/bench.py) failed")?;
         lines.push('\n');
       }
       Ok(())
@@ -170,6 +177,21 @@ fn grpc_python(sh: &Shell, target: &Path) -> Option<PathBuf> {
     }
   }
   Some(python)
+}
+
+/// The interpreter of python/.venv with the Python connector installed (`uv sync` builds its extension
+/// in release mode). `None`, with a note, when uv is missing: the `ring-python` rows are then skipped.
+fn ring_python(sh: &Shell) -> Option<PathBuf> {
+  if !sh.path_exists("python") {
+    return None;
+  }
+  if cmd!(sh, "uv sync --project python").run().is_err() {
+    println!(
+      "note: `uv sync --project python` failed (install uv with `pip install uv`), so ring-python is not measured"
+    );
+    return None;
+  }
+  Some(sh.current_dir().join("python/.venv/bin/python"))
 }
 
 /// Builds the C connector's benchmark (`c/bench/bench.c`) in Release, in a build directory of its own
@@ -424,4 +446,29 @@ fn print_targets(r: &Results, idle: Option<f64>) {
     grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} gRPC p50)", g / c, ns(Some(g))), g >= 100.0 * c)),
   );
   target("idle broker: ~0 % CPU", idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)));
+  print_python_targets(r);
+}
+
+/// The Python connector's targets, against the baselines a Python user would pick.
+fn print_python_targets(r: &Results) {
+  println!("\nTARGETS (Python connector)");
+  let spin = r.p50("pubsub_latency", "ring-python", 64, "spin");
+  let ice = r.p50("pubsub_latency", "iceoryx2-python", 64, "spin");
+  target(
+    "python one way 64 B spin: <= 0.5x iceoryx2's Python package",
+    spin.zip(ice).map(|(s, i)| (format!("{:.2}x", s / i), s / i <= 0.5)),
+  );
+  let uds = r.p50("pubsub_latency", "uds-python", 64, "*");
+  target(
+    "python one way 64 B spin: <= 0.1x a Python Unix socket",
+    spin.zip(uds).map(|(s, u)| (format!("{:.2}x ({} socket p50)", s / u, ns(Some(u))), s / u <= 0.1)),
+  );
+  let typed = r.rate("pubsub_throughput", "ring-python-typed", 64, 1);
+  target("python typed throughput 64 B: >= 300 k records/s", typed.map(|t| (rate(Some(t)), t >= 3e5)));
+  let call = r.p50("call_latency", "ring-python", 64, "spin");
+  let grpc = r.p50("call_latency", "grpc", 64, "*");
+  target(
+    "python call round trip vs gRPC: >= 50x faster",
+    grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} ring-python p50)", g / c, ns(Some(c))), g >= 50.0 * c)),
+  );
 }
