@@ -97,6 +97,7 @@ impl flags::Bench {
     let c_bench = build_c_bench(sh, &target)?;
     let grpc_python = grpc_python(sh, &target);
     let ring_python = ring_python(sh);
+    let iceoryx2_python = if with_iceoryx2 { iceoryx2_python(sh, &target) } else { None };
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -130,6 +131,13 @@ impl flags::Bench {
         lines += &cmd!(sh, "{python} python/bench/bench.py suite {quick_flag...}")
           .read()
           .context("the Python connector's cases (python/bench/bench.py) failed")?;
+        lines.push('\n');
+      }
+      if let (Some(_), Some(python)) = (&ring_python, &iceoryx2_python) {
+        let iters = if quick { "300" } else { "5000" };
+        lines += &cmd!(sh, "{python} tools/bench/iceoryx2_python_baseline.py --iters {iters}")
+          .read()
+          .context("the iceoryx2 Python baseline (tools/bench/iceoryx2_python_baseline.py) failed")?;
         lines.push('\n');
       }
       Ok(())
@@ -192,6 +200,23 @@ fn ring_python(sh: &Shell) -> Option<PathBuf> {
     return None;
   }
   Some(sh.current_dir().join("python/.venv/bin/python"))
+}
+
+/// A Python with iceoryx2's own package (the same 0.10 as the Rust baseline) for the Python connector's
+/// baseline, in the gRPC baseline's virtual environment. `None`, with a note, when it cannot be had.
+fn iceoryx2_python(sh: &Shell, target: &Path) -> Option<PathBuf> {
+  let venv = target.join("bench-venv");
+  let python = venv.join("bin/python");
+  let ready = || cmd!(sh, "{python} -c 'import iceoryx2'").quiet().ignore_stderr().run().is_ok();
+  if !ready() {
+    let made = (python.exists() || cmd!(sh, "python3 -m venv {venv}").run().is_ok())
+      && cmd!(sh, "{python} -m pip install --quiet iceoryx2==0.10.0").run().is_ok();
+    if !made || !ready() {
+      println!("note: no Python with iceoryx2 (pip install from PyPI failed), so its Python baseline is skipped");
+      return None;
+    }
+  }
+  Some(python)
 }
 
 /// Builds the C connector's benchmark (`c/bench/bench.c`) in Release, in a build directory of its own
