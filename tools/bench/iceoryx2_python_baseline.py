@@ -21,7 +21,7 @@ import iceoryx2 as iox2
 
 
 class Payload(ctypes.Structure):
-  _fields_ = [("data", ctypes.c_uint8 * 64)]  # noqa: RUF012
+  _fields_ = [("data", ctypes.c_uint8 * 64)]
 
 
 def pin(cpu: int) -> None:
