@@ -139,3 +139,11 @@ def test_a_withdrawn_function_fails_its_callers_with_peer_gone(ns: str) -> None:
       c.call("add", {"a": 1, "b": 2}, REQ, RESP)
     with p.expose_function("add", REQ, RESP, add):
       assert c.call("add", {"a": 2, "b": 2}, REQ, RESP) == {"sum": 4}
+
+
+def test_a_handler_may_call_another_function_on_its_own_connection(ns: str) -> None:
+  with Connection.connect("adder") as a, Connection.connect("provider") as p, Connection.connect("caller") as c:
+    a.expose_function("add", REQ, RESP, add)
+    # `twice` resolves and calls `add` from inside its handler, on the provider's reactor thread.
+    p.expose_function("twice", REQ, RESP, lambda r: p.call("add", {"a": 2 * r["a"], "b": 2 * r["b"]}, REQ, RESP))
+    assert c.call("twice", {"a": 1, "b": 2}, REQ, RESP, timeout=15) == {"sum": 6}

@@ -134,6 +134,7 @@ class Connection:
     self._stop = False
     self._closed = False
     self._reactor = threading.Thread(target=self._run_reactor, name=f"impulse-ring reactor ({app_name})", daemon=True)
+    self._ctl.reactor = self._reactor
     self._reactor.start()
     try:
       _, reply = self._ctl.request(
@@ -424,7 +425,7 @@ class Connection:
       did = False
       if self._gone is None:
         try:
-          events = self._ctl.drain()
+          events, self._ctl.deferred = self._ctl.deferred + self._ctl.drain(), []
         except (Corrupt, Decode) as e:
           self._mark_gone(f"its reply ring is corrupt: {e.message}")
           events = []

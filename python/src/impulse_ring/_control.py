@@ -245,6 +245,8 @@ class ControlLink:
     self._pending: dict[int, _Pending] = {}
     self._next_id = 1
     self.gone: RingError | None = None
+    self.reactor: threading.Thread | None = None  # the thread that normally drains the reply ring
+    self.deferred: list[tuple[str, Fields]] = []  # events drained by a request made on the reactor
 
   def _write(self, name: str, fields: Fields, deadline: float) -> None:
     payload = encode(name, fields)
@@ -292,6 +294,8 @@ class ControlLink:
       with self._lock:
         self._pending.pop(request_id, None)
       raise
+    if threading.current_thread() is self.reactor:
+      self._await_on_reactor(pending, deadline)
     if not pending.done.wait(max(0.0, deadline - time.monotonic())):
       with self._lock:
         self._pending.pop(request_id, None)
@@ -308,6 +312,15 @@ class ControlLink:
     if reply == "Failed":
       raise failure(reply_fields)
     return pending.reply
+
+  def _await_on_reactor(self, pending: _Pending, deadline: float) -> None:
+    """A request made by the reactor itself (a handler that subscribes, or resolves a function it
+    calls): nobody else reads the reply ring, so it reads it here, keeping events for the reactor."""
+    region = self.control.region
+    while not pending.done.is_set() and self.gone is None and time.monotonic() < deadline:
+      self.deferred.extend(self.drain())
+      if not pending.done.is_set():
+        _doorbell.wait(region, self.doorbell, self.replies.has_data, min(deadline, time.monotonic() + L.MAX_SLEEP))
 
   def post(self, name: str, fields: Fields) -> None:
     """Sends a request that has no reply (`Unregister`)."""
