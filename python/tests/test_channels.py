@@ -239,3 +239,13 @@ def test_listing_shows_apps_channels_and_subscribers(ns: str) -> None:
     assert (channel["fingerprint"], channel["capacity"], channel["subscribers"]) == (pub.fingerprint, 8192, 1)
     sub.close()
     pub.close()
+
+
+def test_a_refused_registration_frees_its_slot(ns: str) -> None:
+  for _ in range(3):
+    with pytest.raises(InvalidArgument):
+      Connection.connect("")
+    with pytest.raises(InvalidArgument):
+      Connection.connect("x" * 129)
+  with Connection.connect("after") as conn:
+    assert conn.list()["apps"][0]["name"] == "after"
