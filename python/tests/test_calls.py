@@ -75,6 +75,11 @@ def test_a_failing_handler_comes_back_as_handler_error(ns: str) -> None:
     p.expose_function("add", REQ, RESP, add)
     with pytest.raises(HandlerError, match="refusing a = 7"):
       c.call("add", {"a": 7, "b": 0}, REQ, RESP)
+    assert c.call("add", {"a": 1, "b": 0}, REQ, RESP) == {"sum": 1}
+    # The link's figures for Describe: calls written by the caller, served and failed by the provider.
+    (link,) = c._callers.values()
+    region = link.link.seg.region
+    assert [region.load64(offset, 0) for offset in (128, 192, 200)] == [2, 2, 1]
     bad = p.expose_function("bad", REQ, RESP, lambda r: {"sum": "not a long"})
     with pytest.raises(HandlerError, match="schema"):
       c.call("bad", {"a": 1, "b": 0}, REQ, RESP)

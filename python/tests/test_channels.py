@@ -215,6 +215,9 @@ def test_a_lapped_lossy_subscriber_is_told_exactly_how_many_it_missed(ns: str) -
     assert missed > 0
     assert received + missed == total
     assert last == total - 1
+    # The figure Describe shows: the subscriber keeps its missed count in its slot (IR_SUB_MISSED).
+    reader = sub._reader
+    assert reader.g.region.load64(reader.slot + 16, 0) == missed
     pub.close()
     sub.close()
 

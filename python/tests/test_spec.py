@@ -92,7 +92,7 @@ def test_control_decoding_refuses_what_the_spec_refuses() -> None:
   with pytest.raises(impulse_ring.Decode, match="fingerprint"):
     _control.decode(payload[:2] + b"\0" * 8 + payload[10:])
   with pytest.raises(impulse_ring.Decode, match="opcode"):
-    _control.decode(payload[:10] + b"\x2e")  # opcode 23
+    _control.decode(payload[:10] + bytes([2 * len(_control.NAMES)]))  # the first opcode past the union
   # A string length far beyond the bytes left is an error, not an allocation.
   huge = payload[:10] + b"\x06\x04\x0e" + b"\xfe\xff\xff\xff\x0f"
   with pytest.raises(impulse_ring.Decode, match="claims"):

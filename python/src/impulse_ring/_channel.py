@@ -196,6 +196,12 @@ class ChannelReader:
     self._tail = t2
     self._rang_at = t2
     self._ring_every = g.capacity // 8
+    self._missed = 0  # private copy of IR_SUB_MISSED, a figure for Describe
+
+  def _lagged(self, missed: int) -> Lagged:
+    self._missed += missed
+    self.g.region.store64(self.slot + L.SUB_MISSED, self._missed & U64, RELAXED)
+    return Lagged(f"the subscriber lagged and missed {missed} messages", missed)
 
   def has_news(self) -> bool:
     """Something to read, or the channel closed (a pure check, for the data doorbell's sleeper)."""
@@ -249,7 +255,7 @@ class ChannelReader:
         missed = (seq - self._next_seq) & U64
         if missed and missed < _HALF:
           self._next_seq = seq
-          raise Lagged(f"the subscriber lagged and missed {missed} messages", missed)
+          raise self._lagged(missed)
       self._next_seq = (seq + 1) & U64
       self._pos = pos + size
       # SYNC: publish cursor (pairs with the publisher's Acquire load in `slowest`).
@@ -276,7 +282,7 @@ class ChannelReader:
         missed = 0
     self._next_seq = (self._next_seq + missed) & U64
     r.store64(self.slot + L.SUB_POS, m, RELEASE)
-    raise Lagged(f"the subscriber lagged and missed {missed} messages", missed)
+    raise self._lagged(missed)
 
   def leave(self) -> None:
     r = self.g.region

@@ -214,7 +214,17 @@ def failure(fields: Fields) -> RingError:
 # ---- request/reply plumbing ----
 
 _REPLIES = frozenset(
-  {"Registered", "ChannelPublished", "Subscribed", "FunctionExposed", "FunctionResolved", "Listing", "Done", "Failed"}
+  {
+    "Registered",
+    "ChannelPublished",
+    "Subscribed",
+    "FunctionExposed",
+    "FunctionResolved",
+    "Listing",
+    "Description",
+    "Done",
+    "Failed",
+  }
 )
 
 
@@ -340,15 +350,22 @@ class ControlLink:
         _doorbell.ring(self.control.region, L.CTL_BROKER_DOORBELL)
       if frame is None:
         break
-      name, fields = decode(frame.payload)
+      try:
+        name, fields = decode(frame.payload)
+      except Decode as e:
+        # §4.1: a reply the app cannot decode fails every outstanding request at once.
+        self.fail_outstanding(Protocol(f"undecodable control record from the broker: {e.message}"))
+        continue
       if name not in _REPLIES:
         events.append((name, fields))
+        continue
+      if name == "Failed" and fields["request_id"] == 0:
+        # §4.1: the broker could not tell which request failed, so all of them did.
+        self.fail_outstanding(failure(fields))
         continue
       with self._lock:
         pending = self._pending.pop(fields["request_id"], None)
       if pending is None:
-        if name == "Failed" and fields["request_id"] == 0:
-          events.append((name, fields))
         continue  # a reply to a request that timed out
       if pending.on_reply is not None and name != "Failed":
         try:
@@ -362,6 +379,10 @@ class ControlLink:
   def fail_all(self, error: RingError) -> None:
     """Marks the broker gone: every waiting and later request fails with `error`."""
     self.gone = error
+    self.fail_outstanding(error)
+
+  def fail_outstanding(self, error: RingError) -> None:
+    """Fails every request waiting for a reply with `error`; later requests go on as usual."""
     with self._lock:
       pending, self._pending = self._pending, {}
     for p in pending.values():

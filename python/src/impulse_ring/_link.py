@@ -90,6 +90,7 @@ class CallerLink:
     self.read_lock = threading.Lock()
     self._pending: dict[int, Future[Any]] = {}
     self._next_seq = 1
+    self._calls = 0  # private copy of IR_LINK_CALLS, a figure for Describe
     self.closed: RingError | None = None
 
   def start(self, record: Any, deadline: float | None) -> Future[Any]:
@@ -115,6 +116,8 @@ class CallerLink:
       except BaseException:
         self._pending.pop(seq, None)
         raise
+      self._calls += 1
+      self.link.seg.region.store64(L.LINK_CALLS, self._calls, RELAXED)
     _doorbell.ring(self.control.region, self.peer_doorbell)
     return future
 
@@ -227,6 +230,8 @@ class ProviderLink:
     self.own_doorbell = own_doorbell
     self.peer_doorbell = peer_doorbell
     self.dead = False
+    self._served = 0  # private copies of IR_LINK_SERVED and IR_LINK_FAILED, figures for Describe
+    self._failed = 0
 
   def has_news(self) -> bool:
     return self.link.requests.has_data() or self.link.caller_gone()
@@ -288,6 +293,12 @@ class ProviderLink:
           )
       finally:
         ring.set_producer_waiting(False)
+    region = self.link.seg.region
+    self._served += 1
+    region.store64(L.LINK_SERVED, self._served, RELAXED)
+    if kind == L.FRAME_KIND_CALL_ERROR:
+      self._failed += 1
+      region.store64(L.LINK_FAILED, self._failed, RELAXED)
     _doorbell.ring(self.control.region, self.peer_doorbell)
 
 
