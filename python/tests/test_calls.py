@@ -140,6 +140,10 @@ def test_a_withdrawn_function_fails_its_callers_with_peer_gone(ns: str) -> None:
     function.withdraw()
     with pytest.raises((PeerGone, UnknownFunction)):
       c.call("add", {"a": 1, "b": 2}, REQ, RESP)
+    deadline = time.monotonic() + 2
+    while p._providers and time.monotonic() < deadline:
+      time.sleep(0.01)
+    assert not p._providers, "the provider still maps the withdrawn function's links"
     with pytest.raises(UnknownFunction):
       c.call("add", {"a": 1, "b": 2}, REQ, RESP)
     with p.expose_function("add", REQ, RESP, add):

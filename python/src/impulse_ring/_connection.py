@@ -10,6 +10,7 @@ import concurrent.futures
 import contextlib
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Awaitable
@@ -422,37 +423,49 @@ class Connection:
   def _run_reactor(self) -> None:
     last_health = time.monotonic()
     while not self._stop:
-      did = False
-      if self._gone is None:
-        try:
-          events, self._ctl.deferred = self._ctl.deferred + self._ctl.drain(), []
-        except (Corrupt, Decode) as e:
-          self._mark_gone(f"its reply ring is corrupt: {e.message}")
-          events = []
-        for name, fields in events:
-          did = True
-          self._on_event(name, fields)
-      with self._lock:
-        callers = list(self._callers.values())
-        providers = [(p, self._functions.get(p.link.function_id)) for p in self._providers.values()]
-      for link in callers:
-        did |= link.serve()
-        if link.closed is not None:
-          self._drop_caller(link)
-      for plink, function in providers:
-        if function is None:
-          continue
-        did |= plink.serve(function)
-        if plink.dead:
-          self._drop_provider(plink)
-      now = time.monotonic()
-      if now - last_health >= _HEALTH_EVERY:
-        last_health = now
-        self._check_broker()
-      if not did:
-        _doorbell.wait(
-          self._control.region, self._doorbell, self._has_news, now + L.MAX_SLEEP, self._wait, share_gil=True
-        )
+      try:
+        last_health = self._turn(last_health)
+      except Exception as e:
+        # A bug here must not silently stop every reply and call of the connection: report and go on.
+        print(f"impulse_ring: reactor of {self.app_name!r}: {type(e).__name__}: {e}", file=sys.stderr)
+        time.sleep(0.01)
+
+  def _turn(self, last_health: float) -> float:
+    """One turn of the reactor; returns when the broker's health was last checked."""
+    did = False
+    if self._gone is None:
+      try:
+        events, self._ctl.deferred = self._ctl.deferred + self._ctl.drain(), []
+      except (Corrupt, Decode) as e:
+        self._mark_gone(f"its reply ring is corrupt: {e.message}")
+        events = []
+      for name, fields in events:
+        did = True
+        self._on_event(name, fields)
+    with self._lock:
+      callers = list(self._callers.values())
+      providers = [(p, self._functions.get(p.link.function_id)) for p in self._providers.values()]
+    for link in callers:
+      did |= link.serve()
+      if link.closed is not None:
+        self._drop_caller(link)
+    for plink, function in providers:
+      if function is None:
+        # Its function was withdrawn (the broker closed the link as "provider gone").
+        self._drop_provider(plink)
+        continue
+      did |= plink.serve(function)
+      if plink.dead:
+        self._drop_provider(plink)
+    now = time.monotonic()
+    if now - last_health >= _HEALTH_EVERY:
+      last_health = now
+      self._check_broker()
+    if not did:
+      _doorbell.wait(
+        self._control.region, self._doorbell, self._has_news, now + L.MAX_SLEEP, self._wait, share_gil=True
+      )
+    return last_health
 
   def _has_news(self) -> bool:
     if self._stop or (self._gone is None and self._ctl.replies.has_data()):
