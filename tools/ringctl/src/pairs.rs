@@ -3,8 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its name to [`TESTEES`]: [`cases`]
-//! then pairs it with every other language.
+//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`TESTEES`]: [`cases`]
+//! then gives every ordered pair of two languages both patterns.
 
 use std::{
   io::{BufRead, BufReader},
@@ -51,16 +51,18 @@ impl PairCase {
 }
 
 /// Languages that ship a testee, in table order.
-const TESTEES: [&str; 3] = ["rust", "c", "python"];
+const TESTEES: [&str; 4] = ["rust", "c", "cpp", "python"];
 
 /// Every pair case, in table order: each pattern for every ordered pair of two different languages
 /// with a testee (a language with itself is covered by its own suites).
 pub(crate) fn cases() -> Vec<PairCase> {
+  use Pattern::*;
+  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
   let mut cases = Vec::new();
-  for producer in TESTEES {
-    for consumer in TESTEES.into_iter().filter(|c| *c != producer) {
-      for pattern in [Pattern::PubSub, Pattern::Call] {
-        cases.push(PairCase { pattern, producer, consumer });
+  for pattern in [PubSub, Call] {
+    for producer in TESTEES {
+      for consumer in TESTEES.into_iter().filter(|&consumer| consumer != producer) {
+        cases.push(case(pattern, producer, consumer));
       }
     }
   }
@@ -72,6 +74,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "cpp" => "cpp",
     "python" => "python",
     _ => "-",
   }
@@ -88,6 +91,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
   let (bin, prefix) = match language {
     "rust" => (broker::target_dir(root).join("debug/examples/testee"), vec![]),
     "c" => (root.join("target/c/testee"), vec![]),
+    "cpp" => (root.join("target/cpp/testee"), vec![]),
     // The interpreter of the environment `uv sync --project python` made, so the extension it built
     // and fastavro are found without `uv run` in between.
     "python" => {
@@ -108,6 +112,12 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .run()
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    "cpp" => {
+      cmd!(sh, "cmake -S cpp -B target/cpp -DCMAKE_BUILD_TYPE=Debug")
+        .run()
+        .context("`cmake` is required to build cpp/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+      cmd!(sh, "cmake --build target/cpp --parallel 2 --target testee").run()?;
     }
     // Builds the native extension (maturin, through the project's build backend) and installs the
     // package and its dependencies into python/.venv.
