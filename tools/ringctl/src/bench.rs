@@ -99,6 +99,8 @@ impl flags::Bench {
     }
     let c_bench = build_c_bench(sh, &target)?;
     let grpc_python = grpc_python(sh, &target);
+    let ring_python = ring_python(sh);
+    let iceoryx2_python = if with_iceoryx2 { iceoryx2_python(sh, &target) } else { None };
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -126,6 +128,19 @@ impl flags::Bench {
         lines += &cmd!(sh, "{python} tools/bench/grpc_baseline.py --iters {iters}")
           .read()
           .context("the gRPC baseline (tools/bench/grpc_baseline.py) failed")?;
+        lines.push('\n');
+      }
+      if let Some(python) = &ring_python {
+        lines += &cmd!(sh, "{python} python/bench/bench.py suite {quick_flag...}")
+          .read()
+          .context("the Python connector's cases (python/bench/bench.py) failed")?;
+        lines.push('\n');
+      }
+      if let (Some(_), Some(python)) = (&ring_python, &iceoryx2_python) {
+        let iters = if quick { "300" } else { "5000" };
+        lines += &cmd!(sh, "{python} tools/bench/iceoryx2_python_baseline.py --iters {iters}")
+          .read()
+          .context("the iceoryx2 Python baseline (tools/bench/iceoryx2_python_baseline.py) failed")?;
         lines.push('\n');
       }
       Ok(())
@@ -174,6 +189,38 @@ fn grpc_python(sh: &Shell, target: &Path) -> Option<PathBuf> {
       && cmd!(sh, "{python} -m pip install --quiet grpcio").run().is_ok();
     if !made || !ready() {
       println!("note: no Python 3 with grpcio (pip install from PyPI failed), so the gRPC baseline is skipped");
+      return None;
+    }
+  }
+  Some(python)
+}
+
+/// The interpreter of python/.venv with the Python connector installed (`uv sync` builds its extension
+/// in release mode). `None`, with a note, when uv is missing: the `ring-python` rows are then skipped.
+fn ring_python(sh: &Shell) -> Option<PathBuf> {
+  if !sh.path_exists("python") {
+    return None;
+  }
+  if cmd!(sh, "uv sync --project python").run().is_err() {
+    println!(
+      "note: `uv sync --project python` failed (install uv with `pip install uv`), so ring-python is not measured"
+    );
+    return None;
+  }
+  Some(sh.current_dir().join("python/.venv/bin/python"))
+}
+
+/// A Python with iceoryx2's own package (the same 0.10 as the Rust baseline) for the Python connector's
+/// baseline, in the gRPC baseline's virtual environment. `None`, with a note, when it cannot be had.
+fn iceoryx2_python(sh: &Shell, target: &Path) -> Option<PathBuf> {
+  let venv = target.join("bench-venv");
+  let python = venv.join("bin/python");
+  let ready = || cmd!(sh, "{python} -c 'import iceoryx2'").quiet().ignore_stderr().run().is_ok();
+  if !ready() {
+    let made = (python.exists() || cmd!(sh, "python3 -m venv {venv}").run().is_ok())
+      && cmd!(sh, "{python} -m pip install --quiet iceoryx2==0.10.0").run().is_ok();
+    if !made || !ready() {
+      println!("note: no Python with iceoryx2 (pip install from PyPI failed), so its Python baseline is skipped");
       return None;
     }
   }
@@ -499,4 +546,29 @@ fn print_targets(r: &Results, idle: Option<f64>) {
     grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} gRPC p50)", g / c, ns(Some(g))), g >= 100.0 * c)),
   );
   target("idle broker: ~0 % CPU", idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)));
+  print_python_targets(r);
+}
+
+/// The Python connector's targets, against the baselines a Python user would pick.
+fn print_python_targets(r: &Results) {
+  println!("\nTARGETS (Python connector)");
+  let spin = r.p50("pubsub_latency", "ring-python", 64, "spin");
+  let ice = r.p50("pubsub_latency", "iceoryx2-python", 64, "spin");
+  target(
+    "python one way 64 B spin: <= 0.5x iceoryx2's Python package",
+    spin.zip(ice).map(|(s, i)| (format!("{:.2}x", s / i), s / i <= 0.5)),
+  );
+  let uds = r.p50("pubsub_latency", "uds-python", 64, "*");
+  target(
+    "python one way 64 B spin: <= 0.1x a Python Unix socket",
+    spin.zip(uds).map(|(s, u)| (format!("{:.2}x ({} socket p50)", s / u, ns(Some(u))), s / u <= 0.1)),
+  );
+  let typed = r.rate("pubsub_throughput", "ring-python-typed", 64, 1);
+  target("python typed throughput 64 B: >= 300 k records/s", typed.map(|t| (rate(Some(t)), t >= 3e5)));
+  let call = r.p50("call_latency", "ring-python", 64, "spin");
+  let grpc = r.p50("call_latency", "grpc", 64, "*");
+  target(
+    "python call round trip vs gRPC: >= 50x faster",
+    grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} ring-python p50)", g / c, ns(Some(c))), g >= 50.0 * c)),
+  );
 }

@@ -81,6 +81,24 @@ fn suites() -> Vec<Suite> {
       build: |sh| build_cmake(sh, "cpp", "target/cpp-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
       run: |sh| Ok(cmd!(sh, "ctest --test-dir target/cpp-asan --output-on-failure").run()?),
     },
+    Suite {
+      name: "python self-test",
+      language: "python",
+      dir: "python",
+      // `uv sync` builds the native extension through maturin and installs the package into
+      // python/.venv; the tests start the broker built here.
+      build: |sh| {
+        broker::build(sh)?;
+        cmd!(sh, "uv sync --project python")
+          .run()
+          .context("`uv` is required to test python/; install it with `pip install uv`")
+      },
+      run: |sh| {
+        let broker = broker::build(sh)?;
+        let _env = sh.push_env("IMPULSE_RING_BROKER", broker);
+        Ok(cmd!(sh, "uv run --project python pytest python/tests").run()?)
+      },
+    },
   ]
 }
 

@@ -3,8 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`cases`] (every
-//! ordered pair of languages there gets both patterns).
+//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`TESTEES`]: [`cases`]
+//! then gives every ordered pair of two languages both patterns.
 
 use std::{
   path::{Path, PathBuf},
@@ -52,15 +52,18 @@ impl PairCase {
   }
 }
 
-/// Every pair case, in table order.
+/// Languages that ship a testee, in table order.
+const TESTEES: [&str; 4] = ["rust", "c", "cpp", "python"];
+
+/// Every pair case, in table order: each pattern for every ordered pair of two different languages
+/// with a testee (a language with itself is covered by its own suites).
 pub(crate) fn cases() -> Vec<PairCase> {
   use Pattern::*;
   let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
-  let languages = ["rust", "c", "cpp"];
   let mut cases = Vec::new();
   for pattern in [PubSub, Call] {
-    for producer in languages {
-      for consumer in languages.into_iter().filter(|&consumer| consumer != producer) {
+    for producer in TESTEES {
+      for consumer in TESTEES.into_iter().filter(|&consumer| consumer != producer) {
         cases.push(case(pattern, producer, consumer));
       }
     }
@@ -74,19 +77,32 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
     "rust" => "rust",
     "c" => "c",
     "cpp" => "cpp",
+    "python" => "python",
     _ => "-",
   }
 }
 
-/// The testee binary of a language, once built.
-fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
-  let path = match language {
-    "rust" => broker::target_dir(root).join("debug/examples/testee"),
-    "c" => root.join("target/c/testee"),
-    "cpp" => root.join("target/cpp/testee"),
+/// How to start a language's testee: a program and the arguments that come before the role.
+struct Program {
+  bin: PathBuf,
+  prefix: Vec<String>,
+}
+
+/// The testee of a language, once built.
+fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
+  let (bin, prefix) = match language {
+    "rust" => (broker::target_dir(root).join("debug/examples/testee"), vec![]),
+    "c" => (root.join("target/c/testee"), vec![]),
+    "cpp" => (root.join("target/cpp/testee"), vec![]),
+    // The interpreter of the environment `uv sync --project python` made, so the extension it built
+    // and fastavro are found without `uv run` in between.
+    "python" => {
+      let script = root.join("python/examples/testee.py");
+      (root.join("python/.venv/bin/python"), vec![script.display().to_string()])
+    }
     other => bail!("no testee is known for language `{other}`"),
   };
-  broker::existing(path, &format!("the {language} testee"))
+  Ok(Program { bin: broker::existing(bin, &format!("the {language} testee"))?, prefix })
 }
 
 /// Builds a language's testee.
@@ -105,6 +121,11 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .context("`cmake` is required to build cpp/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/cpp --parallel 2 --target testee").run()?;
     }
+    // Builds the native extension (maturin, through the project's build backend) and installs the
+    // package and its dependencies into python/.venv.
+    "python" => cmd!(sh, "uv sync --project python")
+      .run()
+      .context("`uv` is required to build python/; install it with `pip install uv`")?,
     other => bail!("no testee is known for language `{other}`"),
   }
   Ok(())
@@ -114,8 +135,9 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
 struct Testee(Child);
 
 impl Testee {
-  fn start(label: String, bin: &Path, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
-    let expr = duct::cmd(bin, args).env("IMPULSE_RING_NS", ns);
+  fn start(label: String, program: &Program, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
+    let argv = program.prefix.iter().map(String::as_str).chain(args.iter().copied()).collect::<Vec<_>>();
+    let expr = duct::cmd(&program.bin, argv).env("IMPULSE_RING_NS", ns);
     Ok(Testee(Child::start(&label, expr, Echo::Quiet).with_context(|| format!("cannot start {label}"))?))
   }
 
@@ -196,13 +218,13 @@ pub(crate) fn run(sh: &Shell, broker_bin: &Path, case: &PairCase, run: &Run) -> 
 
 fn pubsub(
   case: &PairCase,
-  producer: &Path,
-  consumer: &Path,
+  producer: &Program,
+  consumer: &Program,
   ns: &str,
   testees: &mut Vec<Testee>,
 ) -> anyhow::Result<()> {
   let (p, c) = (case.producer, case.consumer);
-  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+  let start = |role: &str, lang: &str, bin: &Program, args: &[&str]| {
     Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
   };
 
@@ -264,9 +286,15 @@ fn pubsub(
   Ok(())
 }
 
-fn call(case: &PairCase, producer: &Path, consumer: &Path, ns: &str, testees: &mut Vec<Testee>) -> anyhow::Result<()> {
+fn call(
+  case: &PairCase,
+  producer: &Program,
+  consumer: &Program,
+  ns: &str,
+  testees: &mut Vec<Testee>,
+) -> anyhow::Result<()> {
   let (p, c) = (case.producer, case.consumer);
-  let start = |role: &str, lang: &str, bin: &Path, args: &[&str]| {
+  let start = |role: &str, lang: &str, bin: &Program, args: &[&str]| {
     Testee::start(format!("{role} ({lang} testee {})", args.join(" ")), bin, ns, args)
   };
   testees.push(start("provider", c, consumer, &["provider", "--fail-on", "7"])?);
