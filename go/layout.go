@@ -118,6 +118,13 @@ const (
 	linkRequestRing  = 256
 
 	soeHeaderLen = 10
+
+	// Broker defaults (what a connector sees, not what it chooses).
+	defaultMaxApps             = 64
+	defaultControlRingCapacity = 64 * 1024
+	defaultMaxSubscribers      = 32
+	defaultChannelCapacity     = 1 << 20
+	defaultLinkCapacity        = 256 * 1024
 )
 
 // controlSlotSize is the size of one app slot whose two rings hold capacity bytes each.

@@ -76,6 +76,19 @@ fn suites() -> Vec<Suite> {
       build: |sh| build_cmake(sh, "cpp", "target/cpp-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
       run: |sh| Ok(cmd!(sh, "ctest --test-dir target/cpp-asan --output-on-failure").run()?),
     },
+    Suite {
+      name: "go self-test (race)",
+      language: "go",
+      dir: "go",
+      // The tests start the broker and the Go testee as processes of their own.
+      build: |sh| {
+        broker::build(sh)?;
+        cmd!(sh, "go version").run().context("`go` is required to test go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+        cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
+        Ok(cmd!(sh, "go -C go vet ./...").run()?)
+      },
+      run: |sh| Ok(cmd!(sh, "go -C go test -race -count=1 ./...").run()?),
+    },
   ]
 }
 

@@ -49,11 +49,20 @@ impl PairCase {
   }
 }
 
+/// Languages that ship a testee: every ordered pair of two of them is a case, channels and calls.
+const TESTEES: [&str; 3] = ["rust", "c", "go"];
+
 /// Every pair case, in table order.
 pub(crate) fn cases() -> Vec<PairCase> {
-  use Pattern::*;
-  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
-  vec![case(PubSub, "c", "rust"), case(PubSub, "rust", "c"), case(Call, "rust", "c"), case(Call, "c", "rust")]
+  let mut cases = Vec::new();
+  for pattern in [Pattern::PubSub, Pattern::Call] {
+    for producer in TESTEES {
+      for consumer in TESTEES.into_iter().filter(|c| *c != producer) {
+        cases.push(PairCase { pattern, producer, consumer });
+      }
+    }
+  }
+  cases
 }
 
 /// The directory a language's connector lives in; its cases are skipped while it does not exist.
@@ -61,6 +70,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "go" => "go",
     _ => "-",
   }
 }
@@ -70,6 +80,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
   let path = match language {
     "rust" => broker::target_dir(root).join("debug/examples/testee"),
     "c" => root.join("target/c/testee"),
+    "go" => root.join("target/go/testee"),
     other => bail!("no testee is known for language `{other}`"),
   };
   broker::existing(path, &format!("the {language} testee"))
@@ -84,6 +95,10 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .run()
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    "go" => {
+      cmd!(sh, "go version").run().context("`go` is required to build go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+      cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
     }
     other => bail!("no testee is known for language `{other}`"),
   }
