@@ -70,3 +70,6 @@ func decodeDatum(what string, s *avro.Schema, datum []byte, v any) error {
 	}
 	return nil
 }
+
+// avroSchema names the library's type for the tests.
+type avroSchema = avro.Schema

@@ -6,6 +6,7 @@ package ring
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,7 +77,8 @@ func (b *broker) start() {
 	ctl := "/dev/shm/impulse-ring." + b.ns + ".ctl"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(ctl); err == nil {
+		// Ready means this broker's control segment: a dead broker's may still be there.
+		if ready(ctl, b.cmd.Process.Pid) {
 			return
 		}
 		if time.Now().After(deadline) {
@@ -84,6 +86,20 @@ func (b *broker) start() {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// ready says whether the control segment at path is laid out (version set) by process pid.
+func ready(path string, pid int) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [segHeaderSize]byte
+	if _, err := f.ReadAt(h[:], 0); err != nil {
+		return false
+	}
+	return binary.LittleEndian.Uint32(h[segVersion:]) != 0 && binary.LittleEndian.Uint32(h[segCreatorPid:]) == uint32(pid)
 }
 
 // stop ends the broker with SIGTERM; it must exit 0.
@@ -217,4 +233,13 @@ func errCode(t *testing.T, err error, want Code) *Error {
 		t.Fatalf("expected %s, got %T %v", want, err, err)
 	}
 	return e
+}
+
+func mustSchema(t *testing.T, s string) *avroSchema {
+	t.Helper()
+	sc, err := parseSchema("test schema", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
 }
