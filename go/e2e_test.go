@@ -557,14 +557,14 @@ func TestCheckRecordRefusesEveryBadHeader(t *testing.T) {
 		len        uint32
 		kind       uint16
 	}{
-		{0, 4096, 100, 0},                   // kind 0
-		{0, 4096, 100, 7},                   // unknown kind
-		{0, 4096, 100, frameKindControl},    // a kind this ring does not carry
-		{0, 4096, 2033, frameKindData},      // over max_payload
-		{4064, 4096, 100, frameKindData},    // runs past the end of the ring
-		{0, 32, 100, frameKindData},         // runs past the data written
-		{4080, 4096, 16, frameKindPadding},  // padding that does not end the ring
-		{4064, 16, 16, frameKindPadding},    // padding past the data written
+		{0, 4096, 100, 0},                    // kind 0
+		{0, 4096, 100, 7},                    // unknown kind
+		{0, 4096, 100, frameKindControl},     // a kind this ring does not carry
+		{0, 4096, 2033, frameKindData},       // over max_payload
+		{4064, 4096, 100, frameKindData},     // runs past the end of the ring
+		{0, 32, 100, frameKindData},          // runs past the data written
+		{4080, 4096, 16, frameKindPadding},   // padding that does not end the ring
+		{4064, 16, 16, frameKindPadding},     // padding past the data written
 		{0, 4096, 0xFFFFFFFF, frameKindData}, // a huge length
 	}
 	for _, c := range cases {

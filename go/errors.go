@@ -128,7 +128,7 @@ type Error struct {
 	// (or of a Decode of a payload written with another schema), else 0.
 	Expected, Presented uint64
 	// Missed is how many messages a lagging subscriber missed (Lagged), else 0.
-	Missed uint64
+	Missed   uint64
 	sentinel bool
 	cause    error
 }

@@ -145,7 +145,9 @@ func linkResponseRing(capacity uint64) uint64 { return linkRequestRing + ringHea
 func linkSegmentSize(capacity uint64) uint64 { return linkRequestRing + 2*(ringHeaderSize+capacity) }
 
 // recordSize is the ring space a frame with len payload bytes takes: header, payload, filler to 16.
-func recordSize(len uint64) uint64 { return (frameHeaderSize + len + frameAlign - 1) &^ (frameAlign - 1) }
+func recordSize(len uint64) uint64 {
+	return (frameHeaderSize + len + frameAlign - 1) &^ (frameAlign - 1)
+}
 
 // maxPayload is the largest payload of one frame: a record may take at most half the ring (§4.5).
 func maxPayload(capacity uint64) uint64 { return capacity/2 - frameHeaderSize }
