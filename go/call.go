@@ -45,8 +45,7 @@ type link struct {
 	pmu     sync.Mutex
 	pending map[uint64]chan callResult // caller side
 
-	fn      *function // provider side
-	goneErr *Error
+	fn *function // provider side
 }
 
 // openLink maps a link segment and checks it (wire-format.md §8.1).

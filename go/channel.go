@@ -299,20 +299,19 @@ type Subscriber struct {
 	slot   uint64
 	wait   WaitStrategy
 
-	mu        sync.Mutex
-	closed    atomic.Bool
-	unmapped  bool
-	pos       uint64
-	nextSeq   uint64
-	lastTail  uint64
-	lastRing  uint64
-	fence     uint64 // a private word for read-modify-writes that stand for Acquire fences
-	copyBuf   []byte
-	messages  chan Message
-	msgErr    error
-	msgOnce   sync.Once
-	msgDone   chan struct{}
-	recvStart chan struct{}
+	mu       sync.Mutex
+	closed   atomic.Bool
+	unmapped bool
+	pos      uint64
+	nextSeq  uint64
+	lastTail uint64
+	lastRing uint64
+	fence    uint64 // a private word for read-modify-writes that stand for Acquire fences
+	copyBuf  []byte
+	messages chan Message
+	msgErr   error
+	msgOnce  sync.Once
+	msgDone  chan struct{}
 }
 
 // Subscribe joins the channel name, presenting schema (its fingerprint must equal the channel's) and
