@@ -83,7 +83,9 @@ fn suites() -> Vec<Suite> {
       // The tests start the broker and the Go testee as processes of their own.
       build: |sh| {
         broker::build(sh)?;
-        cmd!(sh, "go version").run().context("`go` is required to test go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+        cmd!(sh, "go version")
+          .run()
+          .context("`go` is required to test go/; install Go 1.26+ (https://go.dev/doc/install)")?;
         cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
         Ok(cmd!(sh, "go -C go vet ./...").run()?)
       },

@@ -97,7 +97,9 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
     }
     "go" => {
-      cmd!(sh, "go version").run().context("`go` is required to build go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+      cmd!(sh, "go version")
+        .run()
+        .context("`go` is required to build go/; install Go 1.26+ (https://go.dev/doc/install)")?;
       cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
     }
     other => bail!("no testee is known for language `{other}`"),
