@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,17 +65,37 @@ type failure struct {
 
 type args map[string]string
 
-var flags = map[string]bool{"--lossy": true, "--wait-go": true, "--raw": true, "--expect-closed": true,
-	"--probe-too-large": true, "--probe-invalid-schema": true, "--keep-going": true, "--help": true}
+// options lists what each role takes: true for a flag, false for an option with a value.
+var options = map[string]map[string]bool{
+	"publisher": {"--channel": false, "--key": false, "--count": false, "--lossy": true, "--capacity": false,
+		"--wait-subscribers": false, "--wait-go": true, "--raw": true, "--hold-ms": false, "--probe-too-large": true,
+		"--probe-invalid-schema": true},
+	"subscriber": {"--channel": false, "--key": false, "--count": false, "--expect-closed": true,
+		"--stall-ms": false, "--schema": false, "--probe-invalid-schema": true},
+	"provider": {"--function": false, "--key": false, "--fail-on": false, "--sleep-ms": false},
+	"caller": {"--function": false, "--key": false, "--count": false, "--in-flight": false, "--threads": false,
+		"--timeout-ms": false, "--base": false, "--keep-going": true},
+}
 
-func parse(argv []string) (args, *failure) {
+var number = regexp.MustCompile(`^-?[0-9]+$`)
+
+// parse reads a role's options (spec/testee.md §1): anything it does not know is a usage error.
+func parse(role string, argv []string) (args, *failure) {
+	known, ok := options[role]
+	if !ok {
+		return nil, &failure{usage: fmt.Sprintf("unknown role `%s`", role)}
+	}
 	a := args{}
 	for i := 0; i < len(argv); i++ {
 		arg := argv[i]
 		if !strings.HasPrefix(arg, "--") {
 			return nil, &failure{usage: fmt.Sprintf("unexpected argument `%s`", arg)}
 		}
-		if flags[arg] {
+		isFlag, ok := known[arg]
+		if !ok {
+			return nil, &failure{usage: fmt.Sprintf("the %s role takes no option `%s`", role, arg)}
+		}
+		if isFlag {
 			a[arg] = ""
 			continue
 		}
@@ -83,6 +104,17 @@ func parse(argv []string) (args, *failure) {
 		}
 		a[arg] = argv[i+1]
 		i++
+	}
+	for _, name := range []string{"--count", "--capacity", "--wait-subscribers", "--hold-ms", "--stall-ms", "--fail-on",
+		"--sleep-ms", "--in-flight", "--threads", "--timeout-ms", "--base"} {
+		if v, ok := a[name]; ok {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil || !number.MatchString(v) {
+				return nil, &failure{usage: fmt.Sprintf("`%s` takes a number, not `%s`", name, v)}
+			}
+		}
+	}
+	if v, ok := a["--schema"]; ok && v != "other" {
+		return nil, &failure{usage: fmt.Sprintf("unknown schema `%s`; use `other`", v)}
 	}
 	return a, nil
 }
@@ -101,10 +133,7 @@ func (a args) number(name string, def int64) int64 {
 	if !ok {
 		return def
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		report(&failure{usage: fmt.Sprintf("`%s` takes a number, not `%s`", name, v)})
-	}
+	n, _ := strconv.ParseInt(v, 10, 64) // checked by parse
 	return n
 }
 
@@ -285,12 +314,8 @@ func subscriber(a args) *failure {
 	expectClosed := a.flag("--expect-closed")
 	stall := a.millis("--stall-ms", 0)
 	schema := messageSchema
-	switch a.text("--schema", "") {
-	case "":
-	case "other":
+	if a.flag("--schema") {
 		schema = otherMessageSchema
-	default:
-		return &failure{usage: fmt.Sprintf("unknown schema `%s`; use `other`", a["--schema"])}
 	}
 	conn := connect("testee-subscriber")
 	if a.flag("--probe-invalid-schema") {
@@ -371,7 +396,7 @@ func provider(a args) *failure {
 	}
 	sleep := a.millis("--sleep-ms", 0)
 	conn := connect("testee-provider")
-	_, err := conn.ExposeFunction(a.text("--function", "add"), addRequestSchema, addResponseSchema,
+	fn, err := conn.ExposeFunction(a.text("--function", "add"), addRequestSchema, addResponseSchema,
 		func(ctx context.Context, req *ring.Request) (any, error) {
 			var r addRequest
 			if err := req.Decode(&r); err != nil {
@@ -400,6 +425,9 @@ func provider(a args) *failure {
 			report(&failure{ring: ring.ErrBrokerGone})
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if err := fn.Close(); err != nil {
+		return &failure{ring: err}
 	}
 	_ = conn.Close()
 	return nil
@@ -443,7 +471,8 @@ func caller(a args) *failure {
 		timeout: a.millis("--timeout-ms", 30000), keepGoing: a.flag("--keep-going")}
 	// Threads and in-flight calls are both goroutines here: Call blocks its goroutine only.
 	workers := a.number("--threads", 0)
-	if workers == 0 {
+	async := workers <= 0
+	if async {
 		workers = a.number("--in-flight", 1)
 	}
 	if workers < 1 {
@@ -463,7 +492,7 @@ func caller(a args) *failure {
 				if i >= count || firstErr.Load() != nil {
 					return
 				}
-				if started.Add(1) == 1 {
+				if started.Add(1) == 1 && async {
 					once.Do(func() { fmt.Println("calling") })
 				}
 				if f := plan.call(i); f != nil {
@@ -505,6 +534,8 @@ func report(f *failure) {
 	case f.mismatch != "":
 		fmt.Println("mismatch " + f.mismatch)
 		os.Exit(2)
+	case f.usage == "":
+		os.Exit(0)
 	default:
 		fmt.Fprintf(os.Stderr, "testee: %s\nusage: testee publisher|subscriber|provider|caller [--option value]...\n", f.usage)
 		os.Exit(64)
@@ -516,11 +547,17 @@ func main() {
 	if len(os.Args) > 1 {
 		role = os.Args[1]
 	}
+	for _, arg := range os.Args[1:] {
+		if arg == "--help" {
+			fmt.Print(contract)
+			os.Exit(0)
+		}
+	}
 	var rest []string
 	if len(os.Args) > 2 {
 		rest = os.Args[2:]
 	}
-	a, f := parse(rest)
+	a, f := parse(role, rest)
 	if f != nil {
 		report(f)
 	}
@@ -533,8 +570,6 @@ func main() {
 		f = provider(a)
 	case "caller":
 		f = caller(a)
-	default:
-		f = &failure{usage: fmt.Sprintf("unknown role `%s`", role)}
 	}
 	report(f)
 }
