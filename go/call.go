@@ -40,6 +40,7 @@ type link struct {
 
 	mu      sync.Mutex // serialises writers of out; held while out's mapping is used
 	dead    atomic.Bool
+	retire  atomic.Bool // the provider withdrew the function: the reactor forgets the link
 	nextSeq uint64
 
 	pmu     sync.Mutex
@@ -137,7 +138,7 @@ func (l *link) peerGoneFlag() bool {
 
 // hasWork is a pure check for the reactor's condition: data to read, or a gone peer to notice.
 func (l *link) hasWork() bool {
-	if l.in.hasData() {
+	if l.retire.Load() || l.in.hasData() {
 		return true
 	}
 	return l.caller && l.seg.load32(linkProviderGone) != 0
@@ -145,6 +146,10 @@ func (l *link) hasWork() bool {
 
 // poll reads what the link has (on the reactor); it reports whether there was anything.
 func (l *link) poll(c *Conn) bool {
+	if l.retire.Load() {
+		c.removeLink(l)
+		return true
+	}
 	busy := false
 	for n := 0; n < 64; n++ {
 		rec, ok, err := l.in.peek()
@@ -353,11 +358,13 @@ func (f *Function) Close() error {
 	if !ok {
 		return nil
 	}
+	// Only the reactor unmaps a link it may be reading: it forgets these at its next turn.
 	for _, l := range *c.links.Load() {
 		if !l.caller && l.fn == f.fn {
-			c.removeLink(l)
+			l.retire.Store(true)
 		}
 	}
+	c.appBell.wakeAll()
 	_, err := c.request(context.Background(), ctlWithdrawFunction{FunctionID: f.fn.id}, nil)
 	return err
 }

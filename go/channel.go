@@ -65,7 +65,8 @@ type Publisher struct {
 
 	mu        sync.Mutex
 	closed    bool
-	tail      uint64 // private copies: never read back from the segment while publishing
+	closing   atomic.Bool // set before Close takes mu, so a publish waiting for space gives up
+	tail      uint64      // private copies: never read back from the segment while publishing
 	nextSeq   uint64
 	minValid  uint64
 	cachedMin uint64
@@ -147,7 +148,10 @@ func (p *Publisher) publishLocked(header, datum []byte) error {
 		deadline = time.Now().Add(p.send)
 	}
 	for {
-		p.ch.spaceBell.wait(p.wait, deadline, func() bool { return p.fits(n) }, func() bool { return false })
+		p.ch.spaceBell.wait(p.wait, deadline, func() bool { return p.fits(n) }, p.closing.Load)
+		if p.closing.Load() {
+			return newError(CodeClosed, "the publisher of `%s` is closed", p.name)
+		}
 		if p.try(header, datum) {
 			return nil
 		}
@@ -270,6 +274,8 @@ func (p *Publisher) Close() error {
 }
 
 func (p *Publisher) closeLocalFirst() bool {
+	p.closing.Store(true)
+	p.ch.spaceBell.wakeAll()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -301,6 +307,7 @@ type Subscriber struct {
 
 	mu       sync.Mutex
 	closed   atomic.Bool
+	mapMu    sync.RWMutex // held to write while unmapping; read by the cancellation callback
 	unmapped bool
 	pos      uint64
 	nextSeq  uint64
@@ -309,6 +316,7 @@ type Subscriber struct {
 	fence    uint64 // a private word for read-modify-writes that stand for Acquire fences
 	copyBuf  []byte
 	messages chan Message
+	quit     chan struct{} // closed when the subscriber leaves
 	msgErr   error
 	msgOnce  sync.Once
 	msgDone  chan struct{}
@@ -341,7 +349,8 @@ func (c *Conn) Subscribe(name, schema string, opts ...Option) (*Subscriber, erro
 		_, _ = c.request(context.Background(), ctlUnsubscribe{ChannelID: r.ChannelID, SubscriberIndex: r.SubscriberIndex}, nil)
 		return nil, err
 	}
-	sub := &Subscriber{conn: c, ch: ch, name: name, schema: s, index: uint64(r.SubscriberIndex), wait: o.wait}
+	sub := &Subscriber{conn: c, ch: ch, name: name, schema: s, index: uint64(r.SubscriberIndex), wait: o.wait,
+		quit: make(chan struct{})}
 	sub.slot = chSubscribers + sub.index*subSize
 	sub.join()
 	c.track(sub)
@@ -390,7 +399,7 @@ func (s *Subscriber) recvLocked(ctx context.Context, use func([]byte) error) err
 	var stop func() bool
 	if ctx.Done() != nil {
 		// Cancellation rings our own data doorbell, so a futex sleep ends at once.
-		defer context.AfterFunc(ctx, s.ch.dataBell.wakeAll)()
+		defer context.AfterFunc(ctx, s.wake)()
 		stop = func() bool { return ctx.Err() != nil || s.closed.Load() }
 	} else {
 		stop = s.closed.Load
@@ -411,6 +420,15 @@ func (s *Subscriber) recvLocked(ctx context.Context, use func([]byte) error) err
 			return ctxError(ctx, "waiting for a message on `"+s.name+"`")
 		}
 		s.ch.dataBell.wait(s.wait, deadline, s.ready, stop)
+	}
+}
+
+// wake interrupts a Recv's sleep, unless the segment is unmapped already.
+func (s *Subscriber) wake() {
+	s.mapMu.RLock()
+	defer s.mapMu.RUnlock()
+	if !s.unmapped {
+		s.ch.dataBell.wakeAll()
 	}
 }
 
@@ -557,7 +575,11 @@ func (s *Subscriber) Messages() <-chan Message {
 			for {
 				datum, err := s.RecvRaw(context.Background(), nil)
 				if err == nil {
-					s.messages <- Message{Datum: datum, schema: s.schema}
+					select {
+					case s.messages <- Message{Datum: datum, schema: s.schema}:
+					case <-s.quit:
+						return
+					}
 					continue
 				}
 				if e, ok := err.(*Error); ok && e.Code == CodeLagged {
@@ -608,9 +630,12 @@ func (s *Subscriber) leave() bool {
 	g := s.ch.seg
 	g.store32(s.slot+subState, subFree)
 	s.ch.spaceBell.ring()
+	s.mapMu.Lock()
 	g.unmap()
 	s.unmapped = true
+	s.mapMu.Unlock()
 	s.mu.Unlock()
+	close(s.quit)
 	return true
 }
 
