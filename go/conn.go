@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -257,9 +258,17 @@ func (c *Conn) reactor() {
 			}
 		}
 		if busy {
+			// A call response made its caller's goroutine runnable on this P: let it run now rather
+			// than after our next spin.
+			runtime.Gosched()
 			continue
 		}
-		c.appBell.wait(c.wait, time.Now().Add(maxSleep), c.hasWork, c.stop.Load)
+		// The reactor never busy-spins for good: that would take a core from the app's own goroutines.
+		strategy := Adaptive
+		if c.wait == Blocking {
+			strategy = Blocking
+		}
+		c.appBell.wait(strategy, time.Now().Add(maxSleep), c.hasWork, c.stop.Load)
 	}
 }
 
