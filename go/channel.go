@@ -317,6 +317,7 @@ type Subscriber struct {
 	copyBuf  []byte
 	messages chan Message
 	quit     chan struct{} // closed when the subscriber leaves
+	msgMu    sync.Mutex // guards msgErr (not mu: a Recv in progress holds that)
 	msgErr   error
 	msgOnce  sync.Once
 	msgDone  chan struct{}
@@ -588,9 +589,9 @@ func (s *Subscriber) Messages() <-chan Message {
 				if s.closed.Load() {
 					err = nil
 				}
-				s.mu.Lock()
+				s.msgMu.Lock()
 				s.msgErr = err
-				s.mu.Unlock()
+				s.msgMu.Unlock()
 				return
 			}
 		}()
@@ -600,8 +601,8 @@ func (s *Subscriber) Messages() <-chan Message {
 
 // Err says why the Messages channel was closed.
 func (s *Subscriber) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.msgMu.Lock()
+	defer s.msgMu.Unlock()
 	return s.msgErr
 }
 
