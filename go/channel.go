@@ -317,7 +317,7 @@ type Subscriber struct {
 	copyBuf  []byte
 	messages chan Message
 	quit     chan struct{} // closed when the subscriber leaves
-	msgMu    sync.Mutex // guards msgErr (not mu: a Recv in progress holds that)
+	msgMu    sync.Mutex    // guards msgErr (not mu: a Recv in progress holds that)
 	msgErr   error
 	msgOnce  sync.Once
 	msgDone  chan struct{}
