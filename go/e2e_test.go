@@ -606,3 +606,86 @@ func TestRawPathsDoNotAllocate(t *testing.T) {
 		t.Errorf("PublishRaw + RecvRaw allocate %v times per message", allocs)
 	}
 }
+
+func TestClosingUnblocksAWaitingPublishAndAWaitingRecv(t *testing.T) {
+	b := startBroker(t)
+	conn := b.connect(t, "unblock")
+	pub, err := conn.PublishChannel("stuck", messageSchema, WithCapacity(4096), WithSendTimeout(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := conn.Subscribe("stuck", messageSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() {
+		for {
+			if err := pub.PublishRaw(make([]byte, 500)); err != nil {
+				published <- err
+				return
+			}
+		}
+	}()
+	idle, err := conn.Subscribe("stuck", messageSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	received := make(chan error, 1)
+	go func() {
+		// Drain what is there, then wait: Close must end the wait with Closed.
+		for {
+			if _, err := idle.RecvRaw(context.Background(), nil); err != nil {
+				received <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // the publisher is now waiting on `sub`, which never reads
+	if err := pub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-published:
+		errCode(t, err, CodeClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a publish waiting for space did not end when the publisher closed")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-received:
+		errCode(t, err, CodeClosed)
+	case <-time.After(5 * time.Second):
+		t.Fatal("a waiting Recv did not end when the subscriber closed")
+	}
+	if sub.Err() != nil {
+		t.Errorf("Err before Messages: %v", sub.Err())
+	}
+}
+
+func TestCancellingRecvReturnsAtOnce(t *testing.T) {
+	b := startBroker(t)
+	conn := b.connect(t, "cancel")
+	if _, err := conn.PublishChannel("quiet", metricSchema); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := conn.Subscribe("quiet", metricSchema, WithWait(Blocking))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sub.Recv(ctx, &metric{}) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("a cancelled Recv returned %v", err)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a cancelled Recv did not return within a second")
+	}
+}
