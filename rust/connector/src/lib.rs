@@ -18,14 +18,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod call;
+mod caller;
 mod channel;
 mod codec;
 mod connection;
 mod error;
 mod op_error;
+mod provider;
+mod reactor;
+mod session;
+mod snapshot;
 
-pub use call::{CallFuture, Function, RawHandler};
+pub use caller::CallFuture;
 pub use channel::{PublishOptions, Publisher, SubscribeOptions, Subscriber};
 pub use connection::{ConnectOptions, Connection};
 pub use error::{Error, Result};
@@ -35,3 +39,4 @@ pub use impulse_ring_core::error_code::ErrorCode;
 pub use op_error::{
   CallError, ConnectError, ExposeError, ListError, PublishChannelError, PublishError, RecvError, SubscribeError,
 };
+pub use provider::{Function, RawHandler};
