@@ -42,6 +42,8 @@ type link struct {
 	dead    atomic.Bool
 	retire  atomic.Bool // the provider withdrew the function: the reactor forgets the link
 	nextSeq uint64
+	// Figures for Describe, under mu: requests written (caller), responses and errors written (provider).
+	calls, served, failed uint64
 
 	pmu     sync.Mutex
 	pending map[uint64]chan callResult // caller side
@@ -269,6 +271,18 @@ func (c *Conn) writeOut(l *link, kind uint16, seq uint64, deadline time.Time, st
 	}
 	if err != nil {
 		return err
+	}
+	// Figures only (wire-format.md §8.1): stored after each write, never read by the protocol.
+	if l.caller {
+		l.calls++
+		l.seg.store64(linkCalls, l.calls)
+	} else {
+		l.served++
+		l.seg.store64(linkServed, l.served)
+		if kind == frameKindCallError {
+			l.failed++
+			l.seg.store64(linkFailed, l.failed)
+		}
 	}
 	c.appBellOf(l.peer).ring()
 	return nil

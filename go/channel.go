@@ -313,6 +313,7 @@ type Subscriber struct {
 	nextSeq  uint64
 	lastTail uint64
 	lastRing uint64
+	missed   uint64 // messages missed so far, mirrored in IR_SUB_MISSED for Describe
 	fence    uint64 // a private word for read-modify-writes that stand for Acquire fences
 	copyBuf  []byte
 	messages chan Message
@@ -468,7 +469,7 @@ func (s *Subscriber) attempt(use func([]byte) error) (got bool, err error) {
 				if err != nil {
 					return false, err
 				}
-				return false, &Error{Code: CodeLagged, Message: lagMessage(s.name, missed), Missed: missed}
+				return false, s.lagged(missed)
 			}
 			continue
 		}
@@ -503,7 +504,7 @@ func (s *Subscriber) attempt(use func([]byte) error) (got bool, err error) {
 			payload = s.copyBuf
 			if missed := seq - s.nextSeq; missed != 0 && missed < 1<<63 {
 				s.nextSeq = seq
-				return false, &Error{Code: CodeLagged, Message: lagMessage(s.name, missed), Missed: missed}
+				return false, s.lagged(missed)
 			}
 		}
 		datum, err := checkSOE("the message", payload, c.fp)
@@ -547,6 +548,13 @@ func (s *Subscriber) skipToOldest() (uint64, error) {
 	g.store64(s.slot+subPos, s.pos)
 	s.lastTail = tail
 	return missed, nil
+}
+
+// lagged counts missed messages (IR_SUB_MISSED is a figure for Describe) and reports them.
+func (s *Subscriber) lagged(missed uint64) *Error {
+	s.missed += missed
+	s.ch.seg.store64(s.slot+subMissed, s.missed)
+	return &Error{Code: CodeLagged, Message: lagMessage(s.name, missed), Missed: missed}
 }
 
 func lagMessage(name string, missed uint64) string {

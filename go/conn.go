@@ -53,6 +53,9 @@ type Conn struct {
 
 	endpointsMu sync.Mutex
 	endpoints   map[closer]struct{}
+
+	monMu   sync.Mutex
+	monitor chan MonitorEvent // Monitor's events; closed by Close
 }
 
 type closer interface{ closeLocal() }
@@ -244,6 +247,50 @@ func (c *Conn) List(ctx context.Context) (*Listing, error) {
 	return &Listing{Apps: l.Apps, Channels: l.Channels, Functions: l.Functions}, nil
 }
 
+// Describe asks the broker about the channel and the function named name (or, with an empty name,
+// about the channel or function whose id is id): the schema JSON, the owner and live figures. It
+// blocks for the reply (at most 10 s or until ctx is done). Errors: ErrUnknownChannel (nothing of that
+// name or id), ErrBrokerGone, ErrTimeout.
+func (c *Conn) Describe(ctx context.Context, name string, id int64) (*Description, error) {
+	rec, err := c.request(ctx, ctlDescribe{Name: name, ID: id}, nil)
+	if err != nil {
+		return nil, err
+	}
+	d, ok := rec.(ctlDescription)
+	if !ok {
+		return nil, newError(CodeProtocol, "the broker answered Describe with %T", rec)
+	}
+	return &Description{Channels: d.Channels, Functions: d.Functions}, nil
+}
+
+// Monitor asks the broker for every control-plane event from now until the connection closes; they
+// arrive on the returned Go channel (buffered; events that find it full are dropped, so a slow reader
+// never stalls the connection). It blocks for the broker's reply. Errors: ErrBrokerGone, ErrTimeout.
+func (c *Conn) Monitor(ctx context.Context) (<-chan MonitorEvent, error) {
+	c.monMu.Lock()
+	if c.monitor == nil {
+		c.monitor = make(chan MonitorEvent, 1024)
+	}
+	ch := c.monitor
+	c.monMu.Unlock()
+	if _, err := c.request(ctx, ctlMonitor{}, nil); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func (c *Conn) monitorEvent(e MonitorEvent) {
+	c.monMu.Lock()
+	defer c.monMu.Unlock()
+	if c.monitor == nil {
+		return
+	}
+	select {
+	case c.monitor <- e:
+	default:
+	}
+}
+
 // reactor runs until Close: it reads replies and events, call responses and call requests, and checks
 // the broker's liveness at least every 200 ms.
 func (c *Conn) reactor() {
@@ -303,7 +350,9 @@ func (c *Conn) poll() bool {
 			c.brokerBell.ring()
 		}
 		if derr != nil {
-			continue // a record we cannot read: its request, if any, times out
+			msg := derr.Error()
+			c.failRequestsWith(ctlFailed{Code: int32(CodeProtocol), Message: "the broker sent a record that does not decode: " + msg})
+			continue
 		}
 		c.handleControl(decoded)
 	}
@@ -316,6 +365,10 @@ func (c *Conn) poll() bool {
 }
 
 func (c *Conn) handleControl(rec any) {
+	if f, ok := rec.(ctlFailed); ok && f.RequestID == 0 {
+		c.failRequestsWith(f)
+		return
+	}
 	if id, ok := requestID(rec); ok {
 		c.deliverReply(id, rec)
 		return
@@ -327,6 +380,8 @@ func (c *Conn) handleControl(rec any) {
 		c.linkClosed(r.LinkID, &Error{Code: codeOf(r.Code), Message: r.Message})
 	case ctlBrokerShutdown:
 		c.markGone()
+	case ctlMonitorEvent:
+		c.monitorEvent(MonitorEvent(r))
 	}
 }
 
@@ -363,7 +418,11 @@ func (c *Conn) shutdown(unregister bool) {
 	c.failAllCalls(newError(CodeClosed, "the connection is closed"))
 	c.failRequests()
 	if unregister && !c.gone.Load() {
-		_ = c.post(context.Background(), ctlUnregister{RequestID: 0})
+		c.reqs.mu.Lock()
+		c.reqs.next++
+		id := c.reqs.next // never 0, which is reserved (bootstrap.md §4.1)
+		c.reqs.mu.Unlock()
+		_ = c.post(context.Background(), ctlUnregister{RequestID: id})
 	}
 	c.linkMu.Lock()
 	for _, l := range *c.links.Load() {
@@ -375,6 +434,12 @@ func (c *Conn) shutdown(unregister bool) {
 	c.unmapped = true
 	c.ctl.unmap()
 	c.reqMu.Unlock()
+	c.monMu.Lock()
+	if c.monitor != nil {
+		close(c.monitor)
+		c.monitor = nil
+	}
+	c.monMu.Unlock()
 }
 
 func (c *Conn) track(e closer) {

@@ -140,7 +140,84 @@ type (
 	ctlBrokerShutdown struct {
 		Reason string `json:"reason"`
 	}
+	ctlDescribe struct {
+		RequestID int64  `json:"request_id"`
+		Name      string `json:"name"`
+		ID        int64  `json:"id"`
+	}
+	ctlDescription struct {
+		RequestID int64                 `json:"request_id"`
+		Channels  []ChannelDescription  `json:"channels"`
+		Functions []FunctionDescription `json:"functions"`
+	}
+	ctlMonitor struct {
+		RequestID int64 `json:"request_id"`
+	}
+	ctlMonitorEvent MonitorEvent
 )
+
+// ChannelDescription is a channel as Describe shows it: its schema, owner and live figures.
+type ChannelDescription struct {
+	ChannelID      int64                   `json:"channel_id"`
+	Name           string                  `json:"name"`
+	Schema         string                  `json:"schema"`
+	Fingerprint    int64                   `json:"fingerprint"`
+	OwnerAppID     int32                   `json:"owner_app_id"`
+	OwnerAppName   string                  `json:"owner_app_name"`
+	OwnerPid       int64                   `json:"owner_pid"`
+	KeyGated       bool                    `json:"key_gated"`
+	Capacity       int64                   `json:"capacity"`
+	Lossy          bool                    `json:"lossy"`
+	Published      int64                   `json:"published"`
+	PublishedBytes int64                   `json:"published_bytes"`
+	Subscribers    []SubscriberDescription `json:"subscribers"`
+}
+
+// SubscriberDescription is one joined subscriber of a described channel.
+type SubscriberDescription struct {
+	Index    int32  `json:"index"`
+	AppID    int32  `json:"app_id"`
+	AppName  string `json:"app_name"`
+	Pid      int64  `json:"pid"`
+	Position int64  `json:"position"`
+	Lag      int64  `json:"lag"`
+	Missed   int64  `json:"missed"`
+}
+
+// FunctionDescription is a function as Describe shows it: its schemas, owner and call counters.
+type FunctionDescription struct {
+	FunctionID          int64  `json:"function_id"`
+	Name                string `json:"name"`
+	RequestSchema       string `json:"request_schema"`
+	ResponseSchema      string `json:"response_schema"`
+	RequestFingerprint  int64  `json:"request_fingerprint"`
+	ResponseFingerprint int64  `json:"response_fingerprint"`
+	OwnerAppID          int32  `json:"owner_app_id"`
+	OwnerAppName        string `json:"owner_app_name"`
+	OwnerPid            int64  `json:"owner_pid"`
+	KeyGated            bool   `json:"key_gated"`
+	Links               int32  `json:"links"`
+	Calls               int64  `json:"calls"`
+	Errors              int64  `json:"errors"`
+	InFlight            int64  `json:"in_flight"`
+}
+
+// MonitorEvent is one thing that happened on the control plane, as Monitor reports it.
+type MonitorEvent struct {
+	TimeNs  int64  `json:"time_ns"`
+	Kind    string `json:"kind"`
+	AppID   int32  `json:"app_id"`
+	AppName string `json:"app_name"`
+	Pid     int64  `json:"pid"`
+	Subject string `json:"subject"`
+	Detail  string `json:"detail"`
+}
+
+// Description is what Describe returns: at most one channel and one function.
+type Description struct {
+	Channels  []ChannelDescription
+	Functions []FunctionDescription
+}
 
 // AppInfo is a registered app, in a Listing.
 type AppInfo struct {
@@ -183,6 +260,7 @@ var ctlRecords = []any{
 	ctlUnsubscribe{}, ctlCloseChannel{}, ctlExposeFunction{}, ctlFunctionExposed{}, ctlResolveFunction{},
 	ctlFunctionResolved{}, ctlWithdrawFunction{}, ctlLinkOpened{}, ctlLinkClosed{}, ctlChannelClosed{},
 	ctlList{}, ctlListing{}, ctlUnregister{}, ctlDone{}, ctlFailed{}, ctlCallError{}, ctlBrokerShutdown{},
+	ctlDescribe{}, ctlDescription{}, ctlMonitor{}, ctlMonitorEvent{},
 }
 
 var ctlOpcodes = func() map[reflect.Type]int {
@@ -519,6 +597,8 @@ func requestID(rec any) (int64, bool) {
 		return r.RequestID, true
 	case ctlFailed:
 		return r.RequestID, true
+	case ctlDescription:
+		return r.RequestID, true
 	}
 	return 0, false
 }
@@ -539,12 +619,17 @@ func (c *Conn) deliverReply(id int64, rec any) {
 }
 
 // failRequests wakes every waiting request with "broker gone" (a nil reply).
-func (c *Conn) failRequests() {
+func (c *Conn) failRequests() { c.failRequestsWith(nil) }
+
+// failRequestsWith hands rec (a Failed, or nil for "broker gone") to every waiting request: a Failed
+// with request id 0, or a reply that does not decode, concerns one of them but cannot say which
+// (bootstrap.md §4.1).
+func (c *Conn) failRequestsWith(rec any) {
 	c.reqs.mu.Lock()
 	defer c.reqs.mu.Unlock()
 	for id, p := range c.reqs.pending {
 		delete(c.reqs.pending, id)
-		p.reply <- nil
+		p.reply <- rec
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,16 +155,28 @@ type testee struct {
 	stdin interface{ Close() error }
 }
 
-func testeeBinary(t *testing.T) string {
-	b, err := filepath.Abs("../target/go/testee")
+// testeePath is the Go testee built from this tree by TestMain, so it never lags the code under test.
+var testeePath string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ring-go-test-")
 	if err != nil {
-		t.Fatal(err)
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
-	if _, err := os.Stat(b); err != nil {
-		t.Fatalf("the Go testee %s is missing: run `go -C go build -o ../target/go/testee ./cmd/testee`", b)
+	testeePath = filepath.Join(dir, "testee")
+	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", testeePath, "./cmd/testee")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "cannot build the Go testee: %v\n", err)
+		os.Exit(1)
 	}
-	return b
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
 }
+
+func testeeBinary(t *testing.T) string { return testeePath }
 
 func (b *broker) testee(t *testing.T, args ...string) *testee {
 	t.Helper()

@@ -5,7 +5,7 @@
 package ring
 
 const (
-	controlFingerprint uint64 = 0xeffb9ff78f79892f
+	controlFingerprint uint64 = 0xe5584955a6c085ca
 	specVersion        uint32 = 1
 	segMagicValue      uint32 = 0x474E5249
 	cacheLine                 = 64
@@ -96,10 +96,11 @@ const (
 	maxMaxSubscribers = 4096
 
 	// Subscriber slot (§7.2), relative to the slot.
-	subState = 0
-	subOwner = 4
-	subPos   = 8
-	subSize  = 64
+	subState  = 0
+	subOwner  = 4
+	subPos    = 8
+	subMissed = 16
+	subSize   = 64
 
 	subFree     uint32 = 0
 	subReserved uint32 = 1
@@ -115,6 +116,9 @@ const (
 	linkProviderGone = 92
 	linkRequestFP    = 96
 	linkResponseFP   = 104
+	linkCalls        = 128
+	linkServed       = 192
+	linkFailed       = 200
 	linkRequestRing  = 256
 
 	soeHeaderLen = 10

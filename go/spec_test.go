@@ -48,12 +48,13 @@ func TestLayoutConstantsMatchTheGeneratedHeader(t *testing.T) {
 		"IR_CH_MAX_SUBSCRIBERS": chMaxSubscribers, "IR_CH_SUBSCRIBERS": chSubscribers,
 		"IR_POLICY_BLOCK": uint64(policyBlock), "IR_POLICY_LOSSY": uint64(policyLossy),
 		"IR_DEFAULT_MAX_SUBSCRIBERS": defaultMaxSubscribers, "IR_DEFAULT_CHANNEL_CAPACITY": defaultChannelCapacity,
-		"IR_SUB_STATE": subState, "IR_SUB_OWNER": subOwner, "IR_SUB_POS": subPos, "IR_SUB_SIZE": subSize,
+		"IR_SUB_STATE": subState, "IR_SUB_OWNER": subOwner, "IR_SUB_POS": subPos, "IR_SUB_MISSED": subMissed, "IR_SUB_SIZE": subSize,
 		"IR_SUB_FREE": uint64(subFree), "IR_SUB_RESERVED": uint64(subReserved), "IR_SUB_ACTIVE": uint64(subActive),
 		"IR_SUB_JOINING": uint64(subJoining), "IR_LINK_LINK_ID": linkLinkID, "IR_LINK_FUNCTION_ID": linkFunctionID,
 		"IR_LINK_CALLER": linkCaller, "IR_LINK_PROVIDER": linkProvider, "IR_LINK_CALLER_GONE": linkCallerGone,
 		"IR_LINK_PROVIDER_GONE": linkProviderGone, "IR_LINK_REQUEST_FP": linkRequestFP,
-		"IR_LINK_RESPONSE_FP": linkResponseFP, "IR_LINK_REQUEST_RING": linkRequestRing,
+		"IR_LINK_RESPONSE_FP": linkResponseFP, "IR_LINK_CALLS": linkCalls, "IR_LINK_SERVED": linkServed,
+		"IR_LINK_FAILED": linkFailed, "IR_LINK_REQUEST_RING": linkRequestRing,
 		"IR_DEFAULT_LINK_CAPACITY": defaultLinkCapacity,
 	}
 	data, err := os.ReadFile("../rust/core/include/impulse_ring_wire.h")
