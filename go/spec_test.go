@@ -302,3 +302,30 @@ func TestFingerprintsMatchTheVectors(t *testing.T) {
 	_, err := Fingerprint(`{"type":"record","name":"Broken","fields":[{"name":"x","type":`)
 	errCode(t, err, CodeInvalidSchema)
 }
+
+// control.txt has no vectors for the records appended after BrokerShutdown yet: round-trip them.
+func TestNewerControlRecordsRoundTrip(t *testing.T) {
+	records := []any{
+		ctlDescribe{RequestID: 5, Name: "metrics", ID: 0},
+		ctlDescription{RequestID: 5, Channels: []ChannelDescription{{ChannelID: 7, Name: "metrics", Schema: `"long"`,
+			Fingerprint: -3434872931120570953, OwnerAppName: "sensor", OwnerPid: 4242, KeyGated: true, Capacity: 65536,
+			Published: 12, PublishedBytes: 480, Subscribers: []SubscriberDescription{{Index: 1, AppID: 2,
+				AppName: "ring", Pid: 4300, Position: 320, Lag: 4, Missed: 9}}}},
+			Functions: []FunctionDescription{{FunctionID: 1, Name: "add", RequestSchema: `"int"`,
+				ResponseSchema: `"long"`, Links: 2, Calls: 10, Errors: 1, InFlight: 3}}},
+		ctlMonitor{RequestID: 6},
+		ctlMonitorEvent{TimeNs: 123, Kind: "app-joined", AppID: 3, AppName: "x", Pid: 9, Subject: "", Detail: "d"},
+	}
+	for _, rec := range records {
+		b := encodeControl(nil, rec)
+		back, err := decodeControl(b)
+		if err != nil || !reflect.DeepEqual(back, rec) {
+			t.Errorf("%T: decodes to %+v (%v)", rec, back, err)
+		}
+		for n := 0; n < len(b); n++ {
+			if _, err := decodeControl(b[:n]); err == nil {
+				t.Errorf("%T: %d of %d bytes decoded", rec, n, len(b))
+			}
+		}
+	}
+}
