@@ -201,7 +201,7 @@ func (p *Publisher) try(header, datum []byte) bool {
 	at += uint64(copy(c.seg.mem[at:], header))
 	copy(c.seg.mem[at:], datum)
 	p.nextSeq, p.tail = seq+1, end
-	c.seg.store64(chNextSeq, p.nextSeq)
+	*c.seg.word64(chNextSeq) = p.nextSeq // Relaxed, published by the tail's store (see writeHeader)
 	// SYNC: publish record (pairs with the subscriber's Acquire load of tail).
 	c.seg.store64(chTail, end)
 	c.dataBell.ring()

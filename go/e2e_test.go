@@ -689,3 +689,31 @@ func TestCancellingRecvReturnsAtOnce(t *testing.T) {
 		t.Fatal("a cancelled Recv did not return within a second")
 	}
 }
+
+// BenchmarkPublishRawRecvRaw is one raw publish and one raw receive into a reused buffer, on one
+// goroutine (`go test -bench PublishRaw -benchmem`): it reports time and allocations, asserts nothing.
+func BenchmarkPublishRawRecvRaw(b *testing.B) {
+	br := startBroker(b)
+	conn := br.connect(b, "bench")
+	pub, err := conn.PublishChannel("raw", metricSchema, Lossy())
+	if err != nil {
+		b.Fatal(err)
+	}
+	sub, err := conn.Subscribe("raw", metricSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	datum := make([]byte, 64)
+	buf := make([]byte, 0, 256)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := pub.PublishRaw(datum); err != nil {
+			b.Fatal(err)
+		}
+		if buf, err = sub.RecvRaw(ctx, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -22,12 +22,12 @@ import (
 
 // broker is a live impulsed process serving one test's namespace.
 type broker struct {
-	t   *testing.T
+	t   testing.TB
 	ns  string
 	cmd *exec.Cmd
 }
 
-func brokerBinary(t *testing.T) string {
+func brokerBinary(t testing.TB) string {
 	if b := os.Getenv("IMPULSE_RING_BROKER"); b != "" {
 		return b
 	}
@@ -44,7 +44,7 @@ func brokerBinary(t *testing.T) string {
 var nsClean = regexp.MustCompile(`[^A-Za-z0-9_-]+`)
 
 // testNamespace is unique per test and per run, within the 64-byte limit.
-func testNamespace(t *testing.T) string {
+func testNamespace(t testing.TB) string {
 	name := nsClean.ReplaceAllString(t.Name(), "-")
 	ns := fmt.Sprintf("go-%d-%s", os.Getpid(), name)
 	if len(ns) > 64 {
@@ -55,7 +55,7 @@ func testNamespace(t *testing.T) string {
 
 // startBroker starts a broker in a fresh namespace; at cleanup it stops it (SIGTERM, exit 0) and checks
 // that nothing of the namespace is left in /dev/shm.
-func startBroker(t *testing.T) *broker {
+func startBroker(t testing.TB) *broker {
 	t.Helper()
 	b := &broker{t: t, ns: testNamespace(t)}
 	b.start()
@@ -134,7 +134,7 @@ func shmLeft(ns string) []string {
 	return left
 }
 
-func (b *broker) connect(t *testing.T, name string) *Conn {
+func (b *broker) connect(t testing.TB, name string) *Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -151,10 +151,13 @@ func (r *spsc) release(rec record) bool {
 // hasData is a pure check for a sleeper's condition.
 func (r *spsc) hasData() bool { return r.seg.load64(r.base+ringTail) != r.head }
 
-// writeHeader stores a frame header as two 64-bit words (§5): len | kind << 32, then seq.
+// writeHeader stores a frame header as two 64-bit words (§5): len | kind << 32, then seq. The spec
+// asks for Relaxed stores: single aligned 64-bit stores (never torn on amd64 and arm64) that the
+// writer's later atomic store of the tail publishes, as the Go memory model orders every write before
+// an atomic store ahead of it. sync/atomic has no Relaxed store, and its SeqCst one costs a full fence.
 func writeHeader(s *segment, off uint64, len uint32, kind uint16, seq uint64) {
-	atomic.StoreUint64(s.word64(off), uint64(len)|uint64(kind)<<32)
-	atomic.StoreUint64(s.word64(off+frameSeq), seq)
+	*s.word64(off) = uint64(len) | uint64(kind)<<32
+	*s.word64(off + frameSeq) = seq
 }
 
 func readHeader(s *segment, off uint64) (len uint32, kind uint16, seq uint64) {
