@@ -17,7 +17,8 @@ use serde::Serialize;
 use crate::caller::{decode_raw, decode_typed, CallFuture, CallerLink, Callers, PendingCall};
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::op_error::{CallError, ConnectError, ExposeError, ListError};
+use crate::monitor::{Monitor, MonitorSink};
+use crate::op_error::{CallError, ConnectError, DescribeError, ExposeError, ListError};
 use crate::provider::{Function, Provider, RawHandler};
 use crate::reactor::Reactor;
 use crate::session::{unexpected, Session};
@@ -37,6 +38,7 @@ pub struct Connection {
   pub(crate) session: Arc<Session>,
   callers: Arc<Callers>,
   provider: Arc<Provider>,
+  monitor: Arc<MonitorSink>,
   stop_reactor: Arc<AtomicBool>,
   reactor: Option<JoinHandle<()>>,
 }
@@ -56,11 +58,13 @@ impl Connection {
     let ns = options.namespace.unwrap_or_else(names::namespace_from_env);
     let session = Arc::new(Session::open(ns, options.wait)?);
     let (callers, provider) = (Arc::new(Callers::default()), Arc::new(Provider::default()));
+    let monitor = Arc::new(MonitorSink::default());
     let stop_reactor = Arc::new(AtomicBool::new(false));
     let reactor = Reactor {
       session: session.clone(),
       callers: callers.clone(),
       provider: provider.clone(),
+      monitor: monitor.clone(),
       stop: stop_reactor.clone(),
     };
     let spawned = std::thread::Builder::new().name("ring-reactor".into()).spawn(move || reactor.run());
@@ -73,7 +77,7 @@ impl Connection {
       }
     };
     // From here on, dropping the connection stops the reactor and unregisters.
-    let conn = Connection { session, callers, provider, stop_reactor, reactor: Some(reactor) };
+    let conn = Connection { session, callers, provider, monitor, stop_reactor, reactor: Some(reactor) };
     conn.session.register(app_name)?;
     Ok(conn)
   }
@@ -99,6 +103,38 @@ impl Connection {
     match self.session.request(request_id, List { request_id }.into())? {
       ControlMessage::Listing(listing) => Ok(listing),
       other => Err(unexpected("Listing", &other).into()),
+    }
+  }
+
+  /// What the broker knows of the channel and the function named `name`: the schemas their owners
+  /// presented, fingerprints, owner, whether a key is needed (never the key), and live figures.
+  /// `UnknownChannel` when neither exists.
+  pub fn describe(&self, name: &str) -> Result<Description, DescribeError> {
+    self.describe_request(name.to_string(), 0)
+  }
+
+  /// Like [`Connection::describe`], by the id `ring ls` shows (channel and function ids never collide).
+  pub fn describe_id(&self, id: u64) -> Result<Description, DescribeError> {
+    self.describe_request(String::new(), id as i64)
+  }
+
+  fn describe_request(&self, name: String, id: i64) -> Result<Description, DescribeError> {
+    let request_id = self.session.request_id();
+    match self.session.request(request_id, Describe { request_id, name, id }.into())? {
+      ControlMessage::Description(d) => Ok(d),
+      other => Err(unexpected("Description", &other).into()),
+    }
+  }
+
+  /// Asks the broker for every control-plane event from now on (apps joining, leaving and dying,
+  /// channels and functions appearing and going, subscriptions, refusals). Events queue in the
+  /// returned [`Monitor`] until read; a second call moves them to the new handle.
+  pub fn monitor(&self) -> Result<Monitor, ListError> {
+    let events = self.monitor.open();
+    let request_id = self.session.request_id();
+    match self.session.request(request_id, impulse_ring_core::control::Monitor { request_id }.into())? {
+      ControlMessage::Done(_) => Ok(Monitor { session: self.session.clone(), events }),
+      other => Err(unexpected("Done", &other).into()),
     }
   }
 

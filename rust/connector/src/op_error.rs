@@ -86,6 +86,17 @@ op_error! {
 }
 
 op_error! {
+  /// Why [`crate::Connection::describe`] failed.
+  DescribeError {
+    UnknownChannel { message: String },
+    BrokerGone { ns: String },
+    Timeout { what: String, after: Duration },
+    Closed { what: String },
+    Protocol { message: String },
+  }
+}
+
+op_error! {
   /// Why [`crate::Connection::publish_channel`] failed.
   PublishChannelError {
     InvalidSchema { message: String },

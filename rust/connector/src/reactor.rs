@@ -11,6 +11,7 @@ use impulse_ring_core::control::ControlMessage;
 
 use crate::caller::Callers;
 use crate::error::Error;
+use crate::monitor::MonitorSink;
 use crate::provider::Provider;
 use crate::session::Session;
 use crate::snapshot::Cached;
@@ -23,6 +24,7 @@ pub(crate) struct Reactor {
   pub session: Arc<Session>,
   pub callers: Arc<Callers>,
   pub provider: Arc<Provider>,
+  pub monitor: Arc<MonitorSink>,
   /// Tells the reactor to stop; set (and the thread joined) before `Unregister` is posted, so that
   /// nothing reads the reply ring once the broker may reset it for the slot's next owner.
   pub stop: Arc<AtomicBool>,
@@ -37,6 +39,7 @@ impl Reactor {
         self.callers.link_closed(m.link_id as u64, &m.message);
       }
       ControlMessage::BrokerShutdown(_) => self.broker_gone(),
+      ControlMessage::MonitorEvent(m) => self.monitor.deliver(m),
       _ => {}
     }
   }
