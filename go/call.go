@@ -7,6 +7,7 @@ package ring
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,8 @@ type link struct {
 	reqFP      uint64
 	respFP     uint64
 	out        *spsc // the ring we produce: requests (caller) or responses (provider)
-	in         *spsc // the ring we consume, read by the reactor only
+	in         *spsc // the ring we consume: the reactor, or a caller waiting for its response, under inMu
+	inMu       sync.Mutex
 	max        uint64
 
 	mu      sync.Mutex // serialises writers of out; held while out's mapping is used
@@ -126,7 +128,9 @@ func (c *Conn) removeLink(l *link) {
 func (l *link) unmap() {
 	l.dead.Store(true)
 	l.mu.Lock()
+	l.inMu.Lock()
 	l.seg.unmap()
+	l.inMu.Unlock()
 	l.mu.Unlock()
 }
 
@@ -140,8 +144,16 @@ func (l *link) peerGoneFlag() bool {
 
 // hasWork is a pure check for the reactor's condition: data to read, or a gone peer to notice.
 func (l *link) hasWork() bool {
-	if l.retire.Load() || l.in.hasData() {
+	if l.retire.Load() {
 		return true
+	}
+	// A caller holding inMu is reading the responses itself: nothing for the reactor then.
+	if l.inMu.TryLock() {
+		data := l.in.hasData()
+		l.inMu.Unlock()
+		if data {
+			return true
+		}
 	}
 	return l.caller && l.seg.load32(linkProviderGone) != 0
 }
@@ -152,12 +164,29 @@ func (l *link) poll(c *Conn) bool {
 		c.removeLink(l)
 		return true
 	}
+	if !l.inMu.TryLock() {
+		return false // a caller is draining the responses
+	}
+	busy, err := l.drain(c)
+	l.inMu.Unlock()
+	if err != nil {
+		c.linkClosed(l.id, corrupt("call link %d: %s", l.id, err.Message))
+		return true
+	}
+	if !busy && l.caller && l.seg.load32(linkProviderGone) != 0 {
+		c.linkClosed(l.id, newError(CodePeerGone, "the provider of call link %d is gone", l.id))
+		return true
+	}
+	return busy
+}
+
+// drain reads up to 64 records of the link's in ring; the caller holds inMu.
+func (l *link) drain(c *Conn) (bool, *Error) {
 	busy := false
 	for n := 0; n < 64; n++ {
 		rec, ok, err := l.in.peek()
 		if err != nil {
-			c.linkClosed(l.id, corrupt("call link %d: %s", l.id, err.(*Error).Message))
-			return true
+			return true, err.(*Error)
 		}
 		if !ok {
 			break
@@ -170,16 +199,40 @@ func (l *link) poll(c *Conn) bool {
 			c.serving.Add(1)
 			go c.serve(l, rec.seq, payload)
 		}
-		// The peer's doorbell is in the control segment, which outlives the reactor: no lock needed.
+		// The peer's doorbell is in the control segment, which outlives every link: no lock needed.
 		if l.in.release(rec) {
 			c.appBellOf(l.peer).ring()
 		}
 	}
-	if !busy && l.caller && l.seg.load32(linkProviderGone) != 0 {
-		c.linkClosed(l.id, newError(CodePeerGone, "the provider of call link %d is gone", l.id))
-		return true
+	return busy, nil
+}
+
+// awaitSpinning is a caller's wait for its response under the spin and adaptive strategies: it reads
+// the response ring itself for up to the adaptive window, skipping the hand-off from the reactor, then
+// leaves the rest to the reactor. Corruption and a gone provider are left to the reactor too.
+func (c *Conn) awaitSpinning(ctx context.Context, l *link, ch chan callResult) (callResult, bool) {
+	start := time.Now()
+	for i := 0; ; i++ {
+		select {
+		case r := <-ch:
+			return r, true
+		default:
+		}
+		if l.inMu.TryLock() {
+			if !l.dead.Load() {
+				_, _ = l.drain(c)
+			}
+			l.inMu.Unlock()
+		}
+		if i&63 == 63 {
+			if ctx.Err() != nil || time.Since(start) > spinFor+yieldFor {
+				return callResult{}, false
+			}
+			if c.wait == Adaptive && time.Since(start) > spinFor {
+				runtime.Gosched()
+			}
+		}
 	}
-	return busy
 }
 
 // deliver hands a response to its pending call; one nobody waits for (timed out) is dropped.
@@ -528,10 +581,29 @@ func (c *Conn) CallRaw(ctx context.Context, name string, req any, opts ...Option
 	if _, err := c.schema(o.respSchema); err != nil {
 		return nil, err
 	}
-	l, _, err := c.callerLink(ctx, name, o)
-	if err != nil {
-		return nil, err
+	return c.callRaw(ctx, name, o, reqSchema, req, nil)
+}
+
+// callRaw makes one call; cached, when set, keeps the link between calls of a Caller.
+func (c *Conn) callRaw(ctx context.Context, name string, o options, reqSchema *avro.Schema, req any,
+	cached *atomic.Pointer[link]) ([]byte, error) {
+	if c.closed.Load() {
+		return nil, newError(CodeClosed, "the connection is closed")
 	}
+	var l *link
+	if cached != nil {
+		l = cached.Load()
+	}
+	if l == nil || l.dead.Load() {
+		var err error
+		if l, _, err = c.callerLink(ctx, name, o); err != nil {
+			return nil, err
+		}
+		if cached != nil {
+			cached.Store(l)
+		}
+	}
+	var err error
 	h := soeHeader(l.reqFP)
 	var payload []byte
 	if raw, ok := req.(RawRequest); ok {
@@ -566,6 +638,11 @@ func (c *Conn) CallRaw(ctx context.Context, name string, req any, opts ...Option
 		forget()
 		return nil, c.brokerGoneError()
 	}
+	if c.wait != Blocking {
+		if r, ok := c.awaitSpinning(ctx, l, ch); ok {
+			return r.datum, r.err
+		}
+	}
 	select {
 	case r := <-ch:
 		return r.datum, r.err
@@ -573,6 +650,54 @@ func (c *Conn) CallRaw(ctx context.Context, name string, req any, opts ...Option
 		forget()
 		return nil, ctxError(ctx, fmt.Sprintf("calling `%s`", name))
 	}
+}
+
+// Caller is a function resolved once for many calls: it skips the per-call lookups of Conn.Call.
+// It is safe from many goroutines at once.
+type Caller struct {
+	conn      *Conn
+	name      string
+	o         options
+	req, resp *avro.Schema
+	link      atomic.Pointer[link]
+}
+
+// Function resolves the function name with its request and response schemas (and WithKey) and
+// returns a Caller for it. It blocks for the broker's reply. Errors: those of Call before the call
+// itself (ErrUnknownFunction, ErrWrongKey, ErrSchemaMismatch, ErrInvalidSchema, ErrBrokerGone).
+func (c *Conn) Function(ctx context.Context, name, requestSchema, responseSchema string, opts ...Option) (*Caller,
+	error) {
+	o := collect(opts)
+	o.reqSchema, o.respSchema = requestSchema, responseSchema
+	req, err := c.schema(requestSchema)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.schema(responseSchema)
+	if err != nil {
+		return nil, err
+	}
+	l, _, err := c.callerLink(ctx, name, o)
+	if err != nil {
+		return nil, err
+	}
+	f := &Caller{conn: c, name: name, o: o, req: req, resp: resp}
+	f.link.Store(l)
+	return f, nil
+}
+
+// Call is Conn.Call through the resolved function (resolving it again if its link is gone).
+func (f *Caller) Call(ctx context.Context, req, resp any) error {
+	datum, err := f.CallRaw(ctx, req)
+	if err != nil {
+		return err
+	}
+	return decodeDatum("the response", f.resp, datum, resp)
+}
+
+// CallRaw is Conn.CallRaw through the resolved function.
+func (f *Caller) CallRaw(ctx context.Context, req any) ([]byte, error) {
+	return f.conn.callRaw(ctx, f.name, f.o, f.req, req, &f.link)
 }
 
 // RawRequest is a request datum already in Avro binary, for CallRaw and Call.

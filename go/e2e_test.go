@@ -406,6 +406,20 @@ func TestCallErrorsAreTyped(t *testing.T) {
 	if e := errCode(t, err, CodeTimeout); !errors.Is(e, context.DeadlineExceeded) {
 		t.Errorf("a timed-out call does not wrap context.DeadlineExceeded: %v", e)
 	}
+	// A resolved Caller skips the per-call lookups and gives the same answers.
+	div, err := caller.Function(timeout(5*time.Second), "div", addReqSchema, addRespSchema, WithKey("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := int64(1); i <= 20; i++ {
+		if err := div.Call(timeout(5*time.Second), &addReq{A: 10 * i, B: i}, &resp); err != nil || resp.Sum != 10 {
+			t.Fatalf("(10*%d)/%d = %d: %v", i, i, resp.Sum, err)
+		}
+	}
+	errCode(t, div.Call(timeout(5*time.Second), &addReq{A: 1, B: 0}, &resp), CodeHandlerError)
+	// A link belongs to the app that resolved it (bootstrap.md §5.3): another app must present the key.
+	_, err = b.connect(t, "stranger").Function(timeout(5*time.Second), "div", addReqSchema, addRespSchema)
+	errCode(t, err, CodeWrongKey)
 	big := make([]byte, 200_000)
 	errCode(t, caller.Call(context.Background(), "div", RawRequest(big), &resp, schemas, WithKey("k")), CodeTooLarge)
 	// Withdrawing the function fails later calls on the link with PeerGone, then UnknownFunction.

@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -165,7 +164,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	testeePath = filepath.Join(dir, "testee")
-	build := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", testeePath, "./cmd/testee")
+	build := exec.Command("go", "build", "-o", testeePath, "./cmd/testee")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "cannot build the Go testee: %v\n", err)

@@ -281,13 +281,14 @@ func callLatency(p params) {
 	f := spawn("call-latency", p)
 	f.expect("ready")
 	payload := filled(p.size, 0x5A)
-	schemas := ring.WithSchemas(fixedSchema(p.size), fixedSchema(p.size))
 	samples := make([]int64, p.iters)
 	ctx, cancel := context.WithTimeout(background, time.Hour)
 	defer cancel()
+	echo, err := conn.Function(ctx, "bench.echo", fixedSchema(p.size), fixedSchema(p.size))
+	check(err, "resolving bench.echo")
 	for i := 0; i < p.warmup+p.iters; i++ {
 		start := time.Now()
-		resp, err := conn.CallRaw(ctx, "bench.echo", ring.RawRequest(payload), schemas)
+		resp, err := echo.CallRaw(ctx, ring.RawRequest(payload))
 		check(err, "call")
 		if i >= p.warmup {
 			samples[i-p.warmup] = time.Since(start).Nanoseconds()
