@@ -325,16 +325,17 @@ func (c *Conn) writeOut(l *link, kind uint16, seq uint64, deadline time.Time, st
 	if err != nil {
 		return err
 	}
-	// Figures only (wire-format.md §8.1): stored after each write, never read by the protocol.
+	// Figures only (wire-format.md §8.1), never read by the protocol: Relaxed, so plain aligned stores
+	// rather than sync/atomic's fenced ones, off the call's critical path.
 	if l.caller {
 		l.calls++
-		l.seg.store64(linkCalls, l.calls)
+		*l.seg.word64(linkCalls) = l.calls
 	} else {
 		l.served++
-		l.seg.store64(linkServed, l.served)
+		*l.seg.word64(linkServed) = l.served
 		if kind == frameKindCallError {
 			l.failed++
-			l.seg.store64(linkFailed, l.failed)
+			*l.seg.word64(linkFailed) = l.failed
 		}
 	}
 	c.appBellOf(l.peer).ring()
