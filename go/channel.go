@@ -393,6 +393,16 @@ func (s *Subscriber) RecvRaw(ctx context.Context, buf []byte) ([]byte, error) {
 	return out, err
 }
 
+// RecvView waits for the next message and calls fn with its datum (the Single Object header
+// stripped) where it lies: in the channel's shared memory under block (the publisher does not
+// overwrite it before the cursor moves past it, which happens when fn returns), a private copy under
+// lossy. The datum is valid only during fn; fn's error is returned. Same errors as Recv.
+func (s *Subscriber) RecvView(ctx context.Context, fn func(datum []byte) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recvLocked(ctx, fn)
+}
+
 // recvLocked waits for one message and hands its datum to use before the cursor moves past it.
 func (s *Subscriber) recvLocked(ctx context.Context, use func([]byte) error) error {
 	if s.unmapped {

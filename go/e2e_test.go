@@ -112,12 +112,28 @@ func TestPublishAndSubscribeTypedAndRawInOrder(t *testing.T) {
 	if err != nil || string(got) != string(datum) {
 		t.Fatalf("raw datum %x (%v), expected %x", got, err, datum)
 	}
+	// A view hands the datum in place; the error of its function comes back.
+	if err := pub.PublishRaw(datum); err != nil {
+		t.Fatal(err)
+	}
+	var viewed string
+	if err := sub.RecvView(timeout(5*time.Second), func(d []byte) error { viewed = string(d); return nil }); err != nil ||
+		viewed != string(datum) {
+		t.Fatalf("viewed %x (%v), expected %x", viewed, err, datum)
+	}
+	if err := pub.PublishRaw(datum); err != nil {
+		t.Fatal(err)
+	}
+	refused := errors.New("refused")
+	if err := sub.RecvView(timeout(5*time.Second), func([]byte) error { return refused }); err != refused {
+		t.Fatalf("RecvView returned %v, not its function's error", err)
+	}
 	listing, err := conn.List(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(listing.Channels) != 1 || listing.Channels[0].Name != "metrics" || listing.Channels[0].Subscribers != 1 ||
-		listing.Channels[0].Published != n+1 {
+		listing.Channels[0].Published != n+3 {
 		t.Errorf("listing shows %+v", listing.Channels)
 	}
 }
