@@ -3,7 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its cases to [`cases`].
+//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`cases`] (every
+//! ordered pair of languages there gets both patterns).
 
 use std::{
   io::{BufRead, BufReader},
@@ -50,7 +51,7 @@ impl PairCase {
 }
 
 /// Languages that ship a testee: every ordered pair of two of them is a case, channels and calls.
-const TESTEES: [&str; 3] = ["rust", "c", "go"];
+const TESTEES: [&str; 4] = ["rust", "c", "cpp", "go"];
 
 /// Every pair case, in table order.
 pub(crate) fn cases() -> Vec<PairCase> {
@@ -70,6 +71,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "cpp" => "cpp",
     "go" => "go",
     _ => "-",
   }
@@ -80,6 +82,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
   let path = match language {
     "rust" => broker::target_dir(root).join("debug/examples/testee"),
     "c" => root.join("target/c/testee"),
+    "cpp" => root.join("target/cpp/testee"),
     "go" => root.join("target/go/testee"),
     other => bail!("no testee is known for language `{other}`"),
   };
@@ -95,6 +98,12 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .run()
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    "cpp" => {
+      cmd!(sh, "cmake -S cpp -B target/cpp -DCMAKE_BUILD_TYPE=Debug")
+        .run()
+        .context("`cmake` is required to build cpp/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+      cmd!(sh, "cmake --build target/cpp --parallel 2 --target testee").run()?;
     }
     "go" => {
       cmd!(sh, "go version")
