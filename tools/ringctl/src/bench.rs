@@ -98,6 +98,7 @@ impl flags::Bench {
         .context("building the iceoryx2 baseline failed (it needs crates.io); rerun with --no-iceoryx2 to skip it")?;
     }
     let c_bench = build_c_bench(sh, &target)?;
+    let go_bench = build_go_bench(sh, &target)?;
     let grpc_python = grpc_python(sh, &target);
     let ring_python = ring_python(sh);
     let iceoryx2_python = if with_iceoryx2 { iceoryx2_python(sh, &target) } else { None };
@@ -116,6 +117,12 @@ impl flags::Bench {
         lines += &cmd!(sh, "{c_bench} suite {quick_flag...}")
           .read()
           .context("ring_c_bench (the C connector's cases) failed")?;
+        lines.push('\n');
+      }
+      if let Some(go_bench) = &go_bench {
+        lines += &cmd!(sh, "{go_bench} suite {quick_flag...}")
+          .read()
+          .context("ring-go-bench (the Go connector's cases and its Unix-socket baseline) failed")?;
         lines.push('\n');
       }
       if with_iceoryx2 {
@@ -301,6 +308,21 @@ fn fanout_cost(sh: &Shell, ring_bench: &Path, target: &Path, quick: bool) -> any
   Ok(rows)
 }
 
+/// Builds the Go connector's benchmark (`go/cmd/bench`). `None` when Go is missing: the Go cases are
+/// then skipped, not failed.
+fn build_go_bench(sh: &Shell, target: &Path) -> anyhow::Result<Option<PathBuf>> {
+  if cmd!(sh, "go version").quiet().ignore_stdout().run().is_err() {
+    println!(
+      "note: `go` was not found, so the Go connector (ring-go) is not measured; install Go 1.26+ \
+       (https://go.dev/doc/install) to include it"
+    );
+    return Ok(None);
+  }
+  let out = target.join("go/ring-go-bench");
+  cmd!(sh, "go -C go build -o {out} ./cmd/bench").run().context("building the Go benchmark (go/cmd/bench) failed")?;
+  broker::existing(out, "the Go benchmark").map(Some)
+}
+
 fn snapshot_all() -> anyhow::Result<BTreeSet<String>> {
   shm::snapshot("")
 }
@@ -438,29 +460,38 @@ fn print_throughput(r: &Results) {
   }
 }
 
-/// Each C connector figure next to the Rust connector's for the same case: the C library's overhead
-/// (or lack of it) over the reference implementation.
+/// Each C and Go connector figure next to the Rust connector's for the same case: that connector's
+/// overhead (or lack of it) over the reference implementation.
 fn print_connectors(r: &Results) {
-  let c_rows: Vec<&Row> = r.0.iter().filter(|x| x.system == "ring-c").collect();
-  if c_rows.is_empty() {
+  print_connector(r, "ring-c", "C");
+  print_connector(r, "ring-go", "Go");
+}
+
+fn print_connector(r: &Results, system: &str, language: &str) {
+  let rows: Vec<&Row> = r.0.iter().filter(|x| x.system.starts_with(system)).collect();
+  if rows.is_empty() {
     return;
   }
   println!(
-    "\nC vs RUST CONNECTOR (p50 latency, messages/s; C / Rust above 1: C is slower in latency, faster in throughput)"
+    "\n{} vs RUST CONNECTOR (p50 latency, messages/s; {language} / Rust above 1: {language} is slower in latency, \
+     faster in throughput)",
+    language.to_uppercase()
   );
-  println!("  {:<18} {:>7} {:>12} {:>12} {:>8}", "case", "bytes", "ring-c", "ring-rust", "C/Rust");
-  for c in c_rows {
-    let rust = r.find(&c.case, "ring-rust", c.payload, &c.wait, c.subscribers);
+  println!("  {:<18} {:>7} {:>14} {:>16} {:>8}", "case", "bytes", system, "ring-rust", format!("{language}/Rust"));
+  for c in rows {
+    let rust_system = c.system.replacen(system, "ring-rust", 1);
+    let rust = r.find(&c.case, &rust_system, c.payload, &c.wait, c.subscribers);
+    let typed = if c.system.ends_with("-typed") { " typed" } else { "" };
     let (label, c_fig, rust_fig, c_val, rust_val) = if c.msgs.is_some() {
       let rust_msgs = rust.and_then(|x| x.msgs);
-      let label = c.case.trim_start_matches("pubsub_").to_string();
+      let label = format!("{}{typed}", c.case.trim_start_matches("pubsub_"));
       (label, rate(c.msgs), rate(rust_msgs), c.msgs, rust_msgs)
     } else {
       let rust_p50 = rust.and_then(|x| x.p50);
       let label = format!("{} {}", c.case.trim_end_matches("_latency"), c.wait);
       (label, ns(c.p50), ns(rust_p50), c.p50, rust_p50)
     };
-    println!("  {:<18} {:>7} {:>12} {:>12} {:>8}", label, c.payload, c_fig, rust_fig, ratio(c_val, rust_val));
+    println!("  {:<18} {:>7} {:>14} {:>16} {:>8}", label, c.payload, c_fig, rust_fig, ratio(c_val, rust_val));
   }
 }
 
@@ -570,5 +601,29 @@ fn print_python_targets(r: &Results) {
   target(
     "python call round trip vs gRPC: >= 50x faster",
     grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} ring-python p50)", g / c, ns(Some(c))), g >= 50.0 * c)),
+  );
+
+  println!("\nTARGETS (Go connector)");
+  let go_spin = r.p50("pubsub_latency", "ring-go", 64, "spin");
+  target(
+    "Go channel one way 64 B spin: <= 1.3x ring-rust",
+    go_spin.zip(spin).map(|(g, s)| (format!("{:.2}x", g / s), g <= 1.3 * s)),
+  );
+  let go_raw = r.rate("pubsub_throughput", "ring-go", 64, 1);
+  target(
+    "Go throughput 64 B raw: >= 0.7x ring-rust",
+    go_raw.zip(raw).map(|(g, s)| (format!("{:.2}x", g / s), g >= 0.7 * s)),
+  );
+  let go_typed = r.rate("pubsub_throughput", "ring-go-typed", 64, 1);
+  target("Go throughput 64 B typed: >= 1.5 M records/s", go_typed.map(|t| (rate(Some(t)), t >= 1.5e6)));
+  let go_call = r.p50("call_latency", "ring-go", 64, "spin");
+  target(
+    "Go call round trip 64 B: <= 1.5x ring-rust",
+    go_call.zip(call).map(|(g, c)| (format!("{:.2}x", g / c), g <= 1.5 * c)),
+  );
+  let go_uds = r.p50("pubsub_latency", "go-uds", 64, "*");
+  target(
+    "Go channel one way 64 B spin vs a Go Unix socket",
+    go_spin.zip(go_uds).map(|(g, u)| (format!("{:.3}x ({} go-uds p50)", g / u, ns(Some(u))), g < u)),
   );
 }

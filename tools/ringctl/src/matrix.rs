@@ -99,6 +99,21 @@ fn suites() -> Vec<Suite> {
         Ok(cmd!(sh, "uv run --project python pytest python/tests").run()?)
       },
     },
+    Suite {
+      name: "go self-test (race)",
+      language: "go",
+      dir: "go",
+      // The tests start the broker and the Go testee as processes of their own.
+      build: |sh| {
+        broker::build(sh)?;
+        cmd!(sh, "go version")
+          .run()
+          .context("`go` is required to test go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+        cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
+        Ok(cmd!(sh, "go -C go vet ./...").run()?)
+      },
+      run: |sh| Ok(cmd!(sh, "go -C go test -race -count=1 ./...").run()?),
+    },
   ]
 }
 

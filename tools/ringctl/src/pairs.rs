@@ -53,7 +53,7 @@ impl PairCase {
 }
 
 /// Languages that ship a testee, in table order.
-const TESTEES: [&str; 4] = ["rust", "c", "cpp", "python"];
+const TESTEES: [&str; 5] = ["rust", "c", "cpp", "python", "go"];
 
 /// Every pair case, in table order: each pattern for every ordered pair of two different languages
 /// with a testee (a language with itself is covered by its own suites).
@@ -78,6 +78,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
     "c" => "c",
     "cpp" => "cpp",
     "python" => "python",
+    "go" => "go",
     _ => "-",
   }
 }
@@ -100,6 +101,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
       let script = root.join("python/examples/testee.py");
       (root.join("python/.venv/bin/python"), vec![script.display().to_string()])
     }
+    "go" => (root.join("target/go/testee"), vec![]),
     other => bail!("no testee is known for language `{other}`"),
   };
   Ok(Program { bin: broker::existing(bin, &format!("the {language} testee"))?, prefix })
@@ -126,6 +128,12 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
     "python" => cmd!(sh, "uv sync --project python")
       .run()
       .context("`uv` is required to build python/; install it with `pip install uv`")?,
+    "go" => {
+      cmd!(sh, "go version")
+        .run()
+        .context("`go` is required to build go/; install Go 1.26+ (https://go.dev/doc/install)")?;
+      cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
+    }
     other => bail!("no testee is known for language `{other}`"),
   }
   Ok(())
