@@ -1,0 +1,76 @@
+/**
+ * Test support: a live broker (`target/debug/impulsed`) in a namespace of the test's own, stopped at
+ * the end with SIGTERM, after which the namespace must have left nothing in /dev/shm.
+ */
+
+import { existsSync, readdirSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Subprocess } from "bun";
+
+export const ROOT = resolve(import.meta.dir, "../..");
+const BROKER = process.env.IMPULSE_RING_BROKER ?? resolve(ROOT, "target/debug/impulsed");
+
+let counter = 0;
+
+/** A namespace no other test uses: the pid, a counter and the test's tag. */
+export function uniqueNamespace(tag: string): string {
+  counter++;
+  return `ts-${process.pid}-${counter}-${tag}`.slice(0, 64);
+}
+
+/** The /dev/shm entries of namespace `ns`. */
+export function segments(ns: string): string[] {
+  return readdirSync("/dev/shm").filter((name) => name.startsWith(`impulse-ring.${ns}.`));
+}
+
+export class Broker {
+  readonly ns: string;
+  private proc: Subprocess | undefined;
+
+  private constructor(ns: string, proc: Subprocess) {
+    this.ns = ns;
+    this.proc = proc;
+  }
+
+  /** Starts a broker in a fresh namespace and waits for its control segment. */
+  static async start(tag: string): Promise<Broker> {
+    if (!existsSync(BROKER)) {
+      throw new Error(`no broker at ${BROKER}; build it with \`cargo build -p impulsed\``);
+    }
+    const ns = uniqueNamespace(tag);
+    const proc = Bun.spawn([BROKER, "--ns", ns, "--log-level", "warn"], {
+      stdout: "inherit",
+      stderr: "inherit",
+      env: { ...process.env, IMPULSE_RING_NS: ns },
+    });
+    const ctl = `/dev/shm/impulse-ring.${ns}.ctl`;
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(ctl)) {
+      if (proc.exitCode !== null) throw new Error(`the broker exited with ${proc.exitCode} before creating ${ctl}`);
+      if (Date.now() > deadline) {
+        proc.kill("SIGKILL");
+        throw new Error(`the broker did not create ${ctl} within 10 s`);
+      }
+      await Bun.sleep(5);
+    }
+    return new Broker(ns, proc);
+  }
+
+  /** Kills the broker as a crash would (its segments stay until a broker cleans up). */
+  async kill(): Promise<void> {
+    this.proc?.kill("SIGKILL");
+    await this.proc?.exited;
+  }
+
+  /** Stops the broker with SIGTERM and waits for it; returns its exit code. */
+  async stop(): Promise<number | null> {
+    const proc = this.proc;
+    if (proc === undefined) return null;
+    this.proc = undefined;
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    const timer = setTimeout(() => proc.kill("SIGKILL"), 5_000);
+    await proc.exited;
+    clearTimeout(timer);
+    return proc.exitCode;
+  }
+}
