@@ -76,6 +76,22 @@ fn suites() -> Vec<Suite> {
       build: |sh| build_cmake(sh, "cpp", "target/cpp-asan", &["-DIMPULSE_RING_SANITIZE=ON"]),
       run: |sh| Ok(cmd!(sh, "ctest --test-dir target/cpp-asan --output-on-failure").run()?),
     },
+    Suite {
+      name: "ts self-test",
+      language: "ts",
+      dir: "ts",
+      build: |sh| {
+        broker::build(sh)?;
+        pairs::build_ts(sh)
+      },
+      run: |sh| {
+        // The tests start brokers of their own; they take the one built above.
+        let broker = broker::build(sh)?;
+        let _env = sh.push_env("IMPULSE_RING_BROKER", broker);
+        let _dir = sh.push_dir("ts");
+        Ok(cmd!(sh, "bun test").run()?)
+      },
+    },
   ]
 }
 

@@ -49,11 +49,20 @@ impl PairCase {
   }
 }
 
-/// Every pair case, in table order.
+/// The languages that ship a testee, in table order: every ordered pair of two of them is a case.
+const TESTEES: [&str; 3] = ["rust", "c", "ts"];
+
+/// Every pair case, in table order: each producer against each other language, channels then calls.
 pub(crate) fn cases() -> Vec<PairCase> {
-  use Pattern::*;
-  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
-  vec![case(PubSub, "c", "rust"), case(PubSub, "rust", "c"), case(Call, "rust", "c"), case(Call, "c", "rust")]
+  let mut cases = Vec::new();
+  for producer in TESTEES {
+    for consumer in TESTEES.into_iter().filter(|c| *c != producer) {
+      for pattern in [Pattern::PubSub, Pattern::Call] {
+        cases.push(PairCase { pattern, producer, consumer });
+      }
+    }
+  }
+  cases
 }
 
 /// The directory a language's connector lives in; its cases are skipped while it does not exist.
@@ -61,6 +70,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "ts" => "ts",
     _ => "-",
   }
 }
@@ -70,6 +80,8 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
   let path = match language {
     "rust" => broker::target_dir(root).join("debug/examples/testee"),
     "c" => root.join("target/c/testee"),
+    // An executable script (`#!/usr/bin/env bun`), so the harness runs it like a binary.
+    "ts" => root.join("ts/examples/testee.ts"),
     other => bail!("no testee is known for language `{other}`"),
   };
   broker::existing(path, &format!("the {language} testee"))
@@ -85,8 +97,23 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
     }
+    "ts" => build_ts(sh)?,
     other => bail!("no testee is known for language `{other}`"),
   }
+  Ok(())
+}
+
+/// Installs the TypeScript package's dependencies and builds the C library it loads through Bun FFI.
+pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
+  cmd!(sh, "bun --version")
+    .quiet()
+    .run()
+    .context("`bun` is required to test ts/; install Bun 1.1+ (`npm install -g bun`, or https://bun.sh)")?;
+  cmd!(sh, "bun install --cwd ts --frozen-lockfile").run()?;
+  cmd!(sh, "cmake -S c -B target/c -DCMAKE_BUILD_TYPE=Debug")
+    .run()
+    .context("`cmake` is required to build the C library ts/ loads; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+  cmd!(sh, "cmake --build target/c --parallel 2 --target impulse_ring").run()?;
   Ok(())
 }
 
