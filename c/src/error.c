@@ -1,80 +1,9 @@
-/* Error plumbing: the description and name of every shared error code (the same text as
- * rust/core/src/error_code.rs), and the thread-local message that internal layers fail with. */
+/* Error plumbing: the thread-local message that internal layers fail with. The description and name
+ * of every shared error code are generated into error_codes.c from rust/core/src/error_code.rs. */
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "internal.h"
-
-static const char *const DESCRIPTIONS[] = {
-    "success",
-    "no broker is running",
-    "the broker is gone",
-    "unknown channel",
-    "unknown function",
-    "wrong access key",
-    "schema mismatch",
-    "invalid schema",
-    "timed out",
-    "the peer is gone",
-    "payload too large",
-    "closed",
-    "the ring is full",
-    "name already taken",
-    "limit reached",
-    "shared memory is corrupt",
-    "version mismatch",
-    "the handler failed",
-    "invalid argument",
-    "payload does not decode with its schema",
-    "a broker is already running in this namespace",
-    "i/o error",
-    "the subscriber lagged and missed messages",
-    "control protocol violation",
-};
-
-static const char *const NAMES[] = {
-    "Ok",
-    "NoBroker",
-    "BrokerGone",
-    "UnknownChannel",
-    "UnknownFunction",
-    "WrongKey",
-    "SchemaMismatch",
-    "InvalidSchema",
-    "Timeout",
-    "PeerGone",
-    "TooLarge",
-    "Closed",
-    "WouldBlock",
-    "NameTaken",
-    "LimitReached",
-    "Corrupt",
-    "VersionMismatch",
-    "HandlerError",
-    "InvalidArgument",
-    "Decode",
-    "AlreadyRunning",
-    "Io",
-    "Lagged",
-    "Protocol",
-};
-
-_Static_assert(sizeof(DESCRIPTIONS) / sizeof(DESCRIPTIONS[0]) == IR_ERR_PROTOCOL + 1, "a description per code");
-_Static_assert(sizeof(NAMES) / sizeof(NAMES[0]) == IR_ERR_PROTOCOL + 1, "a name per code");
-
-const char *ir_strerror(ir_error_e code) {
-  if ((int)code < 0 || (int)code > IR_ERR_PROTOCOL) {
-    return "unknown error";
-  }
-  return DESCRIPTIONS[code];
-}
-
-const char *ir_error_name(ir_error_e code) {
-  if ((int)code < 0 || (int)code > IR_ERR_PROTOCOL) {
-    return "Unknown";
-  }
-  return NAMES[code];
-}
 
 static _Thread_local char thread_error[1024];
 

@@ -1,17 +1,7 @@
 //! The Rust connector's testee: one role per run (`publisher`, `subscriber`, `provider`, `caller`),
 //! parameters on the command line, results on stdout, so the end-to-end tests and ringctl's matrix
-//! drive real processes. A connector error prints `error <CodeName>: <message>` and exits with
-//! 10 + the error's code; a verification failure prints `mismatch ...` and exits with 2.
-//!
-//! ```text
-//! testee publisher  [--channel C] [--key K] [--count N] [--lossy] [--capacity B] [--wait-subscribers K]
-//!                   [--wait-go] [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
-//! testee subscriber [--channel C] [--key K] [--count N] [--expect-closed] [--stall-ms T] [--schema other]
-//!                   [--probe-invalid-schema]
-//! testee provider   [--function F] [--key K] [--fail-on X] [--sleep-ms T]
-//! testee caller     [--function F] [--key K] [--count N] [--in-flight C] [--threads T] [--timeout-ms T]
-//!                   [--base A] [--keep-going]
-//! ```
+//! drive real processes. `spec/testee.md` is its contract (and what `--help` prints): every connector's
+//! testee takes the same options, prints the same lines and exits with the same codes.
 //!
 //! `--wait-subscribers K` waits until the broker's listing shows K subscribers, but the listing counts
 //! a subscriber from the broker's reservation, before its cursor joins the ring, so the first
@@ -91,29 +81,63 @@ struct Args {
 }
 
 impl Args {
-  const FLAGS: [&'static str; 8] = [
-    "--lossy",
-    "--wait-go",
-    "--raw",
-    "--expect-closed",
-    "--probe-too-large",
-    "--probe-invalid-schema",
-    "--keep-going",
-    "--help",
-  ];
+  /// The options each role takes (spec/testee.md §5), and whether each takes a value.
+  fn known(role: &str) -> &'static [(&'static str, bool)] {
+    match role {
+      "publisher" => &[
+        ("--channel", true),
+        ("--key", true),
+        ("--count", true),
+        ("--lossy", false),
+        ("--capacity", true),
+        ("--wait-subscribers", true),
+        ("--wait-go", false),
+        ("--raw", false),
+        ("--hold-ms", true),
+        ("--probe-too-large", false),
+        ("--probe-invalid-schema", false),
+      ],
+      "subscriber" => &[
+        ("--channel", true),
+        ("--key", true),
+        ("--count", true),
+        ("--expect-closed", false),
+        ("--stall-ms", true),
+        ("--schema", true),
+        ("--probe-invalid-schema", false),
+      ],
+      "provider" => &[("--function", true), ("--key", true), ("--fail-on", true), ("--sleep-ms", true)],
+      "caller" => &[
+        ("--function", true),
+        ("--key", true),
+        ("--count", true),
+        ("--in-flight", true),
+        ("--threads", true),
+        ("--timeout-ms", true),
+        ("--base", true),
+        ("--keep-going", false),
+      ],
+      _ => &[],
+    }
+  }
 
-  fn parse(args: impl Iterator<Item = String>) -> Result<Args, Failure> {
+  fn parse(role: &str, args: impl Iterator<Item = String>) -> Result<Args, Failure> {
+    let known = Self::known(role);
     let mut pairs = Vec::new();
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
-      if !arg.starts_with("--") {
-        return Err(Failure::Usage(format!("unexpected argument `{arg}`")));
-      }
-      if Self::FLAGS.contains(&arg.as_str()) {
-        pairs.push((arg, None));
-      } else {
+      let Some(&(_, takes_value)) = known.iter().find(|(name, _)| *name == arg) else {
+        return Err(Failure::Usage(if arg.starts_with("--") {
+          format!("`{role}` takes no option `{arg}`")
+        } else {
+          format!("unexpected argument `{arg}`")
+        }));
+      };
+      if takes_value {
         let value = args.next().ok_or_else(|| Failure::Usage(format!("`{arg}` needs a value")))?;
         pairs.push((arg, Some(value)));
+      } else {
+        pairs.push((arg, None));
       }
     }
     Ok(Args { pairs })
@@ -512,15 +536,26 @@ fn report(outcome: Outcome) -> ! {
   }
 }
 
+/// The contract this program implements, printed by `--help`.
+const CONTRACT: &str = include_str!("../../../spec/testee.md");
+
 fn main() {
-  let mut argv = std::env::args().skip(1);
+  let argv: Vec<String> = std::env::args().skip(1).collect();
+  if argv.iter().any(|a| a == "--help") {
+    print!("{CONTRACT}");
+    exit(0);
+  }
+  let mut argv = argv.into_iter();
   let role = argv.next().unwrap_or_default();
-  let outcome = Args::parse(argv).and_then(|args| match role.as_str() {
+  let outcome = match role.as_str() {
+    "publisher" | "subscriber" | "provider" | "caller" => Args::parse(&role, argv),
+    other => Err(Failure::Usage(format!("unknown role `{other}`"))),
+  }
+  .and_then(|args| match role.as_str() {
     "publisher" => publisher(&args),
     "subscriber" => subscriber(&args),
     "provider" => provider(&args),
-    "caller" => caller(&args),
-    other => Err(Failure::Usage(format!("unknown role `{other}`"))),
+    _ => caller(&args),
   });
   report(outcome)
 }

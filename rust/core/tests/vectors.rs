@@ -134,3 +134,28 @@ fn the_control_fingerprint_constant_matches_the_generated_schema() {
     "the control records changed: update IR_CONTROL_FINGERPRINT in layout.rs to the printed value, then run `cargo ringctl gen`"
   );
 }
+
+/// `spec/vectors/errors.txt` (generated from `ErrorCode`): every row names a code this core knows,
+/// with the same name and description, and every code has a row.
+#[test]
+fn error_vocabulary_vectors_match_error_code() {
+  use impulse_ring_core::error_code::ErrorCode;
+  let path = spec_path("vectors/errors.txt");
+  let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+  let rows: Vec<(i32, &str, &str)> = text
+    .lines()
+    .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    .map(|l| {
+      let mut parts = l.splitn(3, ' ');
+      let code = parts.next().and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad code in `{l}`"));
+      let name = parts.next().unwrap_or_else(|| panic!("no name in `{l}`"));
+      (code, name, parts.next().unwrap_or_else(|| panic!("no description in `{l}`")))
+    })
+    .collect();
+  assert_eq!(rows.len(), ErrorCode::ALL.len(), "one row per code");
+  for (code, name, description) in rows {
+    let known = ErrorCode::from_i32(code).unwrap_or_else(|| panic!("errors.txt has code {code}, the core does not"));
+    assert_eq!(known.name(), name, "name of code {code}");
+    assert_eq!(known.description(), description, "description of code {code}");
+  }
+}
