@@ -21,6 +21,7 @@
 
 import { writeSync } from "node:fs";
 
+import { body, checksum, message, type Message } from "./messages.ts";
 import { BrokerGone, Closed, Connection, Lagged, RingError, UnknownChannel, type Publisher } from "../src/index.ts";
 
 const MESSAGE = `{"type":"record","name":"Message","namespace":"e2e","fields":[
@@ -32,11 +33,6 @@ const MALFORMED = `{"type":"record","name":"Broken","fields":[{"name":"x","type"
 const ADD_REQUEST = `{"type":"record","name":"AddRequest","namespace":"e2e","fields":[{"name":"a","type":"long"},{"name":"b","type":"long"}]}`;
 const ADD_RESPONSE = `{"type":"record","name":"AddResponse","namespace":"e2e","fields":[{"name":"sum","type":"long"}]}`;
 
-interface Message {
-  seq: bigint;
-  body: Buffer;
-  checksum: bigint;
-}
 interface AddRequest {
   a: bigint;
   b: bigint;
@@ -82,14 +78,37 @@ const FLAGS = new Set([
   "--help",
 ]);
 
+/** The options each role knows (spec/testee.md §5); any other is a usage error. */
+const OPTIONS: Record<string, string[]> = {
+  publisher: [
+    "--channel",
+    "--key",
+    "--count",
+    "--lossy",
+    "--capacity",
+    "--wait-subscribers",
+    "--wait-go",
+    "--raw",
+    "--hold-ms",
+    "--probe-too-large",
+    "--probe-invalid-schema",
+  ],
+  subscriber: ["--channel", "--key", "--count", "--expect-closed", "--stall-ms", "--schema", "--probe-invalid-schema"],
+  provider: ["--function", "--key", "--fail-on", "--sleep-ms"],
+  caller: ["--function", "--key", "--count", "--base", "--in-flight", "--threads", "--timeout-ms", "--keep-going"],
+};
+
 class Args {
   private readonly flags = new Set<string>();
   private readonly values = new Map<string, string>();
 
-  constructor(argv: string[]) {
+  constructor(role: string, argv: string[]) {
+    const known = OPTIONS[role];
+    if (known === undefined) usage(`unknown role \`${role}\``);
     for (let i = 0; i < argv.length; i++) {
       const arg = argv[i]!;
       if (!arg.startsWith("--")) usage(`unexpected argument \`${arg}\``);
+      if (!known.includes(arg)) usage(`unknown option \`${arg}\` for the ${role} role`);
       if (FLAGS.has(arg)) {
         this.flags.add(arg);
         continue;
@@ -115,38 +134,6 @@ class Args {
     if (!/^-?\d+$/.test(value)) usage(`\`${name}\` takes a number, not \`${value}\``);
     return Number(value);
   }
-}
-
-// ---- Messages: the same bodies and checksums as the Rust and C testees ----
-
-const PATTERN = Buffer.alloc(4096);
-for (let i = 0; i < 4096; i++) PATTERN[i] = ((i * 31) ^ (i >> 7)) & 0xff;
-
-const MASK = (1n << 64n) - 1n;
-
-/** The body of message `seq`: 0 to 2000 bytes, cut from the pattern at an offset that depends on `seq`. */
-function body(seq: bigint): Buffer {
-  const len = Number(((seq * 2654435761n) & MASK) % 2001n);
-  const start = Number(seq % 1999n);
-  return PATTERN.subarray(start, start + len);
-}
-
-/** FNV-1a over `seq` and the body, 8 bytes at a time (the tail zero-padded), as a signed long. */
-function checksum(seq: bigint, data: Buffer): bigint {
-  const prime = 0x100000001b3n;
-  let hash = 0xcbf29ce484222325n;
-  hash = ((hash ^ (seq & MASK)) * prime) & MASK;
-  let i = 0;
-  for (; i + 8 <= data.length; i += 8) hash = ((hash ^ data.readBigUInt64LE(i)) * prime) & MASK;
-  const tail = Buffer.alloc(8);
-  data.copy(tail, 0, i);
-  hash = ((hash ^ tail.readBigUInt64LE(0)) * prime) & MASK;
-  return BigInt.asIntN(64, hash);
-}
-
-function message(seq: bigint): Message {
-  const data = body(seq);
-  return { seq, body: data, checksum: checksum(seq, data) };
 }
 
 // ---- stdin: a go line for publishers, its end for providers ----
@@ -430,8 +417,20 @@ async function caller(args: Args): Promise<void> {
 }
 
 const [role, ...rest] = process.argv.slice(2);
+if (role === "--help" || rest.includes("--help")) {
+  // The contract is spec/testee.md; this file's header summarises it.
+  const source = await Bun.file(import.meta.path).text();
+  say(
+    /\/\*\*([\s\S]*?)\*\//
+      .exec(source)![1]!
+      .replace(/^ \* ?/gm, "")
+      .trim(),
+  );
+  say("The full contract: spec/testee.md");
+  process.exit(0);
+}
 if (role === undefined) usage("no role given");
-const args = new Args(rest);
+const args = new Args(role, rest);
 switch (role) {
   case "publisher":
     await publisher(args);

@@ -4,7 +4,7 @@
  * driven by the connection's pump so the event loop never blocks.
  */
 
-import { Closed, Lagged, Timeout, type RingError } from "./errors.ts";
+import { BrokerGone, Closed, Lagged, Timeout, type RingError } from "./errors.ts";
 import { cstr, lib, outSlot, slotPointer, type Pointer } from "./ffi.ts";
 import { Step, type Waiter } from "./pump.ts";
 import type { Codec } from "./schema.ts";
@@ -313,14 +313,16 @@ export class Subscriber<T = unknown> implements AsyncIterable<T> {
   private pollPending(now: number): Step {
     let progressed = false;
     while (this.pending.length > 0) {
-      const got = this.take(0);
+      let got = this.take(0);
+      // A zero-timeout receive does not look at the broker; a waiting one must learn that it died.
+      if (got === TIMEOUT && this.conn.brokerGone) got = this.conn.brokerGoneError();
       if (got === TIMEOUT) break;
       const first = this.pending.shift()!;
       if (got instanceof Buffer) first.resolve(got);
       else {
         first.reject(got as RingError);
-        // After Closed every later receive fails the same way.
-        if (got instanceof Closed) for (const p of this.pending.splice(0)) p.reject(got);
+        // After Closed or BrokerGone every later receive fails the same way.
+        if (got instanceof Closed || got instanceof BrokerGone) for (const p of this.pending.splice(0)) p.reject(got);
       }
       progressed = true;
     }

@@ -4,7 +4,7 @@
  * connection's pump drives what waits (receives, calls, served functions) from the event loop.
  */
 
-import { Closed, errorFor, InvalidArgument, NoBroker, type RingError } from "./errors.ts";
+import { BrokerGone, Closed, errorFor, InvalidArgument, NoBroker, type RingError } from "./errors.ts";
 import { cstr, lib, outSlot, slotPointer, text, type Pointer } from "./ffi.ts";
 import { Pump, type PollOptions } from "./pump.ts";
 import { Codec, type Longs, type Schema } from "./schema.ts";
@@ -100,6 +100,11 @@ export class Connection {
   /** True once the connection noticed that the broker is gone (checked at most every 200 ms). */
   get brokerGone(): boolean {
     return this.handle !== 0 && lib().ir_broker_gone(this.handle) !== 0;
+  }
+
+  /** The error waiters get once the broker is gone. */
+  brokerGoneError(): BrokerGone {
+    return new BrokerGone(`the broker of namespace \`${this.namespace}\` is gone`);
   }
 
   /** The error of the last failed C call on this connection. */

@@ -18,6 +18,36 @@ export function uniqueNamespace(tag: string): string {
   return `ts-${process.pid}-${counter}-${tag}`.slice(0, 64);
 }
 
+/** Starts the TypeScript testee in `ns` (stdout piped, stdin a pipe the test may close). */
+export function testee(ns: string, args: string[]) {
+  return Bun.spawn(["bun", resolve(ROOT, "ts/examples/testee.ts"), ...args], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "inherit",
+    env: { ...process.env, IMPULSE_RING_NS: ns },
+  });
+}
+
+/** Reads `stream` until a line starting with `prefix` arrives; returns the lines read so far. */
+export async function waitLine(stream: ReadableStream<Uint8Array>, prefix: string): Promise<string[]> {
+  const reader = stream.getReader();
+  const seen: string[] = [];
+  let buffered = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`the stream ended before \`${prefix}\`; got ${JSON.stringify(seen)}`);
+      buffered += new TextDecoder().decode(value);
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      seen.push(...parts);
+      if (parts.some((l) => l.startsWith(prefix))) return seen;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
 /** The /dev/shm entries of namespace `ns`. */
 export function segments(ns: string): string[] {
   return readdirSync("/dev/shm").filter((name) => name.startsWith(`impulse-ring.${ns}.`));
@@ -34,10 +64,14 @@ export class Broker {
 
   /** Starts a broker in a fresh namespace and waits for its control segment. */
   static async start(tag: string): Promise<Broker> {
+    return Broker.startIn(uniqueNamespace(tag));
+  }
+
+  /** Starts a broker in `ns` (a restarted broker cleans up after a crashed one). */
+  static async startIn(ns: string): Promise<Broker> {
     if (!existsSync(BROKER)) {
       throw new Error(`no broker at ${BROKER}; build it with \`cargo build -p impulsed\``);
     }
-    const ns = uniqueNamespace(tag);
     const proc = Bun.spawn([BROKER, "--ns", ns, "--log-level", "warn"], {
       stdout: "inherit",
       stderr: "inherit",
