@@ -87,7 +87,7 @@ test("raw calls carry Avro datums both ways", async () => {
 
 test("a handler that throws, or whose promise is still pending, fails the call with HandlerError", async () => {
   await provider.exposeFunction<AddRequest, AddResponse>("add", ADD_REQUEST, ADD_RESPONSE, add);
-  const err = await caller.call("add", { a: 7, b: 1 }, SCHEMAS).catch((e) => e);
+  const err: any = await caller.call("add", { a: 7, b: 1 }, SCHEMAS).catch((e: any) => e);
   expect(err).toBeInstanceOf(HandlerError);
   expect(err.code).toBe(17);
   expect(err.message).toContain("refusing a = 7");
@@ -109,7 +109,7 @@ test("calling fails with UnknownFunction, WrongKey, SchemaMismatch, InvalidArgum
     3,
   );
   const other = { ...SCHEMAS, key: "k3y", responseSchema: { type: "record", name: "R", fields: [] } };
-  const mismatch = await caller.call("keyed", { a: 1, b: 2 }, other).catch((e) => e);
+  const mismatch: any = await caller.call("keyed", { a: 1, b: 2 }, other).catch((e: any) => e);
   expect(mismatch).toBeInstanceOf(SchemaMismatch);
   expect(mismatch.expected).toMatch(/^[0-9a-f]{16}$/);
   await expect(caller.call("keyed", { a: "x", b: 2 }, { ...SCHEMAS, key: "k3y" })).rejects.toBeInstanceOf(
@@ -130,7 +130,7 @@ test("a withdrawn function fails later calls; a closed connection rejects pendin
   expect((await caller.call<AddRequest, AddResponse>("add", { a: 1, b: 1 }, SCHEMAS)).sum).toBe(2);
   fn.withdraw();
   fn.withdraw();
-  const after = await caller.call("add", { a: 1, b: 1 }, SCHEMAS).catch((e) => e);
+  const after: any = await caller.call("add", { a: 1, b: 1 }, SCHEMAS).catch((e: any) => e);
   expect(after).toBeInstanceOf(Error);
   expect([PeerGone, UnknownFunction].some((c) => after instanceof c)).toBe(true);
   const sleeper = testee(broker.ns, ["provider", "--function", "sleepy", "--sleep-ms", "3000"]);
@@ -145,12 +145,12 @@ test("a withdrawn function fails later calls; a closed connection rejects pendin
 test("a provider killed under a pending call fails it with PeerGone within a second", async () => {
   const slow = testee(broker.ns, ["provider", "--function", "slow", "--sleep-ms", "30000"]);
   await waitLine(slow.stdout, "ready");
-  const pending = caller.call("slow", { a: 1, b: 2 }, { ...SCHEMAS, timeoutMs: 30_000 }).catch((e) => e);
+  const pending = caller.call("slow", { a: 1, b: 2 }, { ...SCHEMAS, timeoutMs: 30_000 }).catch((e: any) => e);
   // Let the request reach the provider's handler before the provider dies.
   await Bun.sleep(300);
   slow.kill("SIGKILL");
   const killed = performance.now();
-  const err = await pending;
+  const err: any = await pending;
   expect(err).toBeInstanceOf(PeerGone);
   expect(err.code).toBe(9);
   expect(performance.now() - killed).toBeLessThan(1000);

@@ -154,7 +154,7 @@ test("subscribing fails with UnknownChannel, WrongKey, SchemaMismatch and Invali
   const pub = await conn.publishChannel<Reading>("secret", READING, { key: "k3y" });
   await expect(conn.subscribe("secret", READING)).rejects.toBeInstanceOf(WrongKey);
   await expect(conn.subscribe("secret", READING, { key: "nope" })).rejects.toBeInstanceOf(WrongKey);
-  const mismatch = await conn.subscribe("secret", OTHER, { key: "k3y" }).catch((e) => e);
+  const mismatch: any = await conn.subscribe("secret", OTHER, { key: "k3y" }).catch((e: any) => e);
   expect(mismatch).toBeInstanceOf(SchemaMismatch);
   expect(mismatch.code).toBe(6);
   expect(mismatch.expected).toBe(pub.fingerprint);
@@ -219,7 +219,7 @@ test("closing the connection rejects pending receives with Closed", async () => 
 
 test("connecting where no broker runs fails with NoBroker naming the namespace", async () => {
   const ns = uniqueNamespace("none");
-  const err = await Connection.connect("lost", { namespace: ns }).catch((e) => e);
+  const err: any = await Connection.connect("lost", { namespace: ns }).catch((e: any) => e);
   expect(err).toBeInstanceOf(NoBroker);
   expect(err.code).toBe(1);
   expect(err.namespace).toBe(ns);
