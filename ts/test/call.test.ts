@@ -105,9 +105,7 @@ test("calling fails with UnknownFunction, WrongKey, SchemaMismatch, InvalidArgum
   await expect(caller.call("nobody", { a: 1, b: 2 }, SCHEMAS)).rejects.toBeInstanceOf(UnknownFunction);
   await provider.exposeFunction<AddRequest, AddResponse>("keyed", ADD_REQUEST, ADD_RESPONSE, add, { key: "k3y" });
   await expect(caller.call("keyed", { a: 1, b: 2 }, SCHEMAS)).rejects.toBeInstanceOf(WrongKey);
-  expect((await caller.call<AddRequest, AddResponse>("keyed", { a: 1, b: 2 }, { ...SCHEMAS, key: "k3y" })).sum).toBe(
-    3,
-  );
+  expect((await caller.call<AddRequest, AddResponse>("keyed", { a: 1, b: 2 }, { ...SCHEMAS, key: "k3y" })).sum).toBe(3);
   const other = { ...SCHEMAS, key: "k3y", responseSchema: { type: "record", name: "R", fields: [] } };
   const mismatch: any = await caller.call("keyed", { a: 1, b: 2 }, other).catch((e: any) => e);
   expect(mismatch).toBeInstanceOf(SchemaMismatch);

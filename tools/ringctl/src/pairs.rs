@@ -110,9 +110,9 @@ pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
     .run()
     .context("`bun` is required to test ts/; install Bun 1.1+ (`npm install -g bun`, or https://bun.sh)")?;
   cmd!(sh, "bun install --cwd ts --frozen-lockfile").run()?;
-  cmd!(sh, "cmake -S c -B target/c -DCMAKE_BUILD_TYPE=Debug")
-    .run()
-    .context("`cmake` is required to build the C library ts/ loads; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+  cmd!(sh, "cmake -S c -B target/c -DCMAKE_BUILD_TYPE=Debug").run().context(
+    "`cmake` is required to build the C library ts/ loads; install CMake 3.16+ (Debian: `apt-get install cmake`)",
+  )?;
   cmd!(sh, "cmake --build target/c --parallel 2 --target impulse_ring").run()?;
   Ok(())
 }
