@@ -375,7 +375,7 @@ async function provider(args: Args): Promise<void> {
     if (conn.brokerGone) failRing(new BrokerGone(`the broker of namespace \`${conn.namespace}\` is gone`));
     await Bun.sleep(50);
   }
-  fn.withdraw();
+  await fn.withdraw();
   conn.close();
 }
 

@@ -1,17 +1,15 @@
 /**
- * Functions: calling them (`Calls`, many in flight, each a promise settled by the pump) and providing
- * them (`ProvidedFunction`, whose handler the C library runs inside `ir_poll_one`, on the JS thread,
- * through a JSCallback: C never calls into JS from a thread of its own).
+ * Calling functions: `Calls` keeps the connection's calls in flight (each a promise the pump settles)
+ * and the serving turn of functions exposed inline (function.ts).
  */
 
-import { Closed, HandlerError, errorFor, type RingError } from "./errors.ts";
-import { copyOut, cstr, FFIType, JSCallback, lib, outSlot, slotPointer, text, type Pointer } from "./ffi.ts";
+import { Closed, errorFor, type RingError } from "./errors.ts";
+import { copyOut, cstr, lib, outSlot, slotPointer, text, type Pointer } from "./ffi.ts";
 import { Step, type Waiter } from "./pump.ts";
 import { Codec, type Schema } from "./schema.ts";
 import { checkTimeout, type Connection } from "./connection.ts";
 
 const OK = 0;
-const HANDLER = 17;
 
 /** Options of a call. */
 export interface CallOptions {
@@ -24,15 +22,6 @@ export interface CallOptions {
   /** How long to wait for the response (ms); default 30 000. */
   timeoutMs?: number;
 }
-
-/** Options of `exposeFunction`. */
-export interface ExposeOptions {
-  /** The access key callers must present (default: none). */
-  key?: string;
-}
-
-/** A function body: the decoded request in, the response (or a promise of it) out. */
-export type Handler<Req, Res> = (request: Req) => Res | Promise<Res>;
 
 /** How many requests one pump turn answers at most, so the event loop gets its turn. */
 const SERVE_BATCH = 64;
@@ -208,112 +197,5 @@ export class Calls {
     }
     this.inFlight.clear();
     this.serving = 0;
-  }
-}
-
-/** A function this app provides; `withdraw()` (or `close()`, `using`) takes it off the bus. */
-export class ProvidedFunction {
-  private handle: Pointer | 0;
-  private readonly conn: Connection;
-  private readonly calls: Calls;
-  private readonly callback: JSCallback;
-  /** The function's name. */
-  readonly name: string;
-  /** The broker's id of the function. */
-  readonly functionId: number;
-
-  private constructor(conn: Connection, calls: Calls, handle: Pointer, callback: JSCallback, name: string) {
-    this.conn = conn;
-    this.calls = calls;
-    this.handle = handle;
-    this.callback = callback;
-    this.name = name;
-    this.functionId = Number(lib().ir_function_id(handle));
-  }
-
-  static open<Req, Res>(
-    conn: Connection,
-    name: string,
-    request: Codec<Req>,
-    response: Codec<Res>,
-    handler: Handler<Req, Res>,
-    options: ExposeOptions,
-  ): ProvidedFunction {
-    const callback = new JSCallback(
-      (_user: Pointer, datum: Pointer, len: bigint | number, reply: Pointer): number =>
-        answer(request, response, handler, datum, Number(len), reply),
-      { args: [FFIType.ptr, FFIType.ptr, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-    );
-    const out = outSlot();
-    const code = lib().ir_expose_function(
-      conn.raw(),
-      cstr(name),
-      cstr(request.json),
-      cstr(response.json),
-      cstr(options.key ?? null),
-      callback.ptr!,
-      null,
-      out,
-    );
-    if (code !== OK) {
-      callback.close();
-      throw conn.fail(code);
-    }
-    const calls = conn.calls;
-    const fn = new ProvidedFunction(conn, calls, slotPointer(out), callback, name);
-    conn.adopt(fn);
-    calls.startServing();
-    return fn;
-  }
-
-  /** Withdraws the function (pending callers get PeerGone). Idempotent. */
-  withdraw(): void {
-    if (this.handle === 0) return;
-    const handle = this.handle;
-    this.handle = 0;
-    this.conn.disown(this);
-    this.calls.stopServing();
-    lib().ir_function_withdraw(handle);
-    this.callback.close();
-  }
-
-  close(): void {
-    this.withdraw();
-  }
-
-  [Symbol.dispose](): void {
-    this.withdraw();
-  }
-}
-
-/** Runs the handler for one request and writes its response; never throws into C. */
-function answer<Req, Res>(
-  request: Codec<Req>,
-  response: Codec<Res>,
-  handler: Handler<Req, Res>,
-  datum: Pointer,
-  len: number,
-  reply: Pointer,
-): number {
-  try {
-    let result = handler(request.decode(copyOut(datum, len)));
-    if (result instanceof Promise) {
-      // The response must be written before the C library's handler returns: a promise already
-      // settled (an async handler that did not wait on anything) is read at once.
-      const promise = result;
-      promise.catch(() => {});
-      const status = Bun.peek.status(promise);
-      if (status === "pending") {
-        throw new HandlerError("the handler's promise was still pending; handlers must settle synchronously");
-      }
-      if (status === "rejected") throw Bun.peek(promise);
-      result = Bun.peek(promise) as Res;
-    }
-    const out = response.encode(result as Res);
-    return lib().ir_response_write(reply, out.length === 0 ? new Uint8Array(1) : out, out.length);
-  } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    lib().ir_response_fail(reply, cstr(message.slice(0, 1000)));
-    return HANDLER;
   }
 }

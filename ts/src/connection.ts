@@ -9,7 +9,8 @@ import { cstr, lib, outSlot, slotPointer, text, type Pointer } from "./ffi.ts";
 import { Pump, type PollOptions } from "./pump.ts";
 import { Codec, type Longs, type Schema } from "./schema.ts";
 import { Publisher, Subscriber, type PublishOptions, type SubscribeOptions } from "./channel.ts";
-import { Calls, ProvidedFunction, type CallOptions, type ExposeOptions, type Handler } from "./call.ts";
+import { Calls, type CallOptions } from "./call.ts";
+import { ProvidedFunction, type ExposeOptions, type Handler } from "./function.ts";
 
 /** How a connection's blocking waits behave (see `ir_set_wait`). */
 export type WaitStrategy = "adaptive" | "busy-spin" | "blocking";
@@ -50,14 +51,17 @@ export class Connection {
   readonly pump: Pump;
   readonly longs: Longs;
   readonly namespace: string;
+  /** The name the app connected with. */
+  readonly appName: string;
   readonly appId: number;
   readonly wait: number;
   private readonly owned = new Set<Owned>();
   /** @internal The calls in flight and the serving loop. */
   readonly calls: Calls;
 
-  private constructor(handle: Pointer, options: ConnectOptions) {
+  private constructor(handle: Pointer, appName: string, options: ConnectOptions) {
     this.handle = handle;
+    this.appName = appName;
     this.pump = new Pump(options.poll);
     this.longs = options.longs ?? "number";
     this.namespace = text(lib().ir_namespace(handle));
@@ -75,7 +79,7 @@ export class Connection {
     const out = outSlot();
     const code = lib().ir_connect_ns(cstr(options.namespace ?? null), cstr(appName), out);
     if (code !== 0) throw failure(null, code);
-    const conn = new Connection(slotPointer(out), options);
+    const conn = new Connection(slotPointer(out), appName, options);
     if (options.wait !== undefined) {
       const set = lib().ir_set_wait(slotPointer(out), conn.wait, 0, 0);
       if (set !== 0) {
@@ -142,8 +146,11 @@ export class Connection {
 
   /**
    * Exposes the function `name`: each request is decoded with `requestSchema`, given to `handler`,
-   * and its result encoded with `responseSchema`. A handler that throws fails the call with
-   * HandlerError and the error's message. Rejects with NameTaken, InvalidSchema, BrokerGone, Closed.
+   * and its result (or the promise's) encoded with `responseSchema`. A handler that throws or rejects
+   * fails the call with HandlerError and the error's message. By default a worker thread with a
+   * connection of its own serves the function (the handler may await anything, one request at a
+   * time); `serve: "inline"` serves on this thread. Rejects with NameTaken, InvalidSchema,
+   * BrokerGone, Closed.
    */
   async exposeFunction<Req = unknown, Res = unknown>(
     name: string,

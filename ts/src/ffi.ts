@@ -68,6 +68,8 @@ const symbols = {
   ir_function_id: { args: [FFIType.ptr], returns: FFIType.u64_fast },
   ir_function_withdraw: { args: [FFIType.ptr], returns: FFIType.void },
   ir_poll_one: { args: [FFIType.ptr, FFIType.i64], returns: FFIType.i32 },
+  ir_serve: { args: [FFIType.ptr, FFIType.i64], returns: FFIType.i32 },
+  ir_serve_stop: { args: [FFIType.ptr], returns: FFIType.void },
 
   ir_call_start: {
     args: [

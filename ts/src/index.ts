@@ -14,7 +14,8 @@ export {
   type RecvOptions,
   type SendOptions,
 } from "./channel.ts";
-export { ProvidedFunction, type CallOptions, type ExposeOptions, type Handler } from "./call.ts";
+export type { CallOptions } from "./call.ts";
+export { ProvidedFunction, type ExposeOptions, type Handler } from "./function.ts";
 export { Codec, type Schema, type Longs } from "./schema.ts";
 export type { PollOptions } from "./pump.ts";
 export * from "./errors.ts";

@@ -7,6 +7,8 @@ import { existsSync, readdirSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Subprocess } from "bun";
 
+import { Connection, NoBroker } from "../src/index.ts";
+
 export const ROOT = resolve(import.meta.dir, "../..");
 const BROKER = process.env.IMPULSE_RING_BROKER ?? resolve(ROOT, "target/debug/impulsed");
 
@@ -86,6 +88,16 @@ export class Broker {
         throw new Error(`the broker did not create ${ctl} within 10 s`);
       }
       await Bun.sleep(5);
+    }
+    // The control segment may still be a dead broker's (a restart): ready means an app can register.
+    for (;;) {
+      try {
+        (await Connection.connect("ts-test-probe", { namespace: ns })).close();
+        break;
+      } catch (err) {
+        if (!(err instanceof NoBroker) || Date.now() > deadline) throw err;
+        await Bun.sleep(5);
+      }
     }
     return new Broker(ns, proc);
   }
