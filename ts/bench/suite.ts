@@ -12,7 +12,7 @@ import { existsSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { Connection, WouldBlock, type Publisher, type Subscriber } from "../src/index.ts";
+import { Connection, type Publisher, type Subscriber } from "../src/index.ts";
 
 const SIZE = 64;
 /** A 64-byte datum: Avro `fixed` is its bytes, nothing more. */
@@ -78,14 +78,7 @@ function spinRecv(sub: Subscriber<unknown>): Buffer {
 }
 
 function spinPublish(pub: Publisher<unknown>, datum: Uint8Array): void {
-  for (;;) {
-    try {
-      pub.publishRaw(datum);
-      return;
-    } catch (err) {
-      if (!(err instanceof WouldBlock)) throw err;
-    }
-  }
+  while (!pub.tryPublishRaw(datum)) {}
 }
 
 // ---- Follower: echoes pings (latency), provides `echo` (calls), or drains (throughput) ----
@@ -94,6 +87,7 @@ async function follower(which: string): Promise<void> {
   const conn = await Connection.connect("ts-bench-follower");
   if (which === "call") {
     await conn.exposeFunction("ts-bench-echo", RAW, RAW, (x: unknown) => x);
+    await conn.exposeFunction("ts-bench-echo-inline", RAW, RAW, (x: unknown) => x, { serve: "inline" });
     await new Promise(() => {}); // served by the pump until the leader kills us
   }
   if (which === "throughput" || which === "typed") {
@@ -160,15 +154,21 @@ async function callLatency(conn: Connection, iters: number, warmup: number): Pro
       await Bun.sleep(5);
     }
   }
-  const samples: number[] = [];
-  for (let i = 0; i < warmup + iters; i++) {
-    const started = now();
-    await conn.callRaw("ts-bench-echo", datum, options);
-    if (i >= warmup) samples.push(now() - started);
+  // "await": the default worker-served function; "inline": served on the provider's JS thread.
+  for (const [fn, wait] of [
+    ["ts-bench-echo", "await"],
+    ["ts-bench-echo-inline", "inline"],
+  ] as const) {
+    const samples: number[] = [];
+    for (let i = 0; i < warmup + iters; i++) {
+      const started = now();
+      await conn.callRaw(fn, datum, options);
+      if (i >= warmup) samples.push(now() - started);
+    }
+    print({ case: "call_latency", system: "ring-ts", wait, subscribers: null, samples });
   }
   child.kill("SIGKILL");
   await child.exited;
-  print({ case: "call_latency", system: "ring-ts", wait: "await", subscribers: null, samples });
 }
 
 async function throughput(conn: Connection, typed: boolean, count: number): Promise<void> {
@@ -188,14 +188,7 @@ async function throughput(conn: Connection, typed: boolean, count: number): Prom
       spinPublish(pub, datum);
       continue;
     }
-    for (;;) {
-      try {
-        pub.publish(record);
-        break;
-      } catch (err) {
-        if (!(err instanceof WouldBlock)) throw err;
-      }
-    }
+    while (!pub.tryPublish(record)) {}
   }
   spinRecv(done);
   const seconds = (now() - started) / 1e9;

@@ -113,6 +113,22 @@ export class Publisher<T = unknown> {
     if (code !== OK) throw this.conn.fail(code);
   }
 
+  /**
+   * Like `publish`, but a full ring returns false instead of throwing WouldBlock: for loops that
+   * retry, since building an error costs far more than the publish. Other errors still throw.
+   */
+  tryPublish(record: T): boolean {
+    return this.tryPublishRaw(this.codec.encode(record));
+  }
+
+  /** Like `tryPublish`, with the record's Avro datum. */
+  tryPublishRaw(datum: Uint8Array): boolean {
+    const code = lib().ir_try_publish(this.live(), datum.length === 0 ? EMPTY : datum, datum.length);
+    if (code === OK) return true;
+    if (code === WOULD_BLOCK) return false;
+    throw this.conn.fail(code);
+  }
+
   /** Publishes `record`, waiting (without blocking the event loop) while the ring is full. */
   send(record: T, options: SendOptions = {}): Promise<void> {
     return this.sendRaw(this.codec.encode(record), options);
