@@ -123,6 +123,8 @@ test("a full block ring gives WouldBlock to publish and makes send wait", async 
     }
   }).toThrow(WouldBlock);
   expect(published).toBeGreaterThan(10);
+  expect(pub.tryPublish(reading(published))).toBe(false);
+  expect(pub.tryPublishRaw(new Uint8Array(8))).toBe(false);
   const waiting = pub.send(reading(published), { timeoutMs: 5000 });
   expect(sub.recvSync({ timeoutMs: 0 })?.seq).toBe(0);
   await waiting;
