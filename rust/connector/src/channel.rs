@@ -16,9 +16,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::codec::{open_soe, Codec};
-use crate::connection::{ring_error, segment_error, Connection, Inner};
+use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::op_error::{PublishChannelError, PublishError, RecvError, SubscribeError};
+use crate::session::{ring_error, segment_error, Session};
 
 /// Options of a published channel.
 #[derive(Clone, Debug)]
@@ -48,7 +49,7 @@ impl Default for PublishOptions {
 /// The publishing end of a channel. Dropping it closes the channel: subscribers read what is left,
 /// then see `Closed`.
 pub struct Publisher {
-  inner: Arc<Inner>,
+  session: Arc<Session>,
   name: String,
   seg: Segment,
   cursor: PublisherCursor,
@@ -141,8 +142,8 @@ impl Drop for Publisher {
     // Close at once (subscribers need not wait for the broker), then let the broker unlink.
     broadcast::close(&self.seg);
     Doorbell::at(&self.seg, IR_CH_DATA_DOORBELL).ring();
-    let request_id = self.inner.request_id();
-    let _ = self.inner.post(CloseChannel { request_id, channel_id: self.channel_id() as i64 }.into());
+    let request_id = self.session.request_id();
+    let _ = self.session.post(CloseChannel { request_id, channel_id: self.channel_id() as i64 }.into());
   }
 }
 
@@ -155,13 +156,15 @@ pub struct SubscribeOptions {
 
 /// The receiving end of a channel.
 pub struct Subscriber {
-  inner: Arc<Inner>,
+  session: Arc<Session>,
   name: String,
   seg: Segment,
   cursor: SubscriberCursor,
   /// Shared so that a typed receive can decode while the cursor is borrowed mutably.
   codec: Arc<Codec>,
   options: SubscribeOptions,
+  /// Messages missed so far (lossy), mirrored in the cursor's `IR_SUB_MISSED` word for `Describe`.
+  missed: u64,
 }
 
 impl Subscriber {
@@ -211,7 +214,7 @@ impl Subscriber {
     let fingerprint = self.codec.fingerprint;
     let seg = &self.seg;
     let cursor = &mut self.cursor;
-    let inner = &self.inner;
+    let session = &self.session;
     let name = &self.name;
     let mut f = Some(f);
     let mut attempt = || -> Option<Result<R>> {
@@ -221,21 +224,24 @@ impl Subscriber {
         Ok(Ok(Some(Ok(Some(out))))) => Some(Ok(out)),
         Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
         Ok(Ok(Some(Err(e)))) => Some(Err(e)),
-        Ok(Ok(None)) if inner.broker_gone.load(Ordering::Acquire) => {
-          Some(Err(Error::BrokerGone { ns: inner.ns.clone() }))
-        }
+        Ok(Ok(None)) if session.broker_gone() => Some(Err(Error::BrokerGone { ns: session.ns.clone() })),
         Ok(Ok(None)) => None,
         // A broker that shuts down closes every channel: that is the broker leaving, not the publisher.
-        Ok(Err(RecvOutcome::Closed)) if inner.ctl.shutting_down() => {
-          Some(Err(Error::BrokerGone { ns: inner.ns.clone() }))
+        Ok(Err(RecvOutcome::Closed)) if session.ctl.shutting_down() => {
+          Some(Err(Error::BrokerGone { ns: session.ns.clone() }))
         }
-        Ok(Err(RecvOutcome::Closed)) => Some(Err(Error::Closed { channel: name.clone() })),
+        Ok(Err(RecvOutcome::Closed)) => Some(Err(Error::Closed { what: format!("channel `{name}`") })),
         Ok(Err(RecvOutcome::Lagged { missed })) => Some(Err(Error::Lagged { missed })),
         Err(e) => Some(Err(ring_error(e))),
       }
     };
     let data = Doorbell::at(seg, IR_CH_DATA_DOORBELL);
     let outcome = data.wait_until(self.options.wait, deadline, &mut attempt);
+    if let Some(Err(Error::Lagged { missed })) = outcome {
+      self.missed += missed;
+      let slot = IR_CH_SUBSCRIBERS + cursor.index() as usize * IR_SUB_SIZE;
+      seg.u64_at(slot + IR_SUB_MISSED).store(self.missed, Ordering::Relaxed);
+    }
     if matches!(outcome, Some(Ok(_)) | Some(Err(Error::Decode { .. }))) && cursor.wants_publisher_wake() {
       Doorbell::at(seg, IR_CH_SPACE_DOORBELL).ring();
     }
@@ -245,19 +251,19 @@ impl Subscriber {
 
 impl Drop for Subscriber {
   fn drop(&mut self) {
-    if self.inner.closing.load(Ordering::Acquire) {
+    if self.session.closing() {
       // The broker freed our subscriber slot with the app; it may already be someone else's.
       return;
     }
     self.cursor.leave(&self.seg);
     Doorbell::at(&self.seg, IR_CH_SPACE_DOORBELL).ring();
-    let request_id = self.inner.request_id();
+    let request_id = self.session.request_id();
     let unsubscribe = Unsubscribe {
       request_id,
       channel_id: self.cursor.config().channel_id as i64,
       subscriber_index: self.cursor.index() as i32,
     };
-    let _ = self.inner.post(unsubscribe.into());
+    let _ = self.session.post(unsubscribe.into());
   }
 }
 
@@ -272,7 +278,7 @@ impl Connection {
     options: PublishOptions,
   ) -> Result<Publisher, PublishChannelError> {
     let codec = Codec::new(schema_json)?;
-    let request_id = self.inner.request_id();
+    let request_id = self.session.request_id();
     let publish = PublishChannel {
       request_id,
       name: name.to_string(),
@@ -281,7 +287,7 @@ impl Connection {
       capacity: options.capacity as i64,
       lossy: options.lossy,
     };
-    let published = match self.inner.request(request_id, publish.into())? {
+    let published = match self.session.request(request_id, publish.into())? {
       ControlMessage::ChannelPublished(m) => m,
       other => {
         return Err(Error::Protocol { message: format!("expected ChannelPublished, got {}", other.name()) }.into())
@@ -292,7 +298,7 @@ impl Connection {
     check_channel(&config, published.channel_id, codec.fingerprint)?;
     let cursor = PublisherCursor::new(&seg, config);
     Ok(Publisher {
-      inner: self.inner.clone(),
+      session: self.session.clone(),
       name: name.to_string(),
       seg,
       cursor,
@@ -331,22 +337,30 @@ impl Connection {
     options: SubscribeOptions,
   ) -> Result<Subscriber, SubscribeError> {
     let codec = Codec::new(schema_json)?;
-    let request_id = self.inner.request_id();
+    let request_id = self.session.request_id();
     let subscribe =
       Subscribe { request_id, name: name.to_string(), schema: schema_json.to_string(), key: key.map(str::to_string) };
-    let subscribed = match self.inner.request(request_id, subscribe.into())? {
+    let subscribed = match self.session.request(request_id, subscribe.into())? {
       ControlMessage::Subscribed(m) => m,
       other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }.into()),
     };
     let seg = Segment::open(&subscribed.segment, IR_KIND_CHANNEL).map_err(|e| match e {
       // The publisher closed the channel (and the broker unlinked it) after the broker answered.
-      SegmentError::NotFound { .. } => Error::Closed { channel: name.to_string() },
+      SegmentError::NotFound { .. } => Error::Closed { what: format!("channel `{name}`") },
       other => segment_error(other),
     })?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
     check_channel(&config, subscribed.channel_id, codec.fingerprint)?;
     let cursor = SubscriberCursor::join(&seg, config, subscribed.subscriber_index as u32).map_err(ring_error)?;
-    Ok(Subscriber { inner: self.inner.clone(), name: name.to_string(), seg, cursor, codec: Arc::new(codec), options })
+    Ok(Subscriber {
+      session: self.session.clone(),
+      name: name.to_string(),
+      seg,
+      cursor,
+      codec: Arc::new(codec),
+      options,
+      missed: 0,
+    })
   }
 }
 

@@ -70,17 +70,22 @@ pub enum Error {
     message: String,
   },
   /// The payload does not fit the channel or call link (sizes count the Single Object Encoding
-  /// header); a provider's oversized response arrives as this too.
-  #[error("{message}")]
+  /// header). A provider's oversized response arrives as this too, with sizes of 0 when the provider
+  /// reported only a message.
+  #[error("{}", too_large_text(what, *size, *max))]
   TooLarge {
-    /// Both sizes, or the provider's explanation.
-    message: String,
+    /// What was too large ("payload", or the provider's explanation).
+    what: String,
+    /// Its size in bytes, or 0 when unknown.
+    size: usize,
+    /// The largest size that fits, or 0 when unknown.
+    max: usize,
   },
-  /// The channel was closed by its publisher (or the publisher died).
-  #[error("channel `{channel}` is closed")]
+  /// The channel (or connection) was closed: by its publisher, or because the publisher died.
+  #[error("{what} is closed")]
   Closed {
-    /// The channel.
-    channel: String,
+    /// What is closed: "channel `readings`", "the connection".
+    what: String,
   },
   /// The channel is full and the call was not allowed to wait.
   #[error("channel `{channel}` is full: a subscriber is a whole ring behind")]
@@ -114,7 +119,7 @@ pub enum Error {
   },
   /// The remote handler returned an error.
   #[error("the handler failed: {message}")]
-  Handler {
+  HandlerError {
     /// The handler's message.
     message: String,
   },
@@ -135,6 +140,12 @@ pub enum Error {
   Lagged {
     /// How many.
     missed: u64,
+  },
+  /// A broker already runs in the namespace (reported by a broker that is asked to start).
+  #[error("{message}")]
+  AlreadyRunning {
+    /// The broker's explanation.
+    message: String,
   },
   /// A system call failed.
   #[error("{message}")]
@@ -170,10 +181,11 @@ impl Error {
       Error::LimitReached { .. } => ErrorCode::LimitReached,
       Error::Corrupt { .. } => ErrorCode::Corrupt,
       Error::VersionMismatch { .. } => ErrorCode::VersionMismatch,
-      Error::Handler { .. } => ErrorCode::HandlerError,
+      Error::HandlerError { .. } => ErrorCode::HandlerError,
       Error::InvalidArgument { .. } => ErrorCode::InvalidArgument,
       Error::Decode { .. } => ErrorCode::Decode,
       Error::Lagged { .. } => ErrorCode::Lagged,
+      Error::AlreadyRunning { .. } => ErrorCode::AlreadyRunning,
       Error::Io { .. } => ErrorCode::Io,
       Error::Protocol { .. } => ErrorCode::Protocol,
     }
@@ -191,17 +203,19 @@ impl Error {
       Some(ErrorCode::InvalidSchema) => Error::InvalidSchema { message },
       Some(ErrorCode::Timeout) => Error::Timeout { what: message, after: Duration::ZERO },
       Some(ErrorCode::PeerGone) => Error::PeerGone { message },
-      Some(ErrorCode::TooLarge) => Error::TooLarge { message },
+      Some(ErrorCode::TooLarge) => Error::TooLarge { what: message, size: 0, max: 0 },
       Some(ErrorCode::WouldBlock) => Error::WouldBlock { channel: message },
-      Some(ErrorCode::Closed) => Error::Closed { channel: message },
+      Some(ErrorCode::Closed) => Error::Closed { what: message },
       Some(ErrorCode::NameTaken) => Error::NameTaken { message },
       Some(ErrorCode::LimitReached) => Error::LimitReached { message },
       Some(ErrorCode::Corrupt) => Error::Corrupt { message },
       Some(ErrorCode::VersionMismatch) => Error::VersionMismatch { message },
-      Some(ErrorCode::HandlerError) => Error::Handler { message },
+      Some(ErrorCode::HandlerError) => Error::HandlerError { message },
       Some(ErrorCode::InvalidArgument) => Error::InvalidArgument { message },
       Some(ErrorCode::Decode) => Error::Decode { message },
+      Some(ErrorCode::AlreadyRunning) => Error::AlreadyRunning { message },
       Some(ErrorCode::Io) => Error::Io { message },
+      Some(ErrorCode::Lagged) => Error::Lagged { missed: 0 },
       _ => Error::Protocol { message: format!("error code {code}: {message}") },
     }
   }
@@ -213,6 +227,39 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
   /// A payload of `size` bytes where at most `max` fit.
   pub(crate) fn too_large(size: usize, max: usize) -> Error {
-    Error::TooLarge { message: format!("payload of {size} bytes is larger than the maximum of {max} bytes") }
+    Error::TooLarge { what: "payload".into(), size, max }
+  }
+}
+
+fn too_large_text(what: &str, size: usize, max: usize) -> String {
+  if size == 0 && max == 0 {
+    what.to_string()
+  } else {
+    format!("{what} of {size} bytes is larger than the maximum of {max} bytes")
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  /// Every row of the shared vocabulary (spec/vectors/errors.txt) comes back from the wire as the
+  /// variant of the same name and code.
+  #[test]
+  fn every_shared_error_code_maps_to_its_variant() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/errors.txt");
+    let text = std::fs::read_to_string(path).expect("spec/vectors/errors.txt");
+    let mut rows = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+      let mut parts = line.splitn(3, ' ');
+      let code: i32 = parts.next().and_then(|c| c.parse().ok()).expect("a code");
+      let name = parts.next().expect("a name");
+      let error = Error::from_remote(code, "message".into(), 1, 2, "ns");
+      assert_eq!(error.code().as_i32(), code, "{line}");
+      assert_eq!(error.code().name(), name, "{line}");
+      rows += 1;
+    }
+    assert_eq!(rows, ErrorCode::ALL.len());
+    assert_eq!(Error::from_remote(0, "m".into(), 0, 0, "ns").code(), ErrorCode::Protocol);
   }
 }

@@ -18,20 +18,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod call;
+mod caller;
 mod channel;
 mod codec;
 mod connection;
 mod error;
+mod monitor;
 mod op_error;
+mod provider;
+mod reactor;
+mod session;
+mod snapshot;
 
-pub use call::{CallFuture, Function, RawHandler};
+pub use caller::CallFuture;
 pub use channel::{PublishOptions, Publisher, SubscribeOptions, Subscriber};
 pub use connection::{ConnectOptions, Connection};
 pub use error::{Error, Result};
-pub use impulse_ring_core::control::Listing;
+pub use impulse_ring_core::control::{
+  ChannelDescription, Description, FunctionDescription, Listing, MonitorEvent, SubscriberDescription,
+};
 pub use impulse_ring_core::doorbell::WaitStrategy;
 pub use impulse_ring_core::error_code::ErrorCode;
+pub use monitor::Monitor;
 pub use op_error::{
-  CallError, ConnectError, ExposeError, ListError, PublishChannelError, PublishError, RecvError, SubscribeError,
+  CallError, ConnectError, DescribeError, ExposeError, ListError, PublishChannelError, PublishError, RecvError,
+  SubscribeError,
 };
+pub use provider::{Function, RawHandler};

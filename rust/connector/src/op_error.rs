@@ -80,7 +80,18 @@ op_error! {
   ListError {
     BrokerGone { ns: String },
     Timeout { what: String, after: Duration },
-    Closed { channel: String },
+    Closed { what: String },
+    Protocol { message: String },
+  }
+}
+
+op_error! {
+  /// Why [`crate::Connection::describe`] failed.
+  DescribeError {
+    UnknownChannel { message: String },
+    BrokerGone { ns: String },
+    Timeout { what: String, after: Duration },
+    Closed { what: String },
     Protocol { message: String },
   }
 }
@@ -93,7 +104,7 @@ op_error! {
     InvalidArgument { message: String },
     BrokerGone { ns: String },
     Timeout { what: String, after: Duration },
-    Closed { channel: String },
+    Closed { what: String },
     Corrupt { message: String },
     VersionMismatch { message: String },
     Io { message: String },
@@ -103,7 +114,7 @@ op_error! {
 op_error! {
   /// Why a [`crate::Publisher`] could not publish.
   PublishError {
-    TooLarge { message: String },
+    TooLarge { what: String, size: usize, max: usize },
     WouldBlock { channel: String },
     Timeout { what: String, after: Duration },
     Decode { message: String },
@@ -119,7 +130,7 @@ op_error! {
     SchemaMismatch { message: String, expected: u64, presented: u64 },
     InvalidSchema { message: String },
     LimitReached { message: String },
-    Closed { channel: String },
+    Closed { what: String },
     BrokerGone { ns: String },
     Timeout { what: String, after: Duration },
     Corrupt { message: String },
@@ -131,7 +142,7 @@ op_error! {
 op_error! {
   /// Why a [`crate::Subscriber`] could not receive.
   RecvError {
-    Closed { channel: String },
+    Closed { what: String },
     Lagged { missed: u64 },
     BrokerGone { ns: String },
     Decode { message: String },
@@ -147,7 +158,7 @@ op_error! {
     InvalidArgument { message: String },
     BrokerGone { ns: String },
     Timeout { what: String, after: Duration },
-    Closed { channel: String },
+    Closed { what: String },
   }
 }
 
@@ -160,11 +171,11 @@ op_error! {
     InvalidSchema { message: String },
     Timeout { what: String, after: Duration },
     PeerGone { message: String },
-    TooLarge { message: String },
-    Handler { message: String },
+    TooLarge { what: String, size: usize, max: usize },
+    HandlerError { message: String },
     Decode { message: String },
     BrokerGone { ns: String },
-    Closed { channel: String },
+    Closed { what: String },
     Corrupt { message: String },
     VersionMismatch { message: String },
     Io { message: String },

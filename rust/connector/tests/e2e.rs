@@ -546,3 +546,56 @@ fn broker_sigterm_tells_apps_broker_gone_and_leaves_dev_shm_clean() {
   assert_eq!(bus.segments(), Vec::<String>::new());
   expect_broker_gone(&mut publisher, [&mut subscriber, &mut provider, &mut caller]);
 }
+
+const ADD_REQUEST: &str = r#"{"type":"record","name":"AddRequest","namespace":"e2e",
+  "fields":[{"name":"a","type":"long"},{"name":"b","type":"long"}]}"#;
+const ADD_RESPONSE: &str =
+  r#"{"type":"record","name":"AddResponse","namespace":"e2e","fields":[{"name":"sum","type":"long"}]}"#;
+
+/// Polls `future` to completion on this thread, parking between polls.
+fn block_on<F: std::future::Future + Unpin>(mut future: F) -> F::Output {
+  struct Unpark(std::thread::Thread);
+  impl std::task::Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+      self.0.unpark();
+    }
+  }
+  let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+  let mut cx = std::task::Context::from_waker(&waker);
+  loop {
+    if let std::task::Poll::Ready(out) = std::pin::Pin::new(&mut future).poll(&mut cx) {
+      return out;
+    }
+    std::thread::park_timeout(Duration::from_millis(50));
+  }
+}
+
+#[test]
+fn call_futures_never_wait_for_a_full_request_ring_and_fail_with_peer_gone_when_the_provider_dies() {
+  use impulse_ring_connector::{CallError, ConnectOptions, Connection};
+  let bus = Bus::start("futures");
+  // Each call takes the provider a second; 20,000 requests of 32 bytes are more than the link's 256 KiB ring.
+  let provider = bus.testee("provider", "provider", &["--sleep-ms", "1000"]);
+  provider.wait_line("ready", SHORT);
+  let options = ConnectOptions { namespace: Some(bus.ns.clone()), ..ConnectOptions::default() };
+  let conn = Connection::connect_with("futures", options).expect("connect");
+  let (tx, rx) = std::sync::mpsc::channel();
+  std::thread::spawn(move || {
+    // {a: 1, b: 2}: zig-zag varints.
+    let futures: Vec<_> = (0..20_000).map(|_| conn.call_raw("add", None, &[2, 4], ADD_REQUEST, ADD_RESPONSE)).collect();
+    let _ = tx.send((conn, futures));
+  });
+  // Were `call_raw` to wait for room in the ring, this would take thousands of seconds.
+  let (conn, futures) = rx.recv_timeout(Duration::from_secs(60)).expect("call_raw waited for a full request ring");
+  provider.signal(Signal::KILL);
+  let mut peer_gone = 0;
+  for future in futures {
+    match block_on(future) {
+      Ok(datum) => assert_eq!(datum, [6], "1 + 2"),
+      Err(CallError::PeerGone { .. }) => peer_gone += 1,
+      Err(e) => panic!("unexpected error {e}"),
+    }
+  }
+  assert!(peer_gone >= 19_990, "{peer_gone} of 20000 calls failed with PeerGone");
+  drop(conn);
+}

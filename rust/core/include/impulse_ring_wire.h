@@ -11,7 +11,7 @@
  * CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
  * control frame. A test checks it against the schema the Rust types generate.
  */
-#define IR_CONTROL_FINGERPRINT 17292591079831996719ull
+#define IR_CONTROL_FINGERPRINT 16526039464854717898ull
 
 /**
  * Version of the wire format described by `spec/`; stored in every segment header.
@@ -380,6 +380,11 @@
 #define IR_SUB_POS 8
 
 /**
+ * u64 (subscriber, Relaxed): messages this subscriber has missed so far (lossy); a figure only.
+ */
+#define IR_SUB_MISSED 16
+
+/**
  * Size of a subscriber slot.
  */
 #define IR_SUB_SIZE 64
@@ -444,6 +449,21 @@
  * u64 (immutable): CRC-64-AVRO fingerprint of the response schema.
  */
 #define IR_LINK_RESPONSE_FP 104
+
+/**
+ * u64 (caller, Relaxed): requests the caller has written to the link; a figure only.
+ */
+#define IR_LINK_CALLS 128
+
+/**
+ * u64 (provider, Relaxed): responses (ok or error) the provider has written; a figure only.
+ */
+#define IR_LINK_SERVED 192
+
+/**
+ * u64 (provider, Relaxed): error responses (`CALL_ERROR` frames) among them; a figure only.
+ */
+#define IR_LINK_FAILED 200
 
 /**
  * The request ring (caller → provider); its consumer's doorbell is the provider's slot doorbell.

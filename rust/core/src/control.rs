@@ -359,6 +359,147 @@ avro_record! {
   }
 }
 
+avro_record! {
+  /// Ask the broker what it knows of a channel or function: schemas, owner, live figures.
+  pub struct Describe in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply.
+    pub request_id: i64,
+    /// The channel's or function's name; empty to look up by `id` instead.
+    pub name: String,
+    /// The channel's or function's id (ids are unique across both), used when `name` is empty.
+    pub id: i64,
+  }
+}
+
+avro_record! {
+  /// A subscriber of a channel, in a Description.
+  pub struct SubscriberDescription in "impulse.ring.control" {
+    /// The subscriber's cursor index.
+    pub index: i32,
+    /// The subscribing app's id.
+    pub app_id: i32,
+    /// The subscribing app's name.
+    pub app_name: String,
+    /// The subscribing app's process id.
+    pub pid: i64,
+    /// Byte position of the next record it reads.
+    pub position: i64,
+    /// Messages published that it has not read yet.
+    pub lag: i64,
+    /// Messages it missed (lossy channels), as the subscriber reports them.
+    pub missed: i64,
+  }
+}
+
+avro_record! {
+  /// A channel, in a Description.
+  pub struct ChannelDescription in "impulse.ring.control" {
+    /// The channel's id.
+    pub channel_id: i64,
+    /// The channel's name.
+    pub name: String,
+    /// The schema JSON the publisher presented.
+    pub schema: String,
+    /// Its fingerprint.
+    pub fingerprint: i64,
+    /// The publishing app's id.
+    pub owner_app_id: i32,
+    /// The publishing app's name.
+    pub owner_app_name: String,
+    /// The publishing app's process id.
+    pub owner_pid: i64,
+    /// True when subscribers must present a key (the key itself is never shown).
+    pub key_gated: bool,
+    /// Ring capacity in bytes.
+    pub capacity: i64,
+    /// True when the channel is lossy.
+    pub lossy: bool,
+    /// Messages published so far.
+    pub published: i64,
+    /// Bytes written to the ring so far (frames with their headers and padding).
+    pub published_bytes: i64,
+    /// Joined subscribers.
+    pub subscribers: Vec<SubscriberDescription>,
+  }
+}
+
+avro_record! {
+  /// A function, in a Description.
+  pub struct FunctionDescription in "impulse.ring.control" {
+    /// The function's id.
+    pub function_id: i64,
+    /// The function's name.
+    pub name: String,
+    /// Schema JSON of the requests.
+    pub request_schema: String,
+    /// Schema JSON of the responses.
+    pub response_schema: String,
+    /// Fingerprint of the request schema.
+    pub request_fingerprint: i64,
+    /// Fingerprint of the response schema.
+    pub response_fingerprint: i64,
+    /// The providing app's id.
+    pub owner_app_id: i32,
+    /// The providing app's name.
+    pub owner_app_name: String,
+    /// The providing app's process id.
+    pub owner_pid: i64,
+    /// True when callers must present a key.
+    pub key_gated: bool,
+    /// Callers linked to it.
+    pub links: i32,
+    /// Calls written by its callers so far.
+    pub calls: i64,
+    /// Error responses so far (handler errors, undecodable requests, oversized responses).
+    pub errors: i64,
+    /// Calls written and not answered yet.
+    pub in_flight: i64,
+  }
+}
+
+avro_record! {
+  /// The broker's answer to Describe: the channel and the function of that name or id (a name may
+  /// be both a channel's and a function's; at least one entry is present).
+  pub struct Description in "impulse.ring.control" {
+    /// Echo of the request's id.
+    pub request_id: i64,
+    /// The channel, if one matches.
+    pub channels: Vec<ChannelDescription>,
+    /// The function, if one matches.
+    pub functions: Vec<FunctionDescription>,
+  }
+}
+
+avro_record! {
+  /// Ask the broker to send this app a MonitorEvent for everything that happens on the control
+  /// plane from now on, until the app leaves.
+  pub struct Monitor in "impulse.ring.control" {
+    /// Chosen by the app, echoed in the reply (`Done`).
+    pub request_id: i64,
+  }
+}
+
+avro_record! {
+  /// Event, to apps that asked with Monitor: something happened on the control plane.
+  pub struct MonitorEvent in "impulse.ring.control" {
+    /// When, in nanoseconds since the Unix epoch (the broker's clock).
+    pub time_ns: i64,
+    /// What: `app-joined`, `app-left`, `app-died`, `channel-published`, `channel-closed`, `subscribed`,
+    /// `unsubscribed`, `function-exposed`, `function-withdrawn`, `function-resolved`, `refused`.
+    pub kind: String,
+    /// The app that acted (or left, or died).
+    pub app_id: i32,
+    /// Its name.
+    pub app_name: String,
+    /// Its process id.
+    pub pid: i64,
+    /// The channel or function concerned, or empty.
+    pub subject: String,
+    /// More, in words: why an app left, what was refused and why.
+    pub detail: String,
+  }
+}
+
 macro_rules! control_messages {
   ($($opcode:literal => $name:ident),* $(,)?) => {
     /// Any control record: one branch of the control union. The variant's position is its opcode.
@@ -463,6 +604,10 @@ control_messages! {
   20 => Failed,
   21 => CallError,
   22 => BrokerShutdown,
+  23 => Describe,
+  24 => Description,
+  25 => Monitor,
+  26 => MonitorEvent,
 }
 
 /// The control schema, `spec/schemas/control.avsc`: pretty JSON of the union of every record in
@@ -503,7 +648,15 @@ impl ControlMessage {
       M::Unregister(m) => Some(m.request_id),
       M::Done(m) => Some(m.request_id),
       M::Failed(m) => Some(m.request_id),
-      M::LinkOpened(_) | M::LinkClosed(_) | M::ChannelClosed(_) | M::CallError(_) | M::BrokerShutdown(_) => None,
+      M::Describe(m) => Some(m.request_id),
+      M::Description(m) => Some(m.request_id),
+      M::Monitor(m) => Some(m.request_id),
+      M::LinkOpened(_)
+      | M::LinkClosed(_)
+      | M::ChannelClosed(_)
+      | M::CallError(_)
+      | M::BrokerShutdown(_)
+      | M::MonitorEvent(_) => None,
     }
   }
 }

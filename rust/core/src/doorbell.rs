@@ -51,7 +51,7 @@ impl<'a> Doorbell<'a> {
 
   /// Wakes every sleeper, if there is one. Call it after the Release store that published the news.
   pub fn ring(&self) {
-    // SYNC: wake check — the SeqCst fence orders the caller's publishing store before the sleeper
+    // SYNC: doorbell sleep check — the SeqCst fence orders the caller's publishing store before the sleeper
     // count load; it pairs with the SeqCst increment in `wait_until` (a Dekker pair: either the
     // sleeper sees the news or the waker sees the sleeper).
     fence(Ordering::SeqCst);
@@ -64,7 +64,7 @@ impl<'a> Doorbell<'a> {
   /// Like [`Doorbell::ring`], for a caller whose publishing store was itself SeqCst: a SeqCst store
   /// followed by a SeqCst load of the sleeper count needs no fence between them.
   pub fn ring_after_seqcst_store(&self) {
-    // SYNC: wake check — pairs with the SeqCst increment and fence in `wait_until`.
+    // SYNC: doorbell sleep check — pairs with the SeqCst increment and fence in `wait_until`.
     if self.sleepers.load(Ordering::SeqCst) != 0 {
       self.seq.fetch_add(1, Ordering::Release);
       sys::futex_wake_all(self.seq);
@@ -116,7 +116,7 @@ impl<'a> Doorbell<'a> {
     }
     loop {
       let seq = self.seq.load(Ordering::Acquire);
-      // SYNC: wake check — pairs with the fence in `ring`.
+      // SYNC: doorbell sleep check — pairs with the fence in `ring` and `ring_after_seqcst_store`.
       self.sleepers.fetch_add(1, Ordering::SeqCst);
       // The RMW alone does not keep the check's Acquire loads after it on every architecture (arm64
       // LDAPR may pass it): the fence does.
@@ -150,23 +150,33 @@ mod tests {
   use std::sync::Arc;
 
   #[test]
-  fn blocking_waiter_is_woken_by_ring() {
+  fn blocking_waiter_is_woken_by_ring_well_before_the_safety_timeout() {
     let name = format!("/impulse-ring.unit-{}-bell", sys::getpid());
     let seg = Arc::new(Segment::create(&name, 4096, IR_KIND_LINK, 0o600).unwrap());
     seg.unlink().unwrap();
     let flag = Arc::new(AtomicBool::new(false));
     let (seg2, flag2) = (seg.clone(), flag.clone());
     let waker = std::thread::spawn(move || {
-      std::thread::sleep(Duration::from_millis(20));
+      // Ring only once the waiter sleeps, so that the wake-up path is what is tested.
+      while seg2.u32_at(128 + IR_DOORBELL_SLEEPERS).load(Ordering::Acquire) == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+      }
+      let seq = seg2.u32_at(128 + IR_DOORBELL_SEQ).load(Ordering::Relaxed);
       flag2.store(true, Ordering::Release);
       Doorbell::at(&seg2, 128).ring();
+      (seq, Instant::now())
     });
     let bell = Doorbell::at(&seg, 128);
     let got = bell.wait_until(WaitStrategy::Blocking, Some(Instant::now() + Duration::from_secs(5)), || {
       flag.load(Ordering::Acquire).then_some(())
     });
-    waker.join().unwrap();
+    let woke = Instant::now();
+    let (seq_before, rung) = waker.join().unwrap();
     assert_eq!(got, Some(()));
+    assert_ne!(seg.u32_at(128 + IR_DOORBELL_SEQ).load(Ordering::Relaxed), seq_before, "ring saw no sleeper");
+    // Without the futex wake the waiter would sleep out MAX_SLEEP (200 ms) before it looked again.
+    let after = woke.saturating_duration_since(rung);
+    assert!(after < MAX_SLEEP / 2, "woken {after:?} after the ring: the ring did not wake it");
     assert_eq!(seg.u32_at(128 + IR_DOORBELL_SLEEPERS).load(Ordering::Relaxed), 0);
   }
 

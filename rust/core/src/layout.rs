@@ -5,7 +5,7 @@
 
 /// CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
 /// control frame. A test checks it against the schema the Rust types generate.
-pub const IR_CONTROL_FINGERPRINT: u64 = 0xeffb_9ff7_8f79_892f;
+pub const IR_CONTROL_FINGERPRINT: u64 = 0xe558_4955_a6c0_85ca;
 
 /// Version of the wire format described by `spec/`; stored in every segment header.
 pub const IR_SPEC_VERSION: u32 = 1;
@@ -180,6 +180,8 @@ pub const IR_SUB_STATE: usize = 0;
 pub const IR_SUB_OWNER: usize = 4;
 /// u64 (subscriber): position of the next record to read.
 pub const IR_SUB_POS: usize = 8;
+/// u64 (subscriber, Relaxed): messages this subscriber has missed so far (lossy); a figure only.
+pub const IR_SUB_MISSED: usize = 16;
 /// Size of a subscriber slot.
 pub const IR_SUB_SIZE: usize = 64;
 /// Subscriber slot state: free.
@@ -210,6 +212,12 @@ pub const IR_LINK_PROVIDER_GONE: usize = 92;
 pub const IR_LINK_REQUEST_FP: usize = 96;
 /// u64 (immutable): CRC-64-AVRO fingerprint of the response schema.
 pub const IR_LINK_RESPONSE_FP: usize = 104;
+/// u64 (caller, Relaxed): requests the caller has written to the link; a figure only.
+pub const IR_LINK_CALLS: usize = 128;
+/// u64 (provider, Relaxed): responses (ok or error) the provider has written; a figure only.
+pub const IR_LINK_SERVED: usize = 192;
+/// u64 (provider, Relaxed): error responses (`CALL_ERROR` frames) among them; a figure only.
+pub const IR_LINK_FAILED: usize = 200;
 /// The request ring (caller → provider); its consumer's doorbell is the provider's slot doorbell.
 pub const IR_LINK_REQUEST_RING: usize = 256;
 /// Default capacity of each of a link's two rings.
@@ -262,7 +270,12 @@ const _: () = assert!(IR_RING_CAPACITY - IR_RING_HEAD >= IR_CACHE_LINE);
 const _: () = assert!(IR_CH_MIN_VALID - IR_CH_TAIL >= IR_CACHE_LINE);
 const _: () = assert!(IR_CH_SPACE_DOORBELL - IR_CH_DATA_DOORBELL >= IR_CACHE_LINE);
 const _: () = assert!(IR_CH_CLOSED - IR_CH_SPACE_DOORBELL >= IR_CACHE_LINE);
-const _: () = assert!(IR_SUB_SIZE >= IR_CACHE_LINE);
+const _: () = assert!(IR_SUB_SIZE >= IR_CACHE_LINE && IR_SUB_MISSED + 8 <= IR_SUB_SIZE);
+// The caller's counter and the provider's two share no line with each other or with the broker's words.
+const _: () = assert!(IR_LINK_CALLS % IR_CACHE_LINE == 0 && IR_LINK_SERVED % IR_CACHE_LINE == 0);
+const _: () = assert!(IR_LINK_CALLS >= IR_LINK_RESPONSE_FP + 8 && IR_LINK_SERVED >= IR_LINK_CALLS + IR_CACHE_LINE);
+const _: () =
+  assert!(IR_LINK_FAILED + 8 <= IR_LINK_SERVED + IR_CACHE_LINE && IR_LINK_REQUEST_RING >= IR_LINK_FAILED + 8);
 const _: () = assert!(IR_SLOT_DOORBELL >= IR_CACHE_LINE && IR_SLOT_REQUEST_RING - IR_SLOT_DOORBELL >= IR_CACHE_LINE);
 const _: () = assert!(IR_RING_HEADER_SIZE % IR_CACHE_LINE == 0 && IR_CTL_SLOTS % IR_CACHE_LINE == 0);
 const _: () = assert!(control_slot_size(IR_DEFAULT_CONTROL_RING_CAPACITY as usize) % IR_CACHE_LINE == 0);

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod control;
 pub mod doorbell;
 pub mod error_code;
+pub mod figures;
 pub mod frame;
 pub mod layout;
 pub mod names;

@@ -96,6 +96,20 @@ impl Ring {
     Ok(())
   }
 
+  /// Producer: whether a record of `len` payload bytes would fit now (what `try_write` would find).
+  /// Inconsistent indices answer `true`, so that the `try_write` that follows reports `Corrupt`.
+  pub fn has_space(&self, seg: &Segment, len: usize) -> bool {
+    let tail = seg.u64_at(self.base + IR_RING_TAIL).load(Ordering::Relaxed);
+    // SYNC: observe freed space — pairs with the consumer's Release store of the head.
+    let head = seg.u64_at(self.base + IR_RING_HEAD).load(Ordering::Acquire);
+    let used = tail.wrapping_sub(head);
+    if used > self.capacity || len > self.max_payload() {
+      return true;
+    }
+    let size = record_size(len) as u64;
+    self.capacity - used >= padding_before(tail, self.capacity, size) + size
+  }
+
   /// Producer: writes a record whose payload is `payload`.
   pub fn try_write_bytes(&self, seg: &Segment, kind: u16, seq: u64, payload: &[u8]) -> Result<(), RingError> {
     self.try_write(seg, kind, seq, payload.len(), |dst| dst.copy_from_slice(payload))
@@ -104,7 +118,7 @@ impl Ring {
   /// Producer: announces (1) or withdraws (0) that it waits for space. Set it, re-check for space,
   /// then sleep on the producer's doorbell.
   pub fn set_producer_waiting(&self, seg: &Segment, waiting: bool) {
-    // SYNC: wake check — SeqCst pairs with the consumer's fence in `producer_waiting`.
+    // SYNC: producer-waiting check — SeqCst pairs with the consumer's fence in `producer_waiting`.
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).store(waiting as u32, Ordering::SeqCst);
     // Keeps the producer's re-check of the head after the store (see the doorbell's sleep path).
     fence(Ordering::SeqCst);
@@ -112,7 +126,8 @@ impl Ring {
 
   /// Consumer: whether the producer waits for space (ring its doorbell then). Call after `read`.
   pub fn producer_waiting(&self, seg: &Segment) -> bool {
-    // SYNC: wake check — orders our head store before this load.
+    // SYNC: producer-waiting check — orders our head store before this load; pairs with the SeqCst
+    // store and fence in `set_producer_waiting` (either we see the flag or the producer sees our head).
     fence(Ordering::SeqCst);
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).load(Ordering::Relaxed) != 0
   }
