@@ -8,6 +8,7 @@ import { BrokerGone, Closed, Lagged, Timeout, type RingError } from "./errors.ts
 import { cstr, lib, outSlot, slotPointer, type Pointer } from "./ffi.ts";
 import { Step, type Waiter } from "./pump.ts";
 import type { Codec } from "./schema.ts";
+import { hex } from "./listing.ts";
 import { checkTimeout, type Connection } from "./connection.ts";
 
 const OK = 0;
@@ -47,10 +48,6 @@ export interface SendOptions {
 
 /** An empty datum still needs a valid pointer to pass through FFI. */
 const EMPTY = new Uint8Array(1);
-
-function hex(fingerprint: bigint): string {
-  return BigInt.asUintN(64, fingerprint).toString(16).padStart(16, "0");
-}
 
 /** The publishing end of a channel. */
 export class Publisher<T = unknown> {

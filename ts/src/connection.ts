@@ -8,6 +8,7 @@ import { BrokerGone, Closed, errorFor, InvalidArgument, NoBroker, type RingError
 import { cstr, lib, outSlot, slotPointer, text, type Pointer } from "./ffi.ts";
 import { Pump, type PollOptions } from "./pump.ts";
 import { Codec, type Longs, type Schema } from "./schema.ts";
+import { list, type Listing } from "./listing.ts";
 import { Publisher, Subscriber, type PublishOptions, type SubscribeOptions } from "./channel.ts";
 import { Calls, type CallOptions } from "./call.ts";
 import { ProvidedFunction, type ExposeOptions, type Handler } from "./function.ts";
@@ -122,6 +123,17 @@ export class Connection {
 
   disown(child: Owned): void {
     this.owned.delete(child);
+  }
+
+  /**
+   * What is on the bus now: every app, channel and function, as the broker sees them (what `ring ls`
+   * shows; keys are never listed). One synchronous round trip to the broker. Rejects with
+   * BrokerGone, Closed, Timeout, Protocol.
+   */
+  async list(): Promise<Listing> {
+    const got = list(this.raw());
+    if (typeof got === "number") throw this.fail(got);
+    return got;
   }
 
   /**

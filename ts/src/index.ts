@@ -18,4 +18,5 @@ export type { CallOptions } from "./call.ts";
 export { ProvidedFunction, type ExposeOptions, type Handler } from "./function.ts";
 export { Codec, type Schema, type Longs } from "./schema.ts";
 export type { PollOptions } from "./pump.ts";
+export type { Listing, AppEntry, ChannelEntry, FunctionEntry } from "./listing.ts";
 export * from "./errors.ts";

@@ -190,3 +190,21 @@ test("a provider killed under a pending call fails it with PeerGone within a sec
   expect(performance.now() - killed).toBeLessThan(1000);
   await slow.exited;
 });
+
+test("list shows the apps, channels and functions on the bus", async () => {
+  const pub = await caller.publishChannel("listed", ADD_RESPONSE, { capacity: 8192, lossy: true });
+  await provider.exposeFunction<AddRequest, AddResponse>("add", ADD_REQUEST, ADD_RESPONSE, add);
+  const listing = await caller.list();
+  const channel = listing.channels.find((c) => c.name === "listed")!;
+  expect(channel).toMatchObject({ owner: caller.appId, capacity: 8192, lossy: true, subscribers: 0 });
+  expect(channel.fingerprint).toBe(pub.fingerprint);
+  const fn = listing.functions.find((f) => f.name === "add")!;
+  // A worker-served function belongs to the worker's connection: an app of the same name.
+  const owner = listing.apps.find((a) => a.id === fn.owner)!;
+  expect(owner.name).toBe("ts-provider");
+  expect(owner.pid).toBe(process.pid);
+  expect(fn.requestFingerprint).toMatch(/^[0-9a-f]{16}$/);
+  expect(listing.apps.map((a) => a.name)).toContain("ts-caller");
+  caller.close();
+  expect(String(await caught(caller.list()))).toContain("closed");
+});
