@@ -1,62 +1,76 @@
-//! `ring ls`: asks the broker what is on the bus and prints apps, channels and functions as tables.
-//! With no broker it prints one line naming the namespace it looked in and exits with status 1.
+//! `ring ls`: asks the broker what is on the bus and prints apps, channels and functions as tables,
+//! or with `--json` as one JSON object. The tool's own connection is left out.
 
-use std::process::ExitCode;
+use impulse_ring_core::control::Listing;
+use serde_json::json;
 
-use impulse_ring_connector::{ConnectOptions, Connection};
-use impulse_ring_core::avro::fingerprint_hex;
+use crate::args::LsArgs;
+use crate::bus::{connect, hex, print_json, Outcome};
 
-use crate::flags;
+/// The app name the tool registers under; listings leave it out.
+pub const SELF: &str = "ring";
 
-impl flags::Ls {
-  pub(crate) fn run(self) -> ExitCode {
-    let options = ConnectOptions { namespace: self.ns, ..ConnectOptions::default() };
-    let listing = Connection::connect_with("ring-ls", options)
-      .map_err(impulse_ring_connector::Error::from)
-      .and_then(|conn| conn.list().map_err(Into::into));
-    let listing = match listing {
-      Ok(listing) => listing,
-      Err(e) => {
-        eprintln!("ring ls: {e}");
-        return ExitCode::from(1);
-      }
-    };
-    let apps: Vec<_> = listing.apps.iter().filter(|a| a.name != "ring-ls").collect();
-    println!("APPS ({})", apps.len());
-    println!("  {:>4}  {:>8}  NAME", "ID", "PID");
-    for app in apps {
-      println!("  {:>4}  {:>8}  {}", app.app_id, app.pid, app.name);
-    }
-    println!("CHANNELS ({})", listing.channels.len());
+pub fn run(args: LsArgs) -> Outcome {
+  let conn = connect(&args.bus, SELF)?;
+  let mut listing = conn.list()?;
+  listing.apps.retain(|a| a.app_id as u32 != conn.app_id());
+  if args.bus.json {
+    print_json(&listing_json(&listing));
+  } else {
+    print_table(&listing);
+  }
+  Ok(())
+}
+
+pub fn listing_json(listing: &Listing) -> serde_json::Value {
+  json!({
+    "apps": listing.apps.iter().map(|a| json!({"id": a.app_id, "name": a.name, "pid": a.pid})).collect::<Vec<_>>(),
+    "channels": listing.channels.iter().map(|c| json!({
+      "id": c.channel_id, "name": c.name, "fingerprint": hex(c.fingerprint), "owner": c.owner_app_id,
+      "capacity": c.capacity, "policy": if c.lossy { "lossy" } else { "block" }, "published": c.published,
+      "subscribers": c.subscribers,
+    })).collect::<Vec<_>>(),
+    "functions": listing.functions.iter().map(|f| json!({
+      "id": f.function_id, "name": f.name, "request_fingerprint": hex(f.request_fingerprint),
+      "response_fingerprint": hex(f.response_fingerprint), "owner": f.owner_app_id,
+    })).collect::<Vec<_>>(),
+  })
+}
+
+fn print_table(listing: &Listing) {
+  println!("APPS ({})", listing.apps.len());
+  println!("  {:>4}  {:>8}  NAME", "ID", "PID");
+  for app in &listing.apps {
+    println!("  {:>4}  {:>8}  {}", app.app_id, app.pid, app.name);
+  }
+  println!("CHANNELS ({})", listing.channels.len());
+  println!(
+    "  {:>4}  {:<24}  {:<16}  {:>5}  {:>11}  {:>6}  {:>12}  {:>11}",
+    "ID", "NAME", "FINGERPRINT", "OWNER", "CAPACITY", "POLICY", "PUBLISHED", "SUBSCRIBERS"
+  );
+  for ch in &listing.channels {
     println!(
-      "  {:>4}  {:<24}  {:<16}  {:>5}  {:>11}  {:>6}  {:>12}",
-      "ID", "NAME", "FINGERPRINT", "OWNER", "CAPACITY", "POLICY", "PUBLISHED"
+      "  {:>4}  {:<24}  {:<16}  {:>5}  {:>11}  {:>6}  {:>12}  {:>11}",
+      ch.channel_id,
+      ch.name,
+      hex(ch.fingerprint),
+      ch.owner_app_id,
+      ch.capacity,
+      if ch.lossy { "lossy" } else { "block" },
+      ch.published,
+      ch.subscribers
     );
-    for ch in &listing.channels {
-      println!(
-        "  {:>4}  {:<24}  {:<16}  {:>5}  {:>11}  {:>6}  {:>12}   {} subscriber(s)",
-        ch.channel_id,
-        ch.name,
-        fingerprint_hex(ch.fingerprint as u64),
-        ch.owner_app_id,
-        ch.capacity,
-        if ch.lossy { "lossy" } else { "block" },
-        ch.published,
-        ch.subscribers
-      );
-    }
-    println!("FUNCTIONS ({})", listing.functions.len());
-    println!("  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}", "ID", "NAME", "REQUEST", "RESPONSE", "OWNER");
-    for f in &listing.functions {
-      println!(
-        "  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}",
-        f.function_id,
-        f.name,
-        fingerprint_hex(f.request_fingerprint as u64),
-        fingerprint_hex(f.response_fingerprint as u64),
-        f.owner_app_id
-      );
-    }
-    ExitCode::SUCCESS
+  }
+  println!("FUNCTIONS ({})", listing.functions.len());
+  println!("  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}", "ID", "NAME", "REQUEST", "RESPONSE", "OWNER");
+  for f in &listing.functions {
+    println!(
+      "  {:>4}  {:<24}  {:<16}  {:<16}  {:>5}",
+      f.function_id,
+      f.name,
+      hex(f.request_fingerprint),
+      hex(f.response_fingerprint),
+      f.owner_app_id
+    );
   }
 }

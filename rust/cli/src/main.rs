@@ -1,17 +1,53 @@
-//! `ring`: the command-line tool of the Ring IPC bus. `ring schema canonical|fingerprint FILE` show what
-//! the broker will compute for a schema; `ring ls` lists what is on the bus.
-//! Exit status: 0 on success, 1 on a runtime failure, 2 on bad input (usage, unreadable or invalid file).
+//! `ring`: the command-line tool of the Ring IPC bus. It shows what the broker computes for a schema,
+//! lists and describes what is on the bus, shows messages as JSON (`tap`), publishes JSON lines
+//! (`publish`), calls functions with JSON arguments (`call`), and watches the bus (`top`, `monitor`).
+//! Exit status: 0 on success, 1 on a runtime failure, 2 on bad input (usage, a file or JSON argument
+//! that does not fit).
 
-mod flags;
+mod args;
+mod avro_json;
+mod bus;
+mod call;
+mod describe;
 mod ls;
+mod monitor;
+mod publish;
 mod schema;
+mod tap;
+mod top;
 
 use std::process::ExitCode;
 
+use clap::{CommandFactory, Parser};
+
+use args::{Cli, Verb};
+use bus::Failure;
+
 fn main() -> ExitCode {
-  let flags = flags::Ring::from_env_or_exit();
-  match flags.subcommand {
-    flags::RingCmd::Schema(cmd) => cmd.run(),
-    flags::RingCmd::Ls(cmd) => cmd.run(),
+  let cli = Cli::parse();
+  let outcome = match cli.verb {
+    Verb::Schema(a) => schema::run(a),
+    Verb::Ls(a) => ls::run(a),
+    Verb::Describe(a) => describe::run(a),
+    Verb::Tap(a) => tap::run(a),
+    Verb::Call(a) => call::run(a),
+    Verb::Publish(a) => publish::run(a),
+    Verb::Top(a) => top::run(a),
+    Verb::Monitor(a) => monitor::run(a),
+    Verb::Completions(a) => {
+      clap_complete::generate(a.shell, &mut Cli::command(), "ring", &mut std::io::stdout());
+      Ok(())
+    }
+  };
+  match outcome {
+    Ok(()) => ExitCode::SUCCESS,
+    Err(Failure::Runtime(message)) => {
+      eprintln!("ring: {message}");
+      ExitCode::from(1)
+    }
+    Err(Failure::BadInput(message)) => {
+      eprintln!("ring: {message}");
+      ExitCode::from(2)
+    }
   }
 }

@@ -165,6 +165,7 @@ pub struct Subscriber {
   options: SubscribeOptions,
   /// Messages missed so far (lossy), mirrored in the cursor's `IR_SUB_MISSED` word for `Describe`.
   missed: u64,
+  last_seq: Option<u64>,
 }
 
 impl Subscriber {
@@ -176,6 +177,12 @@ impl Subscriber {
   /// The CRC-64-AVRO fingerprint of the channel's schema.
   pub fn fingerprint(&self) -> u64 {
     self.codec.fingerprint
+  }
+
+  /// The sequence number of the message received last (0 is the channel's first message ever), or
+  /// `None` before the first.
+  pub fn last_seq(&self) -> Option<u64> {
+    self.last_seq
   }
 
   /// Waits up to `timeout` for the next message and hands its datum to `f`, in place in shared
@@ -217,9 +224,12 @@ impl Subscriber {
     let session = &self.session;
     let name = &self.name;
     let mut f = Some(f);
+    let mut seq = None;
     let mut attempt = || -> Option<Result<R>> {
-      let read =
-        cursor.try_recv(seg, |frame| open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum))));
+      let read = cursor.try_recv(seg, |frame| {
+        seq = Some(frame.seq);
+        open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum)))
+      });
       match read {
         Ok(Ok(Some(Ok(Some(out))))) => Some(Ok(out)),
         Ok(Ok(Some(Ok(None)))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
@@ -237,6 +247,9 @@ impl Subscriber {
     };
     let data = Doorbell::at(seg, IR_CH_DATA_DOORBELL);
     let outcome = data.wait_until(self.options.wait, deadline, &mut attempt);
+    if matches!(outcome, Some(Ok(_))) {
+      self.last_seq = seq;
+    }
     if let Some(Err(Error::Lagged { missed })) = outcome {
       self.missed += missed;
       let slot = IR_CH_SUBSCRIBERS + cursor.index() as usize * IR_SUB_SIZE;
@@ -360,6 +373,7 @@ impl Connection {
       codec: Arc::new(codec),
       options,
       missed: 0,
+      last_seq: None,
     })
   }
 }
