@@ -30,6 +30,9 @@ self.onmessage = (event: MessageEvent<Start>) => {
     return;
   }
   const conn = slotPointer(out);
+  // The worker sleeps on the futex at once instead of spinning: a spinning worker would take the
+  // core the main thread needs to run the handler.
+  lib().ir_set_wait(conn, 2, 0, 0);
   const callback = new JSCallback(
     (_user: Pointer, datum: Pointer, len: bigint | number, reply: Pointer): number => {
       try {
