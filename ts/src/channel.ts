@@ -192,6 +192,8 @@ export class Subscriber<T = unknown> implements AsyncIterable<T> {
   private readonly codec: Codec<T>;
   private scratch = Buffer.alloc(4096);
   private readonly len = outSlot();
+  /** The low half of `len` (little-endian): a datum is far below 4 GiB, and this skips a BigInt. */
+  private readonly lenLow = new Uint32Array(this.len.buffer, 0, 1);
   private readonly pending: Pending<Buffer>[] = [];
   private readonly waiter: Waiter;
   private waiting = false;
@@ -304,7 +306,7 @@ export class Subscriber<T = unknown> implements AsyncIterable<T> {
     if (this.handle === 0) return new Closed("the subscriber is closed");
     for (;;) {
       const code = lib().ir_receive(this.handle, this.scratch, this.scratch.length, this.len, timeoutMs);
-      if (code === OK) return Buffer.from(this.scratch.subarray(0, Number(this.len[0])));
+      if (code === OK) return Buffer.from(this.scratch.subarray(0, this.lenLow[0]));
       if (code === TIMEOUT) return TIMEOUT;
       if (code === TOO_LARGE) {
         // Nothing was consumed; the length says how much room the datum needs.
