@@ -1,8 +1,10 @@
 /* The C connector's testee: one role per run (publisher, subscriber, provider, caller), parameters on
- * the command line, results on stdout: the same roles, flags, message schemas and output lines as
- * rust/connector/examples/testee.rs, so one harness pairs any two languages. A connector error prints
- * `error <CodeName>: <message>` and exits with 10 + the error's code; a verification failure prints
- * `mismatch ...` and exits with 2; a usage error exits with 64.
+ * the command line, results on stdout. spec/testee.md is its contract (and what `--help` prints):
+ * the roles, options, schemas, message contents, output lines and exit statuses every connector's
+ * testee shares, so one harness pairs any two languages. In short: a connector error prints
+ * `error <Name>: <message>` and exits with 10 + the error's code; a verification failure prints
+ * `mismatch ...` and exits with 2; a usage error (an option the role does not take included) exits
+ * with 64.
  *
  *   testee publisher  [--channel C] [--key K] [--count N] [--lossy] [--capacity B] [--wait-subscribers K]
  *                     [--wait-go] [--raw] [--hold-ms T] [--probe-too-large] [--probe-invalid-schema]
@@ -12,10 +14,8 @@
  *   testee caller     [--function F] [--key K] [--count N] [--in-flight C] [--threads T] [--timeout-ms T]
  *                     [--base A] [--keep-going]
  *
- * `--wait-subscribers K` waits until K subscribers have joined the channel; `--wait-go` then waits for
- * a line on stdin, for drivers that start publishers once they have seen every subscriber print
- * `subscribed`. The C connector has no typed encoder: every message is encoded by hand with
- * impulse_ring_avro.h, so --raw changes nothing here. */
+ * The C connector has no typed encoder: every message is encoded by hand with impulse_ring_avro.h, so
+ * --raw changes nothing here. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -89,37 +89,72 @@ static void fail_mismatch(const char *fmt, ...) {
   exit(2);
 }
 
-/* ---- Arguments: `--name value` pairs and bare flags ---- */
+/* ---- Arguments: `--name value` pairs and bare flags, per role (spec/testee.md §5) ---- */
 
-static const char *const FLAGS[] = {
-    "--lossy",      "--wait-go", "--raw", "--expect-closed", "--probe-too-large", "--probe-invalid-schema",
-    "--keep-going", "--help"};
+typedef struct option {
+  const char *name;
+  bool takes_value;
+} option_t;
+
+/* The options of each role; NULL-terminated. */
+static const option_t PUBLISHER_OPTIONS[] = {{"--channel", true},
+                                             {"--key", true},
+                                             {"--count", true},
+                                             {"--lossy", false},
+                                             {"--capacity", true},
+                                             {"--wait-subscribers", true},
+                                             {"--wait-go", false},
+                                             {"--raw", false},
+                                             {"--hold-ms", true},
+                                             {"--probe-too-large", false},
+                                             {"--probe-invalid-schema", false},
+                                             {NULL, false}};
+static const option_t SUBSCRIBER_OPTIONS[] = {{"--channel", true},
+                                              {"--key", true},
+                                              {"--count", true},
+                                              {"--expect-closed", false},
+                                              {"--stall-ms", true},
+                                              {"--schema", true},
+                                              {"--probe-invalid-schema", false},
+                                              {NULL, false}};
+static const option_t PROVIDER_OPTIONS[] = {
+    {"--function", true}, {"--key", true}, {"--fail-on", true}, {"--sleep-ms", true}, {NULL, false}};
+static const option_t CALLER_OPTIONS[] = {{"--function", true},   {"--key", true},         {"--count", true},
+                                          {"--base", true},       {"--in-flight", true},   {"--threads", true},
+                                          {"--timeout-ms", true}, {"--keep-going", false}, {NULL, false}};
 
 typedef struct args {
   int argc;
   char **argv;
+  const option_t *options;
 } args_t;
 
-static bool is_flag(const char *arg) {
-  for (size_t i = 0; i < sizeof FLAGS / sizeof FLAGS[0]; i++) {
-    if (strcmp(arg, FLAGS[i]) == 0) {
-      return true;
+static const option_t *find_option(const args_t *args, const char *name) {
+  for (const option_t *o = args->options; o->name != NULL; o++) {
+    if (strcmp(o->name, name) == 0) {
+      return o;
     }
   }
-  return false;
+  return NULL;
 }
 
+/* Every argument must be an option of the role, with its value when it takes one. */
 static void check_args(const args_t *args) {
+  char message[256];
   for (int i = 0; i < args->argc; i++) {
-    if (strncmp(args->argv[i], "--", 2) != 0) {
-      char message[256];
-      (void)snprintf(message, sizeof message, "unexpected argument `%s`", args->argv[i]);
+    const char *arg = args->argv[i];
+    if (strncmp(arg, "--", 2) != 0) {
+      (void)snprintf(message, sizeof message, "unexpected argument `%.200s`", arg);
       usage(message);
     }
-    if (!is_flag(args->argv[i])) {
+    const option_t *option = find_option(args, arg);
+    if (option == NULL) {
+      (void)snprintf(message, sizeof message, "unknown option `%.200s` for this role", arg);
+      usage(message);
+    }
+    if (option->takes_value) {
       if (i + 1 >= args->argc) {
-        char message[256];
-        (void)snprintf(message, sizeof message, "`%s` needs a value", args->argv[i]);
+        (void)snprintf(message, sizeof message, "`%.200s` needs a value", arg);
         usage(message);
       }
       i++;
@@ -129,10 +164,11 @@ static void check_args(const args_t *args) {
 
 static bool flag(const args_t *args, const char *name) {
   for (int i = 0; i < args->argc; i++) {
+    const option_t *option = find_option(args, args->argv[i]);
     if (strcmp(args->argv[i], name) == 0) {
       return true;
     }
-    if (!is_flag(args->argv[i])) {
+    if (option != NULL && option->takes_value) {
       i++;
     }
   }
@@ -142,8 +178,9 @@ static bool flag(const args_t *args, const char *name) {
 /* The last value given for `name`, or NULL. */
 static const char *text(const args_t *args, const char *name) {
   const char *found = NULL;
-  for (int i = 0; i < args->argc && args->argv[i] != NULL; i++) {
-    if (is_flag(args->argv[i])) {
+  for (int i = 0; i < args->argc; i++) {
+    const option_t *option = find_option(args, args->argv[i]);
+    if (option == NULL || !option->takes_value) {
       continue;
     }
     if (strcmp(args->argv[i], name) == 0 && i + 1 < args->argc) {
@@ -164,7 +201,7 @@ static long long number(const args_t *args, const char *name, long long fallback
   long long n = strtoll(value, &end, 10);
   if (errno != 0 || end == value || *end != '\0') {
     char message[256];
-    (void)snprintf(message, sizeof message, "`%s` takes a number, not `%s`", name, value);
+    (void)snprintf(message, sizeof message, "`%s` takes a number, not `%.200s`", name, value);
     usage(message);
   }
   return n;
@@ -242,6 +279,23 @@ static void probe(ir_conn_t *conn, ir_error_e code, const char *accepted) {
   fflush(stdout);
 }
 
+/* The subscribers of `channel` as the broker's listing shows them (spec/testee.md §5.1). */
+static long long subscribers_listed(ir_conn_t *conn, const char *channel) {
+  ir_listing_t *listing = NULL;
+  ir_error_e code = ir_list(conn, &listing);
+  if (code != IR_OK) {
+    fail_ring(conn, code);
+  }
+  long long count = 0;
+  for (size_t i = 0; i < ir_listing_channel_count(listing); i++) {
+    if (strcmp(ir_listing_channel_name(listing, i), channel) == 0) {
+      count = ir_listing_channel_subscribers(listing, i);
+    }
+  }
+  ir_listing_free(listing);
+  return count;
+}
+
 static void publisher(const args_t *args) {
   const char *channel = text(args, "--channel") != NULL ? text(args, "--channel") : "data";
   long long count = number(args, "--count", 1000);
@@ -268,9 +322,10 @@ static void publisher(const args_t *args) {
   say("ready");
   long long wanted = number(args, "--wait-subscribers", 0);
   int64_t deadline = now_ms() + 30000;
-  while ((long long)ir_publisher_subscribers(pub) < wanted) {
+  long long joined = 0;
+  while ((joined = subscribers_listed(conn, channel)) < wanted) {
     if (now_ms() > deadline) {
-      fail_mismatch("only %u of %lld subscribers came", ir_publisher_subscribers(pub), wanted);
+      fail_mismatch("only %lld of %lld subscribers came", joined, wanted);
     }
     sleep_ms(5);
   }
@@ -666,26 +721,47 @@ static void caller(const args_t *args) {
   ir_close(plan.conn);
 }
 
+/* `--help` prints the contract: spec/testee.md itself, which CMake embeds as TESTEE_CONTRACT. */
+#if __has_include("testee_contract.h")
+#include "testee_contract.h"
+#else
+static const char TESTEE_CONTRACT[] =
+    "The testee contract is spec/testee.md (this build could not embed it).\n"
+    "usage: testee publisher|subscriber|provider|caller [--option value | --flag]...\n";
+#endif
+
 int main(int argc, char **argv) {
   init_pattern();
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0) {
+      fputs((const char *)TESTEE_CONTRACT, stdout);
+      return 0;
+    }
+  }
   if (argc < 2) {
     usage("no role given");
   }
-  args_t args = {.argc = argc - 2, .argv = argv + 2};
-  check_args(&args);
   const char *role = argv[1];
+  args_t args = {.argc = argc - 2, .argv = argv + 2};
+  void (*run)(const args_t *) = NULL;
   if (strcmp(role, "publisher") == 0) {
-    publisher(&args);
+    args.options = PUBLISHER_OPTIONS;
+    run = publisher;
   } else if (strcmp(role, "subscriber") == 0) {
-    subscriber(&args);
+    args.options = SUBSCRIBER_OPTIONS;
+    run = subscriber;
   } else if (strcmp(role, "provider") == 0) {
-    provider(&args);
+    args.options = PROVIDER_OPTIONS;
+    run = provider;
   } else if (strcmp(role, "caller") == 0) {
-    caller(&args);
+    args.options = CALLER_OPTIONS;
+    run = caller;
   } else {
     char message[256];
-    (void)snprintf(message, sizeof message, "unknown role `%s`", role);
+    (void)snprintf(message, sizeof message, "unknown role `%.200s`", role);
     usage(message);
   }
+  check_args(&args);
+  run(&args);
   return 0;
 }

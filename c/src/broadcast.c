@@ -66,8 +66,8 @@ void ir_pub_cursor_init(ir_pub_cursor_t *cursor, const ir_seg_t *seg, const ir_c
 /* The slowest active subscriber's position, or `tail` when there is none. Positions outside
  * [tail - capacity, tail] are corrupt and ignored: a broken subscriber must not stall the channel. */
 static uint64_t slowest(const ir_pub_cursor_t *cursor, uint64_t tail) {
-  /* SYNC: wake check — pairs with the SeqCst fence in ir_sub_cursor_join (either we see the joining
-   * subscriber or it sees our tail). */
+  /* SYNC: join check — pairs with the SeqCst fence in ir_sub_cursor_join (a Dekker pair: either we
+   * see the joining subscriber or it sees our tail). */
   atomic_thread_fence(memory_order_seq_cst);
   uint64_t min = tail;
   for (uint32_t i = 0; i < cursor->config.max_subscribers; i++) {
@@ -163,7 +163,7 @@ ir_error_e ir_sub_cursor_join(ir_sub_cursor_t *cursor, const ir_seg_t *seg, cons
   uint64_t tail = atomic_load_explicit(&header->tail, memory_order_acquire);
   atomic_store_explicit(&slot->pos, tail, memory_order_relaxed);
   atomic_store_explicit(&slot->state, IR_SUB_JOINING, memory_order_release);
-  /* SYNC: wake check — pairs with the fence in slowest(). */
+  /* SYNC: join check — pairs with the fence in slowest(). */
   atomic_thread_fence(memory_order_seq_cst);
   uint64_t pos = atomic_load_explicit(&header->tail, memory_order_acquire);
   uint64_t next_seq = atomic_load_explicit(&header->next_seq, memory_order_relaxed);

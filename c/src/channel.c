@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "conn.h"
+#include "session.h"
 
 struct ir_publisher {
   ir_conn_t *conn;
@@ -31,15 +31,6 @@ struct ir_subscriber {
   bool holding;
   ir_frame_t held;
 };
-
-static char *dup_string(const char *s) {
-  size_t len = strlen(s);
-  char *out = malloc(len + 1);
-  if (out != NULL) {
-    memcpy(out, s, len + 1);
-  }
-  return out;
-}
 
 /* The segment the broker named must be the channel the broker described. */
 static ir_error_e open_channel(ir_conn_t *conn, const char *name, const char *segment, int64_t channel_id,
@@ -82,26 +73,20 @@ static ir_error_e publish_channel(ir_conn_t *conn, const char *name, const char 
   if (capacity > INT64_MAX) {
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "capacity %llu is out of range", (unsigned long long)capacity);
   }
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
-  int64_t request_id = ir_conn_request_id(conn);
   ir_ctl_msg_t msg = {.opcode = IR_OP_PUBLISH_CHANNEL};
-  msg.u.publish_channel.request_id = request_id;
   msg.u.publish_channel.name = (char *)name;
   msg.u.publish_channel.schema = (char *)schema_json;
   msg.u.publish_channel.key = (char *)key;
   msg.u.publish_channel.capacity = (int64_t)capacity;
   msg.u.publish_channel.lossy = flags == IR_CHANNEL_LOSSY;
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, request_id, &msg, &reply, IR_OP_CHANNEL_PUBLISHED);
+  ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_CHANNEL_PUBLISHED);
   if (code != IR_OK) {
     return code;
   }
   const ir_ctl_channel_published_t *published = &reply.u.channel_published;
   ir_publisher_t *pub = calloc(1, sizeof *pub);
-  if (pub == NULL || (pub->name = dup_string(name)) == NULL) {
+  if (pub == NULL || (pub->name = ir_strdup(name)) == NULL) {
     free(pub);
     ir_ctl_free(&reply);
     return ir_fail(IR_ERR_IO, "out of memory");
@@ -145,7 +130,7 @@ static bool try_publish_once(void *arg) {
     return true;
   }
   if (ir_conn_gone(ctx->pub->conn)) {
-    ctx->result = ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", ctx->pub->conn->ns);
+    ctx->result = ir_conn_fail_broker_gone(ctx->pub->conn);
     return true;
   }
   return false;
@@ -231,7 +216,6 @@ void ir_publisher_close(ir_publisher_t *pub) {
   ir_conn_t *conn = pub->conn;
   if (ir_conn_usable(conn) == IR_OK) {
     ir_ctl_msg_t msg = {.opcode = IR_OP_CLOSE_CHANNEL};
-    msg.u.close_channel.request_id = ir_conn_request_id(conn);
     msg.u.close_channel.channel_id = (int64_t)pub->cursor.config.channel_id;
     (void)ir_conn_post(conn, &msg);
   }
@@ -249,24 +233,18 @@ static ir_error_e subscribe(ir_conn_t *conn, const char *name, const char *key, 
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_subscribe: conn, name, schema_json and out must not be NULL");
   }
   *out = NULL;
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
-  int64_t request_id = ir_conn_request_id(conn);
   ir_ctl_msg_t msg = {.opcode = IR_OP_SUBSCRIBE};
-  msg.u.subscribe.request_id = request_id;
   msg.u.subscribe.name = (char *)name;
   msg.u.subscribe.schema = (char *)schema_json;
   msg.u.subscribe.key = (char *)key;
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, request_id, &msg, &reply, IR_OP_SUBSCRIBED);
+  ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_SUBSCRIBED);
   if (code != IR_OK) {
     return code;
   }
   const ir_ctl_subscribed_t *subscribed = &reply.u.subscribed;
   ir_subscriber_t *sub = calloc(1, sizeof *sub);
-  if (sub == NULL || (sub->name = dup_string(name)) == NULL) {
+  if (sub == NULL || (sub->name = ir_strdup(name)) == NULL) {
     free(sub);
     ir_ctl_free(&reply);
     return ir_fail(IR_ERR_IO, "out of memory");
@@ -361,15 +339,15 @@ static bool try_receive_once(void *arg) {
       return true;
     case IR_RECV_CLOSED:
       /* A broker that shuts down closes every channel: that is the broker leaving, not the publisher. */
-      if (atomic_load_explicit(&sub->conn->header->shutting_down, memory_order_acquire) != 0) {
-        ctx->result = ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", sub->conn->ns);
+      if (ir_conn_shutting_down(sub->conn)) {
+        ctx->result = ir_conn_fail_broker_gone(sub->conn);
         return true;
       }
       ctx->result = ir_fail(IR_ERR_CLOSED, "channel `%s` is closed", sub->name);
       return true;
     case IR_RECV_EMPTY:
       if (ir_conn_gone(sub->conn)) {
-        ctx->result = ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", sub->conn->ns);
+        ctx->result = ir_conn_fail_broker_gone(sub->conn);
         return true;
       }
       return false;
@@ -475,7 +453,6 @@ void ir_subscriber_close(ir_subscriber_t *sub) {
   ir_bell_ring(&sub->cursor.header->space_doorbell);
   if (ir_conn_usable(conn) == IR_OK) {
     ir_ctl_msg_t msg = {.opcode = IR_OP_UNSUBSCRIBE};
-    msg.u.unsubscribe.request_id = ir_conn_request_id(conn);
     msg.u.unsubscribe.channel_id = (int64_t)sub->channel_id;
     msg.u.unsubscribe.subscriber_index = (int32_t)index;
     (void)ir_conn_post(conn, &msg);

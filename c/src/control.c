@@ -398,6 +398,46 @@ int64_t ir_ctl_reply_id(const ir_ctl_msg_t *msg) {
   }
 }
 
+/* Where a request keeps its request id; NULL for replies and events. */
+static int64_t *request_id_field(ir_ctl_msg_t *msg) {
+  switch (msg->opcode) {
+    case IR_OP_REGISTER:
+      return &msg->u.register_.request_id;
+    case IR_OP_PUBLISH_CHANNEL:
+      return &msg->u.publish_channel.request_id;
+    case IR_OP_SUBSCRIBE:
+      return &msg->u.subscribe.request_id;
+    case IR_OP_UNSUBSCRIBE:
+      return &msg->u.unsubscribe.request_id;
+    case IR_OP_CLOSE_CHANNEL:
+      return &msg->u.close_channel.request_id;
+    case IR_OP_EXPOSE_FUNCTION:
+      return &msg->u.expose_function.request_id;
+    case IR_OP_RESOLVE_FUNCTION:
+      return &msg->u.resolve_function.request_id;
+    case IR_OP_WITHDRAW_FUNCTION:
+      return &msg->u.withdraw_function.request_id;
+    case IR_OP_LIST:
+      return &msg->u.list.request_id;
+    case IR_OP_UNREGISTER:
+      return &msg->u.unregister.request_id;
+    default:
+      return NULL;
+  }
+}
+
+int64_t ir_ctl_request_id(const ir_ctl_msg_t *msg) {
+  int64_t *field = request_id_field((ir_ctl_msg_t *)msg);
+  return field != NULL ? *field : -1;
+}
+
+void ir_ctl_set_request_id(ir_ctl_msg_t *msg, int64_t request_id) {
+  int64_t *field = request_id_field(msg);
+  if (field != NULL) {
+    *field = request_id;
+  }
+}
+
 /* ---- JSON, for the spec vectors ---- */
 
 static void json_raw(ir_avro_writer_t *out, const char *s) {

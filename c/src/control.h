@@ -259,6 +259,12 @@ void ir_ctl_free(ir_ctl_msg_t *msg);
 /* The request id a reply echoes, or -1 for events (records that answer no request). */
 int64_t ir_ctl_reply_id(const ir_ctl_msg_t *msg);
 
+/* The request id a request carries (0 until one is given), or -1 for replies and events. */
+int64_t ir_ctl_request_id(const ir_ctl_msg_t *msg);
+
+/* Gives a request its id; does nothing to replies and events. */
+void ir_ctl_set_request_id(ir_ctl_msg_t *msg, int64_t request_id);
+
 /* Appends `msg` as compact JSON with keys in alphabetical order (the `message:` form of
  * spec/vectors/control.txt): `Name {"field":value,...}`. Used by the self-test. */
 void ir_ctl_to_json(const ir_ctl_msg_t *msg, ir_avro_writer_t *out);

@@ -2,8 +2,6 @@
  * system call while both are active. A waker pays for FUTEX_WAKE only when the sleeper count says
  * someone sleeps; the SeqCst fence and increment below form the Dekker pair that makes this safe
  * (the same protocol as rust/core/src/doorbell.rs). */
-#include <sched.h>
-
 #include "internal.h"
 
 void ir_wait_default(ir_wait_t *wait) {
@@ -30,8 +28,12 @@ ir_error_e ir_wait_set(ir_wait_t *wait, ir_wait_e strategy, uint32_t spin_us, ui
 }
 
 void ir_bell_ring(ir_doorbell_t *bell) {
-  /* SYNC: wake check — orders the caller's publishing store before the sleeper count load; pairs
-   * with the SeqCst increment in ir_bell_wait (either the sleeper sees the news or we see it). */
+  if (bell == NULL) {
+    return;
+  }
+  /* SYNC: doorbell sleep check — orders the caller's publishing store before the sleeper count load;
+   * pairs with the SeqCst increment and fence in ir_bell_wait (a Dekker pair: either the sleeper sees
+   * the news or we see the sleeper). */
   atomic_thread_fence(memory_order_seq_cst);
   if (atomic_load_explicit(&bell->sleepers, memory_order_relaxed) != 0) {
     atomic_fetch_add_explicit(&bell->seq, 1, memory_order_release);
@@ -60,7 +62,9 @@ bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_n
       break;
   }
   uint32_t rounds = 0;
-  for (;;) {
+  /* Blocking goes to sleep at once; the others spin (and yield) first. */
+  bool polling = wait->strategy != IR_WAIT_BLOCKING;
+  while (polling) {
     rounds++;
     if (check(ctx)) {
       return true;
@@ -82,14 +86,14 @@ bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_n
     if (waited < spin) {
       ir_cpu_relax();
     } else if (waited < spin + yield_for) {
-      sched_yield();
+      ir_yield();
     } else {
-      break;
+      polling = false;
     }
   }
   for (;;) {
     uint32_t seq = atomic_load_explicit(&bell->seq, memory_order_acquire);
-    /* SYNC: wake check — pairs with the fence in ir_bell_ring. */
+    /* SYNC: doorbell sleep check — pairs with the fence in ir_bell_ring. */
     atomic_fetch_add_explicit(&bell->sleepers, 1, memory_order_seq_cst);
     /* The RMW alone does not keep the check's Acquire loads after it on every architecture (arm64
      * LDAPR may pass it): the fence does. */

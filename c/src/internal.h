@@ -1,6 +1,7 @@
-/* Internal interfaces of the C connector, layer by layer like the Rust core: system calls (sys.c),
- * mapped segments (segment.c), doorbells and waiting (doorbell.c), the SPSC ring (ring.c), the
- * channel ring (broadcast.c), and the error plumbing (error.c). Nothing here is part of the API. */
+/* Internal interfaces of the C connector, layer by layer like the Rust core: system calls (sys.c, the
+ * only file that makes any), mapped segments (segment.c), doorbells and waiting (doorbell.c), the SPSC
+ * ring (ring.c), the channel ring (broadcast.c), and the error plumbing (error.c). Nothing here is
+ * part of the API. */
 #ifndef IR_INTERNAL_H
 #define IR_INTERNAL_H
 
@@ -24,6 +25,14 @@ void ir_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The calling thread's last error message. */
 const char *ir_thread_error(void);
 
+/* The error a shared error code from the wire stands for (a Failed or CallError record): the code
+ * itself when it is one of wire-format.md §11, Protocol for anything else (0 included: a failure
+ * without a cause is a broken peer). The one place where C trusts a code it did not make. */
+ir_error_e ir_error_from_wire(int32_t code);
+
+/* Free strings: a malloc'd copy of `s`, NULL when out of memory (names.c). */
+char *ir_strdup(const char *s);
+
 /* ---- System calls (sys.c) ---- */
 
 /* CLOCK_MONOTONIC in nanoseconds. */
@@ -43,6 +52,26 @@ uint64_t ir_process_start_time(uint32_t pid);
 
 /* Whether process `pid` started at `start_time` runs (a zombie counts as dead). */
 bool ir_process_alive(uint32_t pid, uint64_t start_time);
+
+/* This process's id. */
+uint32_t ir_getpid(void);
+
+/* Sleeps for `ns` nanoseconds (a signal may cut it short). */
+void ir_sleep_ns(int64_t ns);
+
+/* Gives up the CPU to another runnable thread (sched_yield). */
+void ir_yield(void);
+
+/* Whether a shared memory object called `name` ("/impulse-ring....") exists. */
+bool ir_shm_exists(const char *name);
+
+/* Opens the shared memory object `name` read-write and maps all of it: on success *base and *len.
+ * On failure returns an errno value, ENOENT when it does not exist; a size below `min_len` is ENODATA
+ * (its creator has not sized it yet) with *len set to the size found. */
+int ir_shm_map(const char *name, size_t min_len, uint8_t **base, size_t *len);
+
+/* Unmaps what ir_shm_map mapped. */
+void ir_shm_unmap(uint8_t *base, size_t len);
 
 /* A CPU hint inside spin loops. */
 static inline void ir_cpu_relax(void) {

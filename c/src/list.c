@@ -2,7 +2,7 @@
  * accessors (no struct crosses the API, so FFIs that only speak pointers and integers can use it). */
 #include <stdlib.h>
 
-#include "conn.h"
+#include "session.h"
 
 struct ir_listing {
   ir_ctl_msg_t reply; /* IR_OP_LISTING; owns the decoded strings and arrays */
@@ -13,18 +13,12 @@ static ir_error_e list(ir_conn_t *conn, ir_listing_t **out) {
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "ir_list: conn and out must not be NULL");
   }
   *out = NULL;
-  ir_error_e code = ir_conn_usable(conn);
-  if (code != IR_OK) {
-    return code;
-  }
   ir_listing_t *listing = calloc(1, sizeof *listing);
   if (listing == NULL) {
     return ir_fail(IR_ERR_IO, "out of memory");
   }
-  int64_t request_id = ir_conn_request_id(conn);
   ir_ctl_msg_t msg = {.opcode = IR_OP_LIST};
-  msg.u.list.request_id = request_id;
-  code = ir_conn_request(conn, request_id, &msg, &listing->reply, IR_OP_LISTING);
+  ir_error_e code = ir_conn_request(conn, &msg, &listing->reply, IR_OP_LISTING);
   if (code != IR_OK) {
     free(listing);
     return code;

@@ -68,14 +68,16 @@ ir_error_e ir_ring_try_write(const ir_ring_t *ring, uint16_t kind, uint64_t seq,
 }
 
 void ir_ring_set_producer_waiting(const ir_ring_t *ring, bool waiting) {
-  /* SYNC: wake check — SeqCst pairs with the consumer's fence in ir_ring_producer_waiting. */
+  /* SYNC: producer-waiting check — SeqCst pairs with the consumer's fence in ir_ring_producer_waiting
+   * (a Dekker pair: either the consumer sees the flag or the producer's re-check sees the freed head). */
   atomic_store_explicit(&ring->header->producer_waiting, waiting ? 1 : 0, memory_order_seq_cst);
   /* Keeps the producer's re-check of the head after the store (as on the doorbell's sleep path). */
   atomic_thread_fence(memory_order_seq_cst);
 }
 
 bool ir_ring_producer_waiting(const ir_ring_t *ring) {
-  /* SYNC: wake check — orders our head store before this load. */
+  /* SYNC: producer-waiting check — orders our head store before this load; pairs with the SeqCst
+   * store in ir_ring_set_producer_waiting. */
   atomic_thread_fence(memory_order_seq_cst);
   return atomic_load_explicit(&ring->header->producer_waiting, memory_order_relaxed) != 0;
 }

@@ -2,12 +2,8 @@
  * creator, kind, and the size the header claims against the object's real size). The connector
  * never creates or unlinks a segment: the broker owns every name. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal.h"
 
@@ -17,37 +13,24 @@ ir_error_e ir_seg_open(const char *name, uint32_t kind, ir_seg_t *out, bool *mis
   if (strlen(name) >= sizeof out->name) {
     return ir_fail(IR_ERR_INVALID_ARGUMENT, "segment name %.64s... is too long", name);
   }
-  int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
-  if (fd < 0) {
-    if (errno == ENOENT) {
-      *missing = true;
-      return ir_fail(IR_ERR_IO, "shared memory segment %s does not exist", name);
-    }
-    return ir_fail(IR_ERR_IO, "shared memory segment %s: %s", name, strerror(errno));
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return ir_fail(IR_ERR_IO, "shared memory segment %s: %s", name, strerror(err));
-  }
-  if (st.st_size < IR_SEG_HEADER_SIZE) {
-    /* Its creator has not sized it yet (or it is garbage): either way, not a usable segment yet. */
-    close(fd);
+  uint8_t *base = NULL;
+  size_t len = 0;
+  int err = ir_shm_map(name, IR_SEG_HEADER_SIZE, &base, &len);
+  if (err == ENOENT) {
     *missing = true;
-    return ir_fail(IR_ERR_IO, "segment %s is not ready yet (%lld bytes, smaller than a segment header)", name,
-                   (long long)st.st_size);
+    return ir_fail(IR_ERR_IO, "shared memory segment %s does not exist", name);
   }
-  size_t len = (size_t)st.st_size;
-  void *base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  int err = errno;
-  close(fd);
-  if (base == MAP_FAILED) {
+  if (err == ENODATA) {
+    /* Its creator has not sized it yet (or it is garbage): either way, not a usable segment yet. */
+    *missing = true;
+    return ir_fail(IR_ERR_IO, "segment %s is not ready yet (%zu bytes, smaller than a segment header)", name, len);
+  }
+  if (err != 0) {
     return ir_fail(IR_ERR_IO, "cannot map shared memory segment %s: %s", name, strerror(err));
   }
   ir_seg_t seg = {.base = base, .len = len};
   (void)snprintf(seg.name, sizeof seg.name, "%s", name);
-  ir_seg_header_t *header = base;
+  ir_seg_header_t *header = (ir_seg_header_t *)base;
   /* SYNC: observe segment — pairs with the creator's Release store of the version word. */
   uint32_t version = atomic_load_explicit(&header->version, memory_order_acquire);
   ir_error_e code = IR_OK;
@@ -68,7 +51,7 @@ ir_error_e ir_seg_open(const char *name, uint32_t kind, ir_seg_t *out, bool *mis
                    (unsigned long long)atomic_load_explicit(&header->size, memory_order_relaxed), len);
   }
   if (code != IR_OK) {
-    munmap(base, len);
+    ir_shm_unmap(base, len);
     return code;
   }
   *out = seg;
@@ -77,7 +60,7 @@ ir_error_e ir_seg_open(const char *name, uint32_t kind, ir_seg_t *out, bool *mis
 
 void ir_seg_close(ir_seg_t *seg) {
   if (seg->base != NULL) {
-    munmap(seg->base, seg->len);
+    ir_shm_unmap(seg->base, seg->len);
     seg->base = NULL;
     seg->len = 0;
   }

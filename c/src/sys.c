@@ -1,11 +1,15 @@
-/* The only file with raw system calls: the monotonic clock, shared futex wait/wake and process
- * identity from /proc. Everything above it is plain memory and atomics. */
+/* The only file with system calls: the monotonic clock, sleeping and yielding, shared futex
+ * wait/wake, mapping shared memory objects, and process identity from /proc. Everything above it is
+ * plain memory and atomics (and pthread mutexes, which only enter the kernel when contended). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +31,58 @@ int64_t ir_deadline(int64_t timeout_ms) {
     return INT64_MAX / 2;
   }
   return ir_now_ns() + timeout_ms * 1000000LL;
+}
+
+void ir_sleep_ns(int64_t ns) {
+  struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000LL), .tv_nsec = (long)(ns % 1000000000LL)};
+  (void)nanosleep(&ts, NULL);
+}
+
+void ir_yield(void) {
+  (void)sched_yield();
+}
+
+uint32_t ir_getpid(void) {
+  return (uint32_t)getpid();
+}
+
+bool ir_shm_exists(const char *name) {
+  char path[IR_SEG_NAME_MAX + 16];
+  (void)snprintf(path, sizeof path, "/dev/shm%s", name);
+  return access(path, F_OK) == 0;
+}
+
+int ir_shm_map(const char *name, size_t min_len, uint8_t **base, size_t *len) {
+  *base = NULL;
+  *len = 0;
+  int fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) {
+    return errno;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return err;
+  }
+  *len = (size_t)st.st_size;
+  if (st.st_size < 0 || (size_t)st.st_size < min_len) {
+    close(fd);
+    return ENODATA;
+  }
+  void *mapped = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (mapped == MAP_FAILED) {
+    *len = 0;
+    return err;
+  }
+  *base = mapped;
+  return 0;
+}
+
+void ir_shm_unmap(uint8_t *base, size_t len) {
+  (void)munmap(base, len);
 }
 
 void ir_futex_wait(_Atomic uint32_t *word, uint32_t expected, int64_t timeout_ns) {

@@ -59,6 +59,29 @@ std::vector<std::int64_t> decode_longs(ByteView datum, std::size_t count) {
   return out;
 }
 
+// Runs `action`, which must throw an impulse_ring::Error of `code`: a test checks which error, not
+// only that something was thrown. The message goes to *message, for checks that look into it.
+template <class Action>
+::testing::AssertionResult expect_error(ir_error_e code, Action &&action, std::string *message = nullptr) {
+  try {
+    action();
+  } catch (const Error &e) {
+    if (message != nullptr) {
+      *message = e.what();
+    }
+    if (e.code() == code) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "threw " << e.name() << " (" << e.what() << "), expected "
+                                         << ir_error_name(code);
+  } catch (const std::exception &e) {
+    return ::testing::AssertionFailure() << "threw a std::exception that is no Error: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "threw nothing, expected " << ir_error_name(code);
+}
+
+#define EXPECT_ERROR(code, ...) EXPECT_TRUE(expect_error(code, [&] { __VA_ARGS__; }))
+
 // add(a, b): a + b; a == 13 throws std::runtime_error, a == 14 throws Error(InvalidArgument).
 std::vector<std::uint8_t> add(ByteView request) {
   std::vector<std::int64_t> ab = decode_longs(request, 2);
@@ -95,13 +118,12 @@ class Live : public ::testing::Test {
 
 TEST(Errors, connect_without_broker_throws_no_broker_naming_the_namespace) {
   std::string ns = "cppself-" + std::to_string(getpid()) + "-nobroker";
-  try {
-    Connection conn(ns, "lonely");
-    FAIL() << "connected without a broker";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_NO_BROKER);
-    EXPECT_STREQ(e.name(), "NoBroker");
-    EXPECT_NE(std::string(e.what()).find(ns), std::string::npos);
+  {
+    std::string message;
+    EXPECT_TRUE(expect_error(
+        IR_ERR_NO_BROKER, [&] { Connection conn(ns, "lonely"); }, &message));
+    EXPECT_STREQ(Error(IR_ERR_NO_BROKER, message).name(), "NoBroker");
+    EXPECT_NE(message.find(ns), std::string::npos);
   }
 }
 
@@ -147,30 +169,19 @@ TEST_F(Live, publish_and_receive_with_views_and_optionals) {
 TEST_F(Live, refusals_throw_errors_with_codes_and_messages) {
   Connection conn(ns_, "refusals");
   auto pub = conn.publish_channel("keyed", kReading, "right");
-  try {
-    conn.subscribe("keyed", kReading, "wrong");
-    FAIL() << "a wrong key was let in";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_WRONG_KEY);
+  EXPECT_ERROR(IR_ERR_WRONG_KEY, conn.subscribe("keyed", kReading, "wrong"));
+  {
+    std::string message;
+    EXPECT_TRUE(expect_error(
+        IR_ERR_SCHEMA_MISMATCH, [&] { conn.subscribe("keyed", kOtherReading, "right"); }, &message));
+    EXPECT_NE(message.find("expected"), std::string::npos);
+    EXPECT_NE(message.find("presented"), std::string::npos);
   }
-  try {
-    conn.subscribe("keyed", kOtherReading, "right");
-    FAIL() << "another schema was let in";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_SCHEMA_MISMATCH);
-    EXPECT_NE(std::string(e.what()).find("expected"), std::string::npos);
-    EXPECT_NE(std::string(e.what()).find("presented"), std::string::npos);
-  }
-  EXPECT_THROW(conn.subscribe("nope", kReading), Error);
-  EXPECT_THROW(conn.publish_channel("keyed", kReading), Error);
-  EXPECT_THROW(conn.publish_channel("broken", "{not json"), Error);
+  EXPECT_ERROR(IR_ERR_UNKNOWN_CHANNEL, conn.subscribe("nope", kReading));
+  EXPECT_ERROR(IR_ERR_NAME_TAKEN, conn.publish_channel("keyed", kReading));
+  EXPECT_ERROR(IR_ERR_INVALID_SCHEMA, conn.publish_channel("broken", "{not json"));
   std::vector<std::uint8_t> huge(pub.max_datum() + 1);
-  try {
-    pub.publish(huge);
-    FAIL() << "an oversized datum was published";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_TOO_LARGE);
-  }
+  EXPECT_ERROR(IR_ERR_TOO_LARGE, pub.publish(huge));
 }
 
 TEST_F(Live, full_channel_makes_try_publish_false_and_closing_ends_the_subscription) {
@@ -185,17 +196,12 @@ TEST_F(Live, full_channel_makes_try_publish_false_and_closing_ends_the_subscript
     published++;
   }
   EXPECT_GT(published, 10);
-  EXPECT_THROW(pub->publish(datum, 30ms), Error);
+  EXPECT_ERROR(IR_ERR_TIMEOUT, pub->publish(datum, 30ms));
   pub.reset();  // closes the channel
   for (int i = 0; i < published; i++) {
     EXPECT_TRUE(sub.receive(1s).has_value());
   }
-  try {
-    sub.receive(1s);
-    FAIL() << "no Closed after the publisher went";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_CLOSED);
-  }
+  EXPECT_ERROR(IR_ERR_CLOSED, sub.receive(1s));
 }
 
 TEST_F(Live, calls_return_responses_and_handler_exceptions_become_errors) {
@@ -207,26 +213,27 @@ TEST_F(Live, calls_return_responses_and_handler_exceptions_become_errors) {
 
   std::vector<std::uint8_t> response = caller.call("add", kAddRequest, kAddResponse, encode_longs({40, 2}), 5s);
   EXPECT_EQ(decode_longs(response, 1), std::vector<std::int64_t>{42});
-  try {
-    caller.call("add", kAddRequest, kAddResponse, encode_longs({13, 0}), 5s);
-    FAIL() << "the handler's exception did not reach the caller";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_HANDLER);
-    EXPECT_NE(std::string(e.what()).find("unlucky number 13"), std::string::npos);
+  {
+    std::string message;
+    EXPECT_TRUE(expect_error(
+        IR_ERR_HANDLER,
+        [&] {
+          caller.call("add", kAddRequest, kAddResponse, encode_longs({13, 0}), 5s);
+        },
+        &message));
+    EXPECT_NE(message.find("unlucky number 13"), std::string::npos);
   }
-  try {
-    caller.call("add", kAddRequest, kAddResponse, encode_longs({14, 0}), 5s);
-    FAIL() << "the handler's Error did not reach the caller";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_HANDLER);
-    EXPECT_NE(std::string(e.what()).find("fourteen"), std::string::npos);
+  {
+    std::string message;
+    EXPECT_TRUE(expect_error(
+        IR_ERR_HANDLER,
+        [&] {
+          caller.call("add", kAddRequest, kAddResponse, encode_longs({14, 0}), 5s);
+        },
+        &message));
+    EXPECT_NE(message.find("fourteen"), std::string::npos);
   }
-  try {
-    caller.call("nope", kAddRequest, kAddResponse, encode_longs({1, 2}), 1s);
-    FAIL() << "an unknown function answered";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_UNKNOWN_FUNCTION);
-  }
+  EXPECT_ERROR(IR_ERR_UNKNOWN_FUNCTION, caller.call("nope", kAddRequest, kAddResponse, encode_longs({1, 2}), 1s));
 
   std::vector<impulse_ring::Call> calls;
   for (std::int64_t i = 0; i < 8; i++) {
@@ -247,7 +254,7 @@ TEST_F(Live, poll_one_drives_a_provider_from_an_event_loop) {
   EXPECT_FALSE(provider.poll_one());
   impulse_ring::Call call = caller.start_call("add", kAddRequest, kAddResponse, encode_longs({7, 8}));
   EXPECT_FALSE(call.poll());
-  EXPECT_THROW(call.result(), Error);
+  EXPECT_ERROR(IR_ERR_TIMEOUT, call.result());
   for (int i = 0; i < 100 && !call.poll(); i++) {
     provider.poll_one(10ms);
   }
@@ -261,12 +268,7 @@ TEST_F(Live, withdrawn_function_fails_pending_calls_with_peer_gone) {
   impulse_ring::Call call = caller.start_call("add", kAddRequest, kAddResponse, encode_longs({1, 1}), 30s);
   fn.reset();
   ASSERT_TRUE(call.poll(5s));
-  try {
-    call.result();
-    FAIL() << "a withdrawn function answered";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_PEER_GONE);
-  }
+  EXPECT_ERROR(IR_ERR_PEER_GONE, call.result());
 }
 
 TEST_F(Live, list_shows_apps_channels_and_functions) {
@@ -327,12 +329,7 @@ TEST_F(Live, handles_move_and_outlive_their_connection) {
   moved.publish(std::string("\x02y"));
   EXPECT_TRUE(sub.receive(1s).has_value());
   other = Connection(ns_, "replacement");  // closes the first app: its handles now fail with Closed
-  try {
-    moved.publish(std::string("\x02z"));
-    FAIL() << "published on a closed connection";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_CLOSED);
-  }
+  EXPECT_ERROR(IR_ERR_CLOSED, moved.publish(std::string("\x02z")));
 }
 
 TEST_F(Live, broker_shutdown_reaches_the_app_as_broker_gone) {
@@ -340,12 +337,7 @@ TEST_F(Live, broker_shutdown_reaches_the_app_as_broker_gone) {
   auto pub = conn.publish_channel("c", "\"bytes\"");
   auto sub = conn.subscribe("c", "\"bytes\"");
   ASSERT_TRUE(test_broker_stop(&broker_, SIGTERM));
-  try {
-    sub.receive(2s);
-    FAIL() << "no BrokerGone";
-  } catch (const Error &e) {
-    EXPECT_EQ(e.code(), IR_ERR_BROKER_GONE);
-  }
+  EXPECT_ERROR(IR_ERR_BROKER_GONE, sub.receive(2s));
   EXPECT_TRUE(conn.broker_gone());
 }
 

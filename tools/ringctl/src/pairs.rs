@@ -3,7 +3,8 @@
 //! lines, so one harness drives any two languages. A case is named by its roles
 //! (`pubsub publisher=c subscriber=rust`) and runs its steps against a live broker of its own.
 //!
-//! A new connector adds its testee to [`testee`] and [`build`], and its cases to [`cases`].
+//! A new connector adds its testee to [`testee`] and [`build`], and its language to [`cases`] (every
+//! ordered pair of languages there gets both patterns).
 
 use std::{
   io::{BufRead, BufReader},
@@ -49,16 +50,17 @@ impl PairCase {
   }
 }
 
-/// The languages that ship a testee, in table order: every ordered pair of two of them is a case.
-const TESTEES: [&str; 3] = ["rust", "c", "ts"];
-
-/// Every pair case, in table order: each producer against each other language, channels then calls.
+/// Every pair case, in table order: every ordered pair of two languages that ship a testee, channels
+/// then calls.
 pub(crate) fn cases() -> Vec<PairCase> {
+  use Pattern::*;
+  let case = |pattern, producer, consumer| PairCase { pattern, producer, consumer };
+  let languages = ["rust", "c", "cpp", "ts"];
   let mut cases = Vec::new();
-  for producer in TESTEES {
-    for consumer in TESTEES.into_iter().filter(|c| *c != producer) {
-      for pattern in [Pattern::PubSub, Pattern::Call] {
-        cases.push(PairCase { pattern, producer, consumer });
+  for pattern in [PubSub, Call] {
+    for producer in languages {
+      for consumer in languages.into_iter().filter(|&consumer| consumer != producer) {
+        cases.push(case(pattern, producer, consumer));
       }
     }
   }
@@ -70,6 +72,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
   match language {
     "rust" => "rust",
     "c" => "c",
+    "cpp" => "cpp",
     "ts" => "ts",
     _ => "-",
   }
@@ -80,6 +83,7 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<PathBuf> {
   let path = match language {
     "rust" => broker::target_dir(root).join("debug/examples/testee"),
     "c" => root.join("target/c/testee"),
+    "cpp" => root.join("target/cpp/testee"),
     // An executable script (`#!/usr/bin/env bun`), so the harness runs it like a binary.
     "ts" => root.join("ts/examples/testee.ts"),
     other => bail!("no testee is known for language `{other}`"),
@@ -96,6 +100,12 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .run()
         .context("`cmake` is required to build c/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
       cmd!(sh, "cmake --build target/c --parallel 2 --target testee").run()?;
+    }
+    "cpp" => {
+      cmd!(sh, "cmake -S cpp -B target/cpp -DCMAKE_BUILD_TYPE=Debug")
+        .run()
+        .context("`cmake` is required to build cpp/; install CMake 3.16+ (Debian: `apt-get install cmake`)")?;
+      cmd!(sh, "cmake --build target/cpp --parallel 2 --target testee").run()?;
     }
     "ts" => build_ts(sh)?,
     other => bail!("no testee is known for language `{other}`"),

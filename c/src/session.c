@@ -1,15 +1,14 @@
-/* Connections: mapping the namespace's control segment, claiming an app slot with a CAS, registering
+/* The session: mapping the namespace's control segment, claiming an app slot with a CAS, registering
  * with the broker, and the control request/reply exchange over the slot's two rings. There is no
  * background thread: whoever waits (a control request, a call, ir_serve) reads the reply ring and
- * routes what it finds, and checks the broker's liveness while it sleeps. */
+ * routes what it finds (to a waiter, or to the layers attached above), and checks the broker's
+ * liveness while it sleeps. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "conn.h"
 #include "ring.h"
+#include "session.h"
 
 /* ---- Errors ---- */
 
@@ -35,30 +34,95 @@ const char *ir_last_error(const ir_conn_t *conn) {
   return copy;
 }
 
-/* ---- Names ---- */
+/* ---- Names and slots ---- */
 
-static bool valid_namespace(const char *ns) {
-  size_t len = strlen(ns);
-  if (len == 0 || len > IR_MAX_NS_LEN) {
-    return false;
-  }
-  for (size_t i = 0; i < len; i++) {
-    char c = ns[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-    if (!ok) {
-      return false;
-    }
-  }
-  return true;
-}
-
-ir_error_e ir_conn_check_segment_name(ir_conn_t *conn, const char *name) {
-  size_t prefix = strlen(conn->prefix);
-  if (strncmp(name, conn->prefix, prefix) != 0 || strlen(name) >= IR_SEG_NAME_MAX) {
+ir_error_e ir_conn_check_segment_name(const ir_conn_t *conn, const char *name) {
+  if (!ir_segment_in_namespace(conn->prefix, name)) {
     return ir_fail(IR_ERR_PROTOCOL, "protocol error: the broker named segment %.200s outside namespace `%s`", name,
                    conn->ns);
   }
   return IR_OK;
+}
+
+ir_error_e ir_conn_fail_broker_gone(const ir_conn_t *conn) {
+  return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
+}
+
+static ir_error_e fail_no_broker(const char *ns) {
+  return ir_fail(IR_ERR_NO_BROKER, "no broker is running in namespace `%s` (start one with `impulsed --ns %s`)", ns,
+                 ns);
+}
+
+/* Offset of app slot `slot` in the control segment (bootstrap.md §3). */
+static uint64_t slot_offset(const ir_conn_t *conn, uint32_t slot) {
+  return IR_CTL_SLOTS + (uint64_t)slot * ir_control_slot_size(conn->ring_capacity);
+}
+
+ir_slot_header_t *ir_conn_slot(ir_conn_t *conn, uint32_t slot) {
+  return slot < conn->max_apps ? ir_seg_at(&conn->ctl, slot_offset(conn, slot)) : NULL;
+}
+
+ir_doorbell_t *ir_conn_app_bell(ir_conn_t *conn, uint32_t slot) {
+  ir_slot_header_t *header = ir_conn_slot(conn, slot);
+  return header != NULL ? &header->doorbell : NULL;
+}
+
+ir_doorbell_t *ir_conn_own_bell(ir_conn_t *conn) {
+  return ir_conn_app_bell(conn, conn->app_id);
+}
+
+/* ---- Layers ---- */
+
+void *ir_conn_layer_if_any(ir_conn_t *conn, const ir_layer_ops_t *ops) {
+  for (int i = 0; i < IR_MAX_LAYERS; i++) {
+    if (conn->layers[i].ops == ops) {
+      return conn->layers[i].state;
+    }
+  }
+  return NULL;
+}
+
+void *ir_conn_layer(ir_conn_t *conn, const ir_layer_ops_t *ops) {
+  /* Layers fill the slots in order: the first empty slot ends the search. */
+  for (int i = 0; i < IR_MAX_LAYERS; i++) {
+    if (conn->layers[i].ops == ops) {
+      return conn->layers[i].state;
+    }
+    if (conn->layers[i].ops == NULL) {
+      void *state = ops->create();
+      if (state != NULL) {
+        conn->layers[i].ops = ops;
+        conn->layers[i].state = state;
+      }
+      return state;
+    }
+  }
+  return NULL;
+}
+
+/* Hands an event to every layer (conn->lock held). */
+static void layers_event(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
+  for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
+    conn->layers[i].ops->event(conn, conn->layers[i].state, msg);
+  }
+}
+
+static void layers_fail_all(ir_conn_t *conn, ir_error_e code, const char *message) {
+  for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
+    if (conn->layers[i].ops->fail_all != NULL) {
+      conn->layers[i].ops->fail_all(conn, conn->layers[i].state, code, message);
+    }
+  }
+}
+
+static bool layers_progress(ir_conn_t *conn) {
+  bool completed = false;
+  for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
+    if (conn->layers[i].ops->progress != NULL) {
+      completed |= conn->layers[i].ops->progress(conn, conn->layers[i].state);
+    }
+  }
+  return completed;
 }
 
 /* ---- Lifetime ---- */
@@ -68,7 +132,9 @@ void ir_conn_ref(ir_conn_t *conn) {
 }
 
 static void destroy(ir_conn_t *conn) {
-  ir_calls_teardown(conn);
+  for (int i = 0; i < IR_MAX_LAYERS && conn->layers[i].ops != NULL; i++) {
+    conn->layers[i].ops->destroy(conn, conn->layers[i].state);
+  }
   ir_seg_close(&conn->ctl);
   pthread_mutex_destroy(&conn->lock);
   pthread_mutex_destroy(&conn->post_lock);
@@ -83,15 +149,6 @@ void ir_conn_unref(ir_conn_t *conn) {
   }
 }
 
-ir_doorbell_t *ir_conn_app_bell(ir_conn_t *conn, uint32_t slot) {
-  if (slot >= conn->max_apps) {
-    return NULL;
-  }
-  uint64_t base = IR_CTL_SLOTS + (uint64_t)slot * ir_control_slot_size(conn->ring_capacity);
-  ir_slot_header_t *header = ir_seg_at(&conn->ctl, base);
-  return &header->doorbell;
-}
-
 /* ---- Liveness ---- */
 
 static void mark_broker_gone(ir_conn_t *conn) {
@@ -99,14 +156,16 @@ static void mark_broker_gone(ir_conn_t *conn) {
   if (atomic_exchange_explicit(&conn->broker_gone, true, memory_order_acq_rel)) {
     return;
   }
-  char message[160];
-  (void)snprintf(message, sizeof message, "the broker of namespace `%s` is gone", conn->ns);
-  ir_calls_fail_all(conn, IR_ERR_BROKER_GONE, message);
+  (void)ir_conn_fail_broker_gone(conn);
+  layers_fail_all(conn, IR_ERR_BROKER_GONE, ir_thread_error());
+}
+
+bool ir_conn_shutting_down(ir_conn_t *conn) {
+  return atomic_load_explicit(&conn->header->shutting_down, memory_order_acquire) != 0;
 }
 
 bool ir_conn_gone(ir_conn_t *conn) {
-  return atomic_load_explicit(&conn->broker_gone, memory_order_acquire) ||
-         atomic_load_explicit(&conn->header->shutting_down, memory_order_acquire) != 0;
+  return atomic_load_explicit(&conn->broker_gone, memory_order_acquire) || ir_conn_shutting_down(conn);
 }
 
 void ir_conn_health(void *arg) {
@@ -121,13 +180,12 @@ void ir_conn_health(void *arg) {
                                                memory_order_relaxed)) {
     return;
   }
-  bool shutting_down = atomic_load_explicit(&conn->header->shutting_down, memory_order_acquire) != 0;
-  if (shutting_down || !ir_process_alive(conn->broker_pid, conn->broker_start)) {
+  if (ir_conn_shutting_down(conn) || !ir_process_alive(conn->broker_pid, conn->broker_start)) {
     pthread_mutex_lock(&conn->lock);
     mark_broker_gone(conn);
     pthread_mutex_unlock(&conn->lock);
     /* Other threads of ours may sleep waiting for replies that will never come. */
-    ir_bell_ring(ir_conn_app_bell(conn, conn->app_id));
+    ir_bell_ring(ir_conn_own_bell(conn));
   }
 }
 
@@ -136,7 +194,7 @@ ir_error_e ir_conn_usable(ir_conn_t *conn) {
     return ir_fail(IR_ERR_CLOSED, "the connection is closed");
   }
   if (ir_conn_gone(conn)) {
-    return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
+    return ir_conn_fail_broker_gone(conn);
   }
   return IR_OK;
 }
@@ -150,10 +208,6 @@ int ir_broker_gone(ir_conn_t *conn) {
 }
 
 /* ---- Control records ---- */
-
-int64_t ir_conn_request_id(ir_conn_t *conn) {
-  return (int64_t)atomic_fetch_add_explicit(&conn->next_request_id, 1, memory_order_relaxed);
-}
 
 typedef struct post_ctx {
   ir_conn_t *conn;
@@ -172,15 +226,18 @@ static bool try_post(void *arg) {
     if (!ir_conn_gone(ctx->conn)) {
       return false;
     }
-    code = ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", ctx->conn->ns);
+    code = ir_conn_fail_broker_gone(ctx->conn);
   }
   ctx->result = code;
   return true;
 }
 
-ir_error_e ir_conn_post(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
+ir_error_e ir_conn_post(ir_conn_t *conn, ir_ctl_msg_t *msg) {
   if (ir_conn_gone(conn)) {
-    return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
+    return ir_conn_fail_broker_gone(conn);
+  }
+  if (ir_ctl_request_id(msg) == 0) {
+    ir_ctl_set_request_id(msg, (int64_t)atomic_fetch_add_explicit(&conn->next_request_id, 1, memory_order_relaxed));
   }
   ir_avro_writer_t w;
   ir_avro_writer_init_dynamic(&w);
@@ -188,6 +245,14 @@ ir_error_e ir_conn_post(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
   if (!ir_avro_writer_ok(&w)) {
     ir_avro_writer_free(&w);
     return ir_fail(IR_ERR_IO, "out of memory encoding a %s record", ir_ctl_name(msg->opcode));
+  }
+  uint64_t max = ir_max_payload(conn->request_ring.capacity);
+  if (w.len > max) {
+    /* wire-format.md §10: a control record larger than the control ring takes is TooLarge. */
+    size_t len = w.len;
+    ir_avro_writer_free(&w);
+    return ir_fail(IR_ERR_TOO_LARGE, "the %s request of %zu bytes is larger than the control ring's maximum of %llu",
+                   ir_ctl_name(msg->opcode), len, (unsigned long long)max);
   }
   post_ctx_t ctx = {.conn = conn, .payload = w.data, .len = w.len, .result = IR_OK};
   pthread_mutex_lock(&conn->post_lock);
@@ -200,17 +265,13 @@ ir_error_e ir_conn_post(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
   if (msg->opcode == IR_OP_UNREGISTER) {
     atomic_store_explicit(&conn->unregistered, true, memory_order_release);
   }
-  bool written = ir_bell_wait(ir_conn_app_bell(conn, conn->app_id), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS),
-                              try_post, &ctx, ir_conn_health, conn);
+  bool written = ir_bell_wait(ir_conn_own_bell(conn), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS), try_post, &ctx,
+                              ir_conn_health, conn);
   ir_ring_set_producer_waiting(&conn->request_ring, false);
   pthread_mutex_unlock(&conn->post_lock);
   ir_avro_writer_free(&w);
   if (!written) {
     return ir_fail(IR_ERR_TIMEOUT, "writing a control request timed out after %d ms", IR_CONTROL_TIMEOUT_MS);
-  }
-  if (ctx.result == IR_ERR_TOO_LARGE) {
-    return ir_fail(IR_ERR_INVALID_ARGUMENT, "the %s request is too large for the control ring: %s",
-                   ir_ctl_name(msg->opcode), ir_thread_error());
   }
   if (ctx.result != IR_OK) {
     return ctx.result;
@@ -219,10 +280,30 @@ ir_error_e ir_conn_post(ir_conn_t *conn, const ir_ctl_msg_t *msg) {
   return IR_OK;
 }
 
+/* Answers every waiting request with `failed` (its strings copied): the broker sent something that
+ * matches none of them in particular (a Failed with request id 0, or a reply that does not decode),
+ * and any of them may be the one it is about (bootstrap.md §4.1). Called with conn->lock held. */
+static void fail_waiters(ir_conn_t *conn, const ir_ctl_failed_t *failed) {
+  for (ir_reply_waiter_t *w = conn->waiters; w != NULL; w = w->next) {
+    if (!w->filled) {
+      memset(&w->reply, 0, sizeof w->reply);
+      w->reply.opcode = IR_OP_FAILED;
+      w->reply.u.failed = *failed;
+      w->reply.u.failed.message = ir_strdup(failed->message != NULL ? failed->message : "");
+      w->filled = true;
+    }
+  }
+}
+
 /* Routes one record from the reply ring. Called with conn->lock held; takes ownership of `msg`. */
 static void dispatch(ir_conn_t *conn, ir_ctl_msg_t *msg) {
   int64_t id = ir_ctl_reply_id(msg);
-  if (id >= 0) {
+  if (id == 0 && msg->opcode == IR_OP_FAILED) {
+    fail_waiters(conn, &msg->u.failed);
+    ir_ctl_free(msg);
+    return;
+  }
+  if (id > 0) {
     for (ir_reply_waiter_t *w = conn->waiters; w != NULL; w = w->next) {
       if (w->request_id == id && !w->filled) {
         w->reply = *msg;
@@ -235,18 +316,10 @@ static void dispatch(ir_conn_t *conn, ir_ctl_msg_t *msg) {
     ir_ctl_free(msg);
     return;
   }
-  switch (msg->opcode) {
-    case IR_OP_LINK_OPENED:
-      ir_calls_link_opened(conn, &msg->u.link_opened);
-      break;
-    case IR_OP_LINK_CLOSED:
-      ir_calls_link_closed(conn, (uint64_t)msg->u.link_closed.link_id, msg->u.link_closed.message);
-      break;
-    case IR_OP_BROKER_SHUTDOWN:
-      mark_broker_gone(conn);
-      break;
-    default:
-      break;
+  if (msg->opcode == IR_OP_BROKER_SHUTDOWN) {
+    mark_broker_gone(conn);
+  } else {
+    layers_event(conn, msg);
   }
   ir_ctl_free(msg);
 }
@@ -278,6 +351,11 @@ static bool read_replies(ir_conn_t *conn) {
     if (decoded == IR_OK) {
       dispatch(conn, &msg);
     } else {
+      /* Waiting 10 s for a reply that came but cannot be read would only hide the fault. */
+      char message[256];
+      (void)snprintf(message, sizeof message, "protocol error: a reply from the broker does not decode: %s", why);
+      ir_ctl_failed_t failed = {.code = IR_ERR_PROTOCOL, .message = message};
+      fail_waiters(conn, &failed);
       ir_ctl_free(&msg);
     }
   }
@@ -290,15 +368,15 @@ static bool read_replies(ir_conn_t *conn) {
 void ir_conn_progress(ir_conn_t *conn) {
   pthread_mutex_lock(&conn->lock);
   (void)read_replies(conn);
-  if (atomic_load_explicit(&conn->header->shutting_down, memory_order_acquire) != 0) {
+  if (ir_conn_shutting_down(conn)) {
     /* Links closing in a shutdown are the broker leaving: pending calls fail with BrokerGone. */
     mark_broker_gone(conn);
   }
-  bool completed = ir_calls_progress(conn);
+  bool completed = layers_progress(conn);
   pthread_mutex_unlock(&conn->lock);
   if (completed) {
     /* Another thread of ours may sleep waiting for one of these results. */
-    ir_bell_ring(ir_conn_app_bell(conn, conn->app_id));
+    ir_bell_ring(ir_conn_own_bell(conn));
   }
 }
 
@@ -318,40 +396,44 @@ static bool reply_arrived(void *arg) {
 
 /* The error a Failed reply stands for, with the broker's message (and both fingerprints). */
 static ir_error_e remote_error(ir_conn_t *conn, const ir_ctl_failed_t *failed) {
-  int code = failed->code;
+  ir_error_e code = ir_error_from_wire(failed->code);
   const char *message = failed->message != NULL ? failed->message : "";
   switch (code) {
     case IR_ERR_NO_BROKER:
-      return ir_fail(IR_ERR_NO_BROKER, "no broker is running in namespace `%s` (start one with `impulsed --ns %s`)",
-                     conn->ns, conn->ns);
+      return fail_no_broker(conn->ns);
     case IR_ERR_BROKER_GONE:
-      return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
+      return ir_conn_fail_broker_gone(conn);
     case IR_ERR_SCHEMA_MISMATCH:
-      return ir_fail(IR_ERR_SCHEMA_MISMATCH, "%s (expected %016llx, presented %016llx)", message,
+      return ir_fail(code, "%s (expected %016llx, presented %016llx)", message,
                      (unsigned long long)failed->expected_fingerprint,
                      (unsigned long long)failed->presented_fingerprint);
     default:
-      if (code >= IR_ERR_NO_BROKER && code <= IR_ERR_PROTOCOL) {
-        return ir_fail((ir_error_e)code, "%s", message);
+      if (code == IR_ERR_PROTOCOL && failed->code != IR_ERR_PROTOCOL) {
+        return ir_fail(code, "protocol error: unknown error code %d: %s", (int)failed->code, message);
       }
-      return ir_fail(IR_ERR_PROTOCOL, "protocol error: error code %d: %s", code, message);
+      return ir_fail(code, "%s", message);
   }
 }
 
-ir_error_e ir_conn_request(ir_conn_t *conn, int64_t request_id, const ir_ctl_msg_t *msg, ir_ctl_msg_t *reply,
-                           ir_opcode_e expected) {
+ir_error_e ir_conn_request(ir_conn_t *conn, ir_ctl_msg_t *msg, ir_ctl_msg_t *reply, ir_opcode_e expected) {
   memset(reply, 0, sizeof *reply);
+  ir_error_e code = ir_conn_usable(conn);
+  if (code != IR_OK) {
+    return code;
+  }
+  int64_t request_id = (int64_t)atomic_fetch_add_explicit(&conn->next_request_id, 1, memory_order_relaxed);
+  ir_ctl_set_request_id(msg, request_id);
   ir_reply_waiter_t waiter = {.request_id = request_id};
   pthread_mutex_lock(&conn->lock);
   waiter.next = conn->waiters;
   conn->waiters = &waiter;
   pthread_mutex_unlock(&conn->lock);
 
-  ir_error_e code = ir_conn_post(conn, msg);
+  code = ir_conn_post(conn, msg);
   if (code == IR_OK) {
     request_ctx_t ctx = {.conn = conn, .waiter = &waiter};
-    (void)ir_bell_wait(ir_conn_app_bell(conn, conn->app_id), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS),
-                       reply_arrived, &ctx, ir_conn_health, conn);
+    (void)ir_bell_wait(ir_conn_own_bell(conn), &conn->wait, ir_deadline(IR_CONTROL_TIMEOUT_MS), reply_arrived, &ctx,
+                       ir_conn_health, conn);
   }
 
   pthread_mutex_lock(&conn->lock);
@@ -368,7 +450,7 @@ ir_error_e ir_conn_request(ir_conn_t *conn, int64_t request_id, const ir_ctl_msg
   }
   if (!waiter.filled) {
     if (ir_conn_gone(conn)) {
-      return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
+      return ir_conn_fail_broker_gone(conn);
     }
     return ir_fail(IR_ERR_TIMEOUT, "waiting for the broker's reply to %s timed out after %d ms",
                    ir_ctl_name(msg->opcode), IR_CONTROL_TIMEOUT_MS);
@@ -390,55 +472,44 @@ ir_error_e ir_conn_request(ir_conn_t *conn, int64_t request_id, const ir_ctl_msg
 
 /* ---- Connecting ---- */
 
-static ir_error_e no_broker(const char *ns) {
-  return ir_fail(IR_ERR_NO_BROKER, "no broker is running in namespace `%s` (start one with `impulsed --ns %s`)", ns,
-                 ns);
-}
-
 /* Maps the control segment of conn->ns and validates its header. */
 static ir_error_e open_control(ir_conn_t *conn) {
   char name[IR_SEG_NAME_MAX];
-  (void)snprintf(name, sizeof name, "/impulse-ring.%s.ctl", conn->ns);
+  ir_control_segment_name(conn->ns, name);
   bool missing = false;
   ir_error_e code = ir_seg_open(name, IR_KIND_CONTROL, &conn->ctl, &missing);
   /* A control segment that exists but is not ready belongs to a broker still starting: give it up to
    * a second (bootstrap.md) before concluding there is no broker. */
-  char path[IR_SEG_NAME_MAX + 16];
-  (void)snprintf(path, sizeof path, "/dev/shm%s", name);
-  for (int tries = 0; code != IR_OK && missing && tries < 200 && access(path, F_OK) == 0; tries++) {
-    struct timespec pause = {.tv_sec = 0, .tv_nsec = 5000000L};
-    (void)nanosleep(&pause, NULL);
+  for (int tries = 0; code != IR_OK && missing && tries < 200 && ir_shm_exists(name); tries++) {
+    ir_sleep_ns(5LL * 1000 * 1000);
     missing = false;
     code = ir_seg_open(name, IR_KIND_CONTROL, &conn->ctl, &missing);
   }
   if (code != IR_OK) {
-    return missing ? no_broker(conn->ns) : code;
+    return missing ? fail_no_broker(conn->ns) : code;
   }
   conn->header = ir_seg_at(&conn->ctl, 0);
   conn->max_apps = atomic_load_explicit(&conn->header->max_apps, memory_order_relaxed);
   conn->ring_capacity = atomic_load_explicit(&conn->header->ring_capacity, memory_order_relaxed);
-  uint64_t expected = IR_CTL_SLOTS + (uint64_t)conn->max_apps * ir_control_slot_size(conn->ring_capacity);
   if (conn->max_apps == 0 || conn->max_apps > 4096 || !ir_valid_capacity(conn->ring_capacity) ||
-      expected != (uint64_t)conn->ctl.len) {
+      slot_offset(conn, conn->max_apps) != (uint64_t)conn->ctl.len) {
     return ir_fail(IR_ERR_CORRUPT, "segment %s is corrupt: %u slots of ring capacity %llu do not match %zu bytes", name,
                    conn->max_apps, (unsigned long long)conn->ring_capacity, conn->ctl.len);
   }
   conn->broker_pid = atomic_load_explicit(&conn->header->broker_pid, memory_order_relaxed);
   conn->broker_start = atomic_load_explicit(&conn->header->broker_start, memory_order_relaxed);
-  if (!ir_process_alive(conn->broker_pid, conn->broker_start) ||
-      atomic_load_explicit(&conn->header->shutting_down, memory_order_acquire) != 0) {
-    return no_broker(conn->ns);
+  if (!ir_process_alive(conn->broker_pid, conn->broker_start) || ir_conn_shutting_down(conn)) {
+    return fail_no_broker(conn->ns);
   }
   return IR_OK;
 }
 
 /* Claims a free app slot with a CAS and writes our identity into it. */
 static ir_error_e claim_slot(ir_conn_t *conn) {
-  uint32_t pid = (uint32_t)getpid();
+  uint32_t pid = ir_getpid();
   uint64_t start = ir_process_start_time(pid);
-  uint64_t slot_size = ir_control_slot_size(conn->ring_capacity);
   for (uint32_t slot = 0; slot < conn->max_apps; slot++) {
-    ir_slot_header_t *header = ir_seg_at(&conn->ctl, IR_CTL_SLOTS + (uint64_t)slot * slot_size);
+    ir_slot_header_t *header = ir_conn_slot(conn, slot);
     uint32_t expected = IR_SLOT_FREE;
     /* SYNC: claim slot — the Acquire half pairs with the broker's Release store in free_slot. */
     if (atomic_compare_exchange_strong_explicit(&header->state, &expected, IR_SLOT_CLAIMED, memory_order_acq_rel,
@@ -461,8 +532,7 @@ static ir_error_e connect_to(ir_conn_t *conn, const char *app_name) {
   if (code != IR_OK) {
     return code;
   }
-  uint64_t slot_base = IR_CTL_SLOTS + (uint64_t)conn->app_id * ir_control_slot_size(conn->ring_capacity);
-  uint64_t request_base = slot_base + IR_SLOT_REQUEST_RING;
+  uint64_t request_base = slot_offset(conn, conn->app_id) + IR_SLOT_REQUEST_RING;
   uint64_t reply_base = request_base + IR_RING_HEADER_SIZE + conn->ring_capacity;
   code = ir_ring_open(&conn->ctl, request_base, conn->ring_capacity, &conn->request_ring);
   if (code == IR_OK) {
@@ -471,19 +541,17 @@ static ir_error_e connect_to(ir_conn_t *conn, const char *app_name) {
   if (code != IR_OK) {
     return code;
   }
-  uint32_t pid = (uint32_t)getpid();
-  int64_t request_id = ir_conn_request_id(conn);
+  uint32_t pid = ir_getpid();
   ir_ctl_msg_t msg = {.opcode = IR_OP_REGISTER};
-  msg.u.register_.request_id = request_id;
   msg.u.register_.app_name = (char *)app_name;
   msg.u.register_.pid = pid;
   msg.u.register_.start_time = (int64_t)ir_process_start_time(pid);
   ir_ctl_msg_t reply;
-  code = ir_conn_request(conn, request_id, &msg, &reply, IR_OP_REGISTERED);
+  code = ir_conn_request(conn, &msg, &reply, IR_OP_REGISTERED);
   if (code == IR_OK) {
     ir_ctl_free(&reply);
   } else if (code == IR_ERR_TIMEOUT && !ir_process_alive(conn->broker_pid, conn->broker_start)) {
-    code = no_broker(conn->ns);
+    code = fail_no_broker(conn->ns);
   }
   return code;
 }
@@ -499,7 +567,7 @@ ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out) 
       ns = "impulse";
     }
   }
-  if (!valid_namespace(ns)) {
+  if (!ir_valid_namespace(ns)) {
     return ir_fail(IR_ERR_INVALID_ARGUMENT,
                    "invalid namespace \"%.80s\": use 1 to 64 characters of A-Z, a-z, 0-9, '_' and '-'", ns);
   }
@@ -512,7 +580,7 @@ ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out) 
     return ir_fail(IR_ERR_IO, "out of memory");
   }
   (void)snprintf(conn->ns, sizeof conn->ns, "%s", ns);
-  (void)snprintf(conn->prefix, sizeof conn->prefix, "/impulse-ring.%s.", ns);
+  ir_segment_prefix(ns, conn->prefix);
   ir_wait_default(&conn->wait);
   pthread_mutex_init(&conn->lock, NULL);
   pthread_mutex_init(&conn->post_lock, NULL);
@@ -532,7 +600,6 @@ ir_error_e ir_connect_ns(const char *ns, const char *app_name, ir_conn_t **out) 
       char why[1024];
       (void)snprintf(why, sizeof why, "%s", ir_thread_error());
       ir_ctl_msg_t msg = {.opcode = IR_OP_UNREGISTER};
-      msg.u.unregister.request_id = ir_conn_request_id(conn);
       (void)ir_conn_post(conn, &msg);
       (void)ir_fail(code, "%s", why);
     }
@@ -559,11 +626,10 @@ void ir_close(ir_conn_t *conn) {
   if (!ir_conn_gone(conn)) {
     /* Posted, not awaited: the broker frees the slot (and resets its rings) as it handles this. */
     ir_ctl_msg_t msg = {.opcode = IR_OP_UNREGISTER};
-    msg.u.unregister.request_id = ir_conn_request_id(conn);
     (void)ir_conn_post(conn, &msg);
   }
   atomic_store_explicit(&conn->stop, true, memory_order_release);
-  ir_bell_ring(ir_conn_app_bell(conn, conn->app_id));
+  ir_bell_ring(ir_conn_own_bell(conn));
   ir_conn_unref(conn);
 }
 
