@@ -102,6 +102,8 @@ impl flags::Bench {
     let grpc_python = grpc_python(sh, &target);
     let ring_python = ring_python(sh);
     let iceoryx2_python = if with_iceoryx2 { iceoryx2_python(sh, &target) } else { None };
+    // The TypeScript cases load the release C library that the C benchmark build configures.
+    let ts_lib = if c_bench.is_some() { ts_bench(sh, &target)? } else { None };
     let ns = format!("bench-{}", std::process::id());
     let shm_before = snapshot_all()?;
     let broker_bin = broker::existing(release.join("impulsed"), "the release broker")?;
@@ -123,6 +125,13 @@ impl flags::Bench {
         lines += &cmd!(sh, "{go_bench} suite {quick_flag...}")
           .read()
           .context("ring-go-bench (the Go connector's cases and its Unix-socket baseline) failed")?;
+        lines.push('\n');
+      }
+      if let Some(lib) = &ts_lib {
+        let _lib = sh.push_env("IMPULSE_RING_LIB", lib);
+        lines += &cmd!(sh, "bun ts/bench/suite.ts suite {quick_flag...}")
+          .read()
+          .context("the TypeScript connector's cases (ts/bench/suite.ts) failed")?;
         lines.push('\n');
       }
       if with_iceoryx2 {
@@ -178,6 +187,7 @@ impl flags::Bench {
     print_throughput(&results);
     print_connectors(&results);
     print_targets(&results, idle);
+    print_ts_targets(&results);
     if let Some(path) = &self.json {
       println!("\nraw results: {path}");
     }
@@ -321,6 +331,47 @@ fn build_go_bench(sh: &Shell, target: &Path) -> anyhow::Result<Option<PathBuf>> 
   let out = target.join("go/ring-go-bench");
   cmd!(sh, "go -C go build -o {out} ./cmd/bench").run().context("building the Go benchmark (go/cmd/bench) failed")?;
   broker::existing(out, "the Go benchmark").map(Some)
+}
+
+/// Readies the TypeScript connector's cases: Bun, the package's dependencies, and the release C
+/// library it loads (returned). `None`, with a note, when Bun is missing: the ring-ts rows are skipped.
+fn ts_bench(sh: &Shell, target: &Path) -> anyhow::Result<Option<PathBuf>> {
+  if cmd!(sh, "bun --version").quiet().ignore_stdout().run().is_err() {
+    println!("note: `bun` was not found, so the TypeScript connector (ring-ts) is not measured; `npm install -g bun`");
+    return Ok(None);
+  }
+  cmd!(sh, "bun install --cwd ts --frozen-lockfile").run().context("`bun install --cwd ts` failed")?;
+  let build_dir = target.join("c-release");
+  cmd!(sh, "cmake --build {build_dir} --parallel 2 --target impulse_ring")
+    .run()
+    .context("building the release C library for ts/ (libimpulse_ring.so) failed")?;
+  broker::existing(build_dir.join("libimpulse_ring.so"), "the release C library").map(Some)
+}
+
+/// The TypeScript connector's targets (issue 13), beside ring-c and the Bun Unix-socket baseline.
+fn print_ts_targets(r: &Results) {
+  if r.0.iter().all(|x| !x.system.starts_with("ring-ts")) {
+    return;
+  }
+  println!("\nTARGETS (TypeScript connector)");
+  let sync = r.p50("pubsub_latency", "ring-ts", 64, "spin");
+  let c = r.p50("pubsub_latency", "ring-c", 64, "spin");
+  target(
+    "sync one way 64 B (spin): <= 3x ring-c",
+    sync.zip(c).map(|(t, c)| (format!("{:.2}x ({})", t / c, ns(Some(t))), t <= 3.0 * c)),
+  );
+  let awaited = r.p50("pubsub_latency", "ring-ts", 64, "await");
+  let uds = r.p50("pubsub_latency", "bun-uds", 64, "await");
+  target(
+    "await recv() one way 64 B: <= 20 µs p50 and <= 0.5x Bun socket",
+    awaited
+      .zip(uds)
+      .map(|(a, u)| (format!("{}, {:.2}x Bun socket", ns(Some(a)), a / u), a <= 20_000.0 && a <= 0.5 * u)),
+  );
+  let raw = r.rate("pubsub_throughput", "ring-ts", 64, 1);
+  target("throughput 64 B publishRaw: >= 2 M msgs/s", raw.map(|t| (rate(Some(t)), t >= 2e6)));
+  let typed = r.rate("pubsub_throughput", "ring-ts-typed", 64, 1);
+  target("throughput 64 B typed (avsc): >= 500 k records/s", typed.map(|t| (rate(Some(t)), t >= 5e5)));
 }
 
 fn snapshot_all() -> anyhow::Result<BTreeSet<String>> {
@@ -604,6 +655,9 @@ fn print_python_targets(r: &Results) {
   );
 
   println!("\nTARGETS (Go connector)");
+  let spin = r.p50("pubsub_latency", "ring-rust", 64, "spin");
+  let raw = r.rate("pubsub_throughput", "ring-rust", 64, 1);
+  let call = r.p50("call_latency", "ring-rust", 64, "spin");
   let go_spin = r.p50("pubsub_latency", "ring-go", 64, "spin");
   target(
     "Go channel one way 64 B spin: <= 1.3x ring-rust",

@@ -114,6 +114,22 @@ fn suites() -> Vec<Suite> {
       },
       run: |sh| Ok(cmd!(sh, "go -C go test -race -count=1 ./...").run()?),
     },
+    Suite {
+      name: "ts self-test",
+      language: "ts",
+      dir: "ts",
+      build: |sh| {
+        broker::build(sh)?;
+        pairs::build_ts(sh)
+      },
+      run: |sh| {
+        // The tests start brokers of their own; they take the one built above.
+        let broker = broker::build(sh)?;
+        let _env = sh.push_env("IMPULSE_RING_BROKER", broker);
+        let _dir = sh.push_dir("ts");
+        Ok(cmd!(sh, "bun test").run()?)
+      },
+    },
   ]
 }
 

@@ -53,7 +53,7 @@ impl PairCase {
 }
 
 /// Languages that ship a testee, in table order.
-const TESTEES: [&str; 5] = ["rust", "c", "cpp", "python", "go"];
+const TESTEES: [&str; 6] = ["rust", "c", "cpp", "python", "go", "ts"];
 
 /// Every pair case, in table order: each pattern for every ordered pair of two different languages
 /// with a testee (a language with itself is covered by its own suites).
@@ -79,6 +79,7 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
     "cpp" => "cpp",
     "python" => "python",
     "go" => "go",
+    "ts" => "ts",
     _ => "-",
   }
 }
@@ -102,6 +103,8 @@ fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
       (root.join("python/.venv/bin/python"), vec![script.display().to_string()])
     }
     "go" => (root.join("target/go/testee"), vec![]),
+    // An executable script (`#!/usr/bin/env bun`), so the harness runs it like a binary.
+    "ts" => (root.join("ts/examples/testee.ts"), vec![]),
     other => bail!("no testee is known for language `{other}`"),
   };
   Ok(Program { bin: broker::existing(bin, &format!("the {language} testee"))?, prefix })
@@ -134,8 +137,23 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
         .context("`go` is required to build go/; install Go 1.26+ (https://go.dev/doc/install)")?;
       cmd!(sh, "go -C go build -o ../target/go/testee ./cmd/testee").run()?;
     }
+    "ts" => build_ts(sh)?,
     other => bail!("no testee is known for language `{other}`"),
   }
+  Ok(())
+}
+
+/// Installs the TypeScript package's dependencies and builds the C library it loads through Bun FFI.
+pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
+  cmd!(sh, "bun --version")
+    .quiet()
+    .run()
+    .context("`bun` is required to test ts/; install Bun 1.1+ (`npm install -g bun`, or https://bun.sh)")?;
+  cmd!(sh, "bun install --cwd ts --frozen-lockfile").run()?;
+  cmd!(sh, "cmake -S c -B target/c -DCMAKE_BUILD_TYPE=Debug").run().context(
+    "`cmake` is required to build the C library ts/ loads; install CMake 3.16+ (Debian: `apt-get install cmake`)",
+  )?;
+  cmd!(sh, "cmake --build target/c --parallel 2 --target impulse_ring").run()?;
   Ok(())
 }
 
