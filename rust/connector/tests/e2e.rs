@@ -6,6 +6,7 @@
 //! (ringctl does it before testing).
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
