@@ -629,6 +629,7 @@ fn print_targets(r: &Results, idle: Option<f64>) {
   );
   target("idle broker: ~0 % CPU", idle.map(|p| (format!("{p:.1} % of a core over 2 s"), p < 1.0)));
   print_python_targets(r);
+  print_go_targets(r);
 }
 
 /// The Python connector's targets, against the baselines a Python user would pick.
@@ -653,7 +654,10 @@ fn print_python_targets(r: &Results) {
     "python call round trip vs gRPC: >= 50x faster",
     grpc.zip(call).map(|(g, c)| (format!("{:.0}x ({} ring-python p50)", g / c, ns(Some(c))), g >= 50.0 * c)),
   );
+}
 
+/// The Go connector's targets, against the Rust connector and a Go Unix socket.
+fn print_go_targets(r: &Results) {
   println!("\nTARGETS (Go connector)");
   let spin = r.p50("pubsub_latency", "ring-rust", 64, "spin");
   let raw = r.rate("pubsub_throughput", "ring-rust", 64, 1);
