@@ -28,6 +28,9 @@ use crate::registry::{App, Channel, Function, Link, Registry};
 use crate::sigbus::Guard;
 
 mod collect;
+mod observe;
+
+use observe::Event;
 
 /// How [`Broker::run`] ended.
 pub enum Ending {
@@ -333,6 +336,8 @@ impl Broker {
     let registered = self.reg.apps.contains_key(&slot);
     let request_id = message.request_id().unwrap_or(0);
     let done = || -> Result<ControlMessage, Failure> { Ok(Done { request_id }.into()) };
+    let record = message.name();
+    let subject = observe::subject(&message);
     let reply: Result<ControlMessage, Failure> = match message {
       ControlMessage::Register(m) => self.register(slot, m).map(Into::into),
       ControlMessage::Unregister(_) => {
@@ -351,12 +356,20 @@ impl Broker {
       ControlMessage::ExposeFunction(m) => self.expose_function(slot, m).map(Into::into),
       ControlMessage::ResolveFunction(m) => self.resolve_function(slot, m).map(Into::into),
       ControlMessage::List(_) => Ok(self.listing(request_id).into()),
+      ControlMessage::Describe(m) => self.describe(m).map(Into::into),
+      ControlMessage::Monitor(_) => {
+        self.reg.monitors.insert(slot);
+        done()
+      }
       ControlMessage::Unsubscribe(m) => {
         if let Some(ch) = self.reg.channels.get(&(m.channel_id as u64)) {
+          // A connector usually frees its cursor itself before it says so; the broker frees what is left.
           if broadcast::subscribers_of(&ch.seg, &ch.config, slot).contains(&(m.subscriber_index as u32)) {
             broadcast::free_subscriber(&ch.seg, &ch.config, m.subscriber_index as u32);
             Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
           }
+          let name = ch.name.clone();
+          self.notify(Event::Unsubscribed, slot, &name, format!("cursor {}", m.subscriber_index));
         }
         done()
       }
@@ -380,6 +393,11 @@ impl Broker {
       }
       other => Err(fail(ErrorCode::Protocol, format!("{} is not a request", other.name()))),
     };
+    if let Err(f) = &reply {
+      if registered {
+        self.notify(Event::Refused, slot, &subject, format!("{record}: {}: {}", f.code.name(), f.message));
+      }
+    }
     let reply = reply.unwrap_or_else(|f| {
       debug!(slot, code = f.code.name(), "request failed: {}", f.message);
       Failed {
@@ -430,6 +448,7 @@ impl Broker {
     self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: Outbox::default() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
     info!(app = %m.app_name, app_id = slot, pid, "app registered");
+    self.notify(Event::AppJoined, slot, "", "");
     Ok(Registered { request_id: id, app_id: slot as i32, broker_pid: sys::getpid() as i64 })
   }
 
@@ -457,14 +476,17 @@ impl Broker {
     self.reg.channels.insert(
       channel_id,
       Channel {
-        name: m.name,
+        name: m.name.clone(),
         owner: slot,
         key: m.key.as_deref().map(KeyHash::new),
+        schema: m.schema,
         guard: Guard::segment(&seg),
         seg,
         config,
       },
     );
+    let policy = if m.lossy { "lossy" } else { "block" };
+    self.notify(Event::ChannelPublished, slot, &m.name, format!("id {channel_id}, {capacity} bytes, {policy}"));
     Ok(ChannelPublished {
       request_id: m.request_id,
       channel_id: channel_id as i64,
@@ -488,14 +510,16 @@ impl Broker {
       ));
     };
     info!(channel = %m.name, app_id = slot, index, "subscribed");
-    Ok(Subscribed {
+    let reply = Subscribed {
       request_id: m.request_id,
       channel_id: channel_id as i64,
       segment: ch.seg.name().to_string(),
       subscriber_index: index as i32,
       fingerprint: ch.config.fingerprint as i64,
       lossy: ch.config.policy == IR_POLICY_LOSSY,
-    })
+    };
+    self.notify(Event::Subscribed, slot, &m.name, format!("cursor {index}"));
+    Ok(reply)
   }
 
   fn expose_function(&mut self, slot: u32, m: ExposeFunction) -> Result<FunctionExposed, Failure> {
@@ -511,8 +535,17 @@ impl Broker {
     info!(function = %m.name, function_id, app_id = slot, "function exposed");
     self.reg.functions.insert(
       function_id,
-      Function { name: m.name, owner: slot, key: m.key.as_deref().map(KeyHash::new), request_fp, response_fp },
+      Function {
+        name: m.name.clone(),
+        owner: slot,
+        key: m.key.as_deref().map(KeyHash::new),
+        request_schema: m.request_schema,
+        response_schema: m.response_schema,
+        request_fp,
+        response_fp,
+      },
     );
+    self.notify(Event::FunctionExposed, slot, &m.name, format!("id {function_id}"));
     Ok(FunctionExposed {
       request_id: m.request_id,
       function_id: function_id as i64,
@@ -545,6 +578,7 @@ impl Broker {
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),
     );
     debug!(function = %m.name, link_id, caller = slot, provider, "link opened");
+    self.notify(Event::FunctionResolved, slot, &m.name, format!("link {link_id}"));
     Ok(FunctionResolved {
       request_id: m.request_id,
       function_id: function_id as i64,

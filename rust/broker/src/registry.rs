@@ -1,7 +1,7 @@
 //! What the broker knows: registered apps, channels, functions and call links, by id. Only the
 //! broker's thread touches it; ids are unique for the broker's lifetime and never reused.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use impulse_ring_core::broadcast::ChannelConfig;
 use impulse_ring_core::bus::LinkSegment;
@@ -26,6 +26,8 @@ pub struct Channel {
   /// The slot of the publishing app.
   pub owner: u32,
   pub key: Option<KeyHash>,
+  /// The schema JSON the publisher presented, verbatim (the registry `Describe` answers from).
+  pub schema: String,
   pub seg: Segment,
   pub config: ChannelConfig,
   /// Tells whether the segment was truncated under the broker.
@@ -37,6 +39,9 @@ pub struct Function {
   /// The slot of the providing app.
   pub owner: u32,
   pub key: Option<KeyHash>,
+  /// The schema JSONs the provider presented, verbatim.
+  pub request_schema: String,
+  pub response_schema: String,
   pub request_fp: u64,
   pub response_fp: u64,
 }
@@ -87,6 +92,8 @@ impl LinkSide {
 #[derive(Default)]
 pub struct Registry {
   pub apps: BTreeMap<u32, App>,
+  /// Apps that sent `Monitor`: each gets a `MonitorEvent` for everything that happens from then on.
+  pub monitors: BTreeSet<u32>,
   pub channels: BTreeMap<u64, Channel>,
   pub functions: BTreeMap<u64, Function>,
   pub links: BTreeMap<u64, Link>,

@@ -2,7 +2,7 @@
 //! broker's registry, via `Describe`), calls the function and prints the response as JSON. An
 //! argument that does not fit the schema is refused, naming the field, before anything is sent.
 
-use impulse_ring_connector::CallError;
+use impulse_ring_connector::{CallError, DescribeError};
 
 use crate::args::CallArgs;
 use crate::avro_json::Codec;
@@ -13,7 +13,12 @@ pub fn run(args: CallArgs) -> Outcome {
   let request: serde_json::Value =
     serde_json::from_str(&args.request).map_err(|e| Failure::BadInput(format!("the request is not JSON: {e}")))?;
   let conn = connect(&args.bus, SELF)?;
-  let description = conn.describe(&args.function)?;
+  let description = match conn.describe(&args.function) {
+    Err(DescribeError::UnknownChannel { .. }) => {
+      return Err(Failure::Runtime(format!("UnknownFunction: no function is named `{}`", args.function)))
+    }
+    other => other?,
+  };
   let Some(function) = description.functions.first() else {
     return Err(Failure::Runtime(format!("UnknownFunction: `{}` is a channel, not a function", args.function)));
   };

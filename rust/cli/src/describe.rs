@@ -3,6 +3,7 @@
 //! a key is needed, subscribers with their lag, and live figures. `--json` prints the same as JSON.
 
 use impulse_ring_connector::{ChannelDescription, Connection, Description, FunctionDescription};
+use impulse_ring_core::avro::schema_to_pretty_json;
 use serde_json::{json, Value};
 
 use crate::args::DescribeArgs;
@@ -33,12 +34,12 @@ pub fn describe(conn: &Connection, target: &str) -> Result<Description, Failure>
   })
 }
 
-/// A schema text as pretty JSON (as given when it is not JSON, which the broker would have refused).
+/// A schema text as pretty JSON, keys in the canonical form's order (`name`, `type`, ..., `fields`
+/// last); as given when it is not JSON, which the broker would have refused.
 pub fn pretty(schema: &str) -> String {
   serde_json::from_str::<Value>(schema)
-    .ok()
-    .and_then(|v| serde_json::to_string_pretty(&v).ok())
-    .unwrap_or_else(|| schema.to_string())
+    .map(|v| schema_to_pretty_json(&v).trim_end().to_string())
+    .unwrap_or_else(|_| schema.to_string())
 }
 
 fn indent(text: &str) -> String {

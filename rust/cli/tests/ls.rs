@@ -1,38 +1,12 @@
 //! `ring ls` against a real broker: the table lists a channel and a function an app put on the bus;
 //! with no broker, one line names the namespace and the exit status is 1.
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::Command;
-use std::time::Duration;
 
+use common::LiveBroker;
 use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions};
-use impulse_ring_test_support::{Broker, Echo};
-
-fn impulsed() -> PathBuf {
-  // target/<profile>/deps/ls-… → target/<profile>/impulsed
-  let path = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("impulsed");
-  assert!(path.exists(), "{} is missing: run `cargo build -p impulsed` first", path.display());
-  path
-}
-
-/// A broker for one test; stopped when dropped, failing the test unless it exits cleanly and leaves
-/// nothing of the namespace in `/dev/shm`.
-struct LiveBroker(Option<Broker>);
-
-impl LiveBroker {
-  fn start(ns: &str) -> LiveBroker {
-    LiveBroker(Some(
-      Broker::start(&impulsed(), ns, &["--log-level", "warn"], Echo::Quiet).unwrap_or_else(|e| panic!("{e}")),
-    ))
-  }
-}
-
-impl Drop for LiveBroker {
-  fn drop(&mut self) {
-    let checked = self.0.take().expect("started").stop_clean(Duration::from_secs(10));
-    assert!(checked.is_ok() || std::thread::panicking(), "{}", checked.unwrap_err());
-  }
-}
 
 #[test]
 fn ls_without_a_broker_names_the_namespace_and_exits_1() {

@@ -483,8 +483,8 @@ avro_record! {
   pub struct MonitorEvent in "impulse.ring.control" {
     /// When, in nanoseconds since the Unix epoch (the broker's clock).
     pub time_ns: i64,
-    /// What: `app-joined`, `app-left`, `app-died`, `channel-published`, `channel-closed`, `subscribed`,
-    /// `unsubscribed`, `function-exposed`, `function-withdrawn`, `function-resolved`, `refused`.
+    /// What: `app-joined`, `app-left`, `app-died`, `app-dropped`, `channel-published`, `channel-closed`,
+    /// `subscribed`, `unsubscribed`, `function-exposed`, `function-withdrawn`, `function-resolved`, `refused`.
     pub kind: String,
     /// The app that acted (or left, or died).
     pub app_id: i32,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{error, info, warn};
 
+use super::observe::Event;
 use super::Broker;
 use crate::registry::LinkSide;
 
@@ -91,6 +92,7 @@ impl Broker {
     Doorbell::at(&ch.seg, IR_CH_DATA_DOORBELL).ring();
     let _ = ch.seg.unlink();
     info!(channel = %ch.name, channel_id, "channel closed");
+    self.notify(Event::ChannelClosed, ch.owner, &ch.name, format!("id {channel_id}"));
   }
 
   pub(super) fn withdraw_function(&mut self, function_id: u64) {
@@ -102,6 +104,7 @@ impl Broker {
       self.close_link(link_id, LinkSide::Provider, &format!("the provider of `{}` is gone", f.name));
     }
     info!(function = %f.name, function_id, "function withdrawn");
+    self.notify(Event::FunctionWithdrawn, f.owner, &f.name, format!("id {function_id}"));
   }
 
   /// Closes a link because one side (`gone`) is gone and tells the other side.
@@ -124,15 +127,22 @@ impl Broker {
   /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
   pub(super) fn collect_app(&mut self, slot: u32, why: &str) {
     self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
+    // The app's own monitor subscription ends first: it is not told of its own departure.
+    self.reg.monitors.remove(&slot);
     let owned: Vec<u64> = self.reg.channels_of(slot);
     for id in owned {
       self.close_channel(id);
     }
+    let mut ended = Vec::new();
     for ch in self.reg.channels.values() {
       for index in broadcast::subscribers_of(&ch.seg, &ch.config, slot) {
         broadcast::free_subscriber(&ch.seg, &ch.config, index);
         Doorbell::at(&ch.seg, IR_CH_SPACE_DOORBELL).ring();
+        ended.push((ch.name.clone(), index));
       }
+    }
+    for (name, index) in ended {
+      self.notify(Event::Unsubscribed, slot, &name, format!("cursor {index}: the subscriber is gone"));
     }
     let functions: Vec<u64> = self.reg.functions_of(slot);
     for id in functions {
@@ -141,6 +151,14 @@ impl Broker {
     let calls: Vec<u64> = self.reg.calls_of(slot);
     for id in calls {
       self.close_link(id, LinkSide::Caller, "the caller is gone");
+    }
+    if self.reg.apps.contains_key(&slot) {
+      let event = match why {
+        "unregistered" => Event::AppLeft,
+        "exited" => Event::AppDied,
+        _ => Event::AppDropped,
+      };
+      self.notify(event, slot, "", why);
     }
     if let Some(app) = self.reg.apps.remove(&slot) {
       self.liveness.unwatch(slot, app.pid);
