@@ -24,6 +24,10 @@ use args::{Cli, Verb};
 use bus::Failure;
 
 fn main() -> ExitCode {
+  // Like other Unix tools, end quietly when the reader of our output goes away (`ring tap x | head`)
+  // instead of failing on the next print.
+  // SAFETY: restores the default disposition of one signal before any thread exists.
+  unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
   let cli = Cli::parse();
   let outcome = match cli.verb {
     Verb::Schema(a) => schema::run(a),

@@ -18,10 +18,13 @@ xflags::xflags! {
     cmd lint {}
     /// What CI runs: lint, `gen --check`, then test-matrix; stops at the first failure.
     cmd ci {}
-    /// Start a broker and the demo app in a private namespace, streaming both outputs.
+    /// A live bus to explore: the broker, a sensor (Rust), an `add` provider (Python) and a dashboard
+    /// (Go), each its own process, until Ctrl-C; then checks that /dev/shm is clean.
     cmd dev {
-      /// Namespace for the broker and the demo (default: dev-<pid of ringctl>).
+      /// Namespace (default: `dev`; with --once, dev-<pid of ringctl>).
       optional --ns ns: String
+      /// Instead: run the quick demo (both apps in one Rust process) against a broker, then stop.
+      optional --once
     }
     /// Measure Ring against its baselines (Unix sockets, iceoryx2, the hardware floor) in one run.
     cmd bench {
@@ -69,6 +72,7 @@ pub struct Ci;
 #[derive(Debug)]
 pub struct Dev {
   pub ns: Option<String>,
+  pub once: bool,
 }
 
 #[derive(Debug)]
