@@ -158,16 +158,17 @@ impl Broker {
     let mut last_beat = Instant::now();
     let ctl = self.ctl.clone();
     while !stop.load(Ordering::Relaxed) {
+      if !self.check_truncation() {
+        self.shutdown(false);
+        return Ending::Lost;
+      }
+      // Requests first: an app that posted Unregister and exited at once has left, not died.
+      let worked = self.serve_requests();
       for (slot, pid) in self.liveness.deaths() {
         if self.reg.apps.get(&slot).is_some_and(|app| app.pid == pid) {
           self.collect_app(slot, "exited");
         }
       }
-      if !self.check_truncation() {
-        self.shutdown(false);
-        return Ending::Lost;
-      }
-      let worked = self.serve_requests();
       self.flush_outboxes();
       if last_beat.elapsed() >= Duration::from_secs(1) {
         if !self.names_still_ours() {

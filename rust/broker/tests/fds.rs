@@ -39,7 +39,7 @@ fn the_broker_fd_count_is_flat_over_10000_reconnects() {
 
 #[test]
 fn a_broker_out_of_fds_answers_limit_reached_and_recovers() {
-  let ns = format!("bh-{}-fdlimit", std::process::id());
+  let ns = impulse_ring_test_support::ns::namespace("bh-fdlimit");
   // A broker allowed 24 fds: a few apps' pidfds exhaust them.
   let mut command = Command::new(env!("CARGO_BIN_EXE_impulsed"));
   command.args(["--ns", &ns]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());

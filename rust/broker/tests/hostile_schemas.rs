@@ -139,7 +139,7 @@ fn the_rust_connector_refuses_hostile_schemas_without_taking_its_app_down() {
 /// `IMPULSED_TEST_PANIC_ON`.
 #[test]
 fn a_panic_while_handling_a_request_fails_only_that_request() {
-  let ns = format!("bh-{}-panic", std::process::id());
+  let ns = impulse_ring_test_support::ns::namespace("bh-panic");
   let mut broker = Broker::spawn_with_env(&ns, &[], &[("IMPULSED_TEST_PANIC_ON", "List")]);
   broker.wait_ready();
   let mut app = RawApp::register(&broker.ns, "panicky");

@@ -12,7 +12,7 @@ use support::{namespace_objects, Broker, RawApp};
 
 #[test]
 fn a_world_accessible_mode_is_refused_unless_asked_for_explicitly() {
-  let ns = format!("bh-{}-mode666", std::process::id());
+  let ns = impulse_ring_test_support::ns::namespace("bh-mode666");
   let mut refused = Broker::spawn(&ns, &["--mode", "666"]);
   assert_eq!(refused.wait_exit(Duration::from_secs(10)), Some(2), "{}", refused.log());
   assert!(refused.log().contains("--world-accessible"), "{}", refused.log());

@@ -19,6 +19,8 @@ pub struct Broker {
   pub ns: String,
   child: Child,
   log: Arc<Mutex<Vec<String>>>,
+  /// The thread that reads the broker's stderr into `log`; it ends when the broker's stderr closes.
+  pump: Option<std::thread::JoinHandle<()>>,
   /// Whether this broker served its namespace (a refused second broker must not clean it up).
   served: bool,
 }
@@ -26,7 +28,7 @@ pub struct Broker {
 impl Broker {
   /// Starts `impulsed` for `test` with extra `args` and waits until its control segment serves.
   pub fn start(test: &str, args: &[&str]) -> Broker {
-    let ns = format!("bh-{}-{test}", std::process::id());
+    let ns = impulse_ring_test_support::ns::namespace(&format!("bh-{test}"));
     let mut broker = Broker::spawn(&ns, args);
     broker.wait_ready();
     broker
@@ -56,13 +58,13 @@ impl Broker {
     let log = Arc::new(Mutex::new(Vec::new()));
     let lines = log.clone();
     let stderr = child.stderr.take().expect("piped stderr");
-    std::thread::spawn(move || {
+    let pump = std::thread::spawn(move || {
       for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         lines.lock().unwrap().push(line);
       }
     });
-    Broker { ns: ns.to_string(), child, log, served: false }
+    Broker { ns: ns.to_string(), child, log, pump: Some(pump), served: false }
   }
 
   /// How many file descriptors the broker holds open.
@@ -114,6 +116,10 @@ impl Broker {
     let deadline = Instant::now() + timeout;
     loop {
       if let Some(status) = self.child.try_wait().expect("try_wait") {
+        // Its last lines may still be in the pipe: read them before anyone looks at the log.
+        if let Some(pump) = self.pump.take() {
+          let _ = pump.join();
+        }
         return Some(status.code().unwrap_or(-1));
       }
       if Instant::now() >= deadline {
