@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use common::LiveBroker;
 use impulse_ring_connector::{ConnectOptions, Connection, PublishOptions};
@@ -34,8 +35,23 @@ fn ls_lists_apps_channels_and_functions() {
   // The fingerprint of "double" and of "bytes".
   assert!(text.contains("echo"), "{text}");
   assert!(text.contains("CHANNELS (1)") && text.contains("FUNCTIONS (1)"), "{text}");
+  // The live figures: one call answered, and a subscriber two messages behind.
+  let subscriber = conn.subscribe("temperatures", None, "\"double\"").unwrap();
+  let mut publisher = _publisher;
+  publisher.publish(&1.5f64).unwrap();
+  publisher.publish(&2.5f64).unwrap();
+  let reply =
+    conn.call_raw_blocking("echo", None, b"\x04hi", "\"bytes\"", "\"bytes\"", Duration::from_secs(5)).unwrap();
+  assert_eq!(reply, b"\x04hi");
+  let out = Command::new(env!("CARGO_BIN_EXE_ring")).args(["ls", "--ns", &ns, "--json"]).output().unwrap();
+  let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+  assert_eq!(listing["channels"][0]["max_lag"], 2, "{listing}");
+  assert_eq!(listing["channels"][0]["missed"], 0, "{listing}");
+  assert_eq!(listing["functions"][0]["calls"], 1, "{listing}");
+  assert_eq!(listing["functions"][0]["in_flight"], 0, "{listing}");
+  drop(subscriber);
   drop(_function);
-  drop(_publisher);
+  drop(publisher);
   drop(conn);
 }
 
