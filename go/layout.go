@@ -106,6 +106,8 @@ const (
 	subReserved uint32 = 1
 	subActive   uint32 = 2
 	subJoining  uint32 = 3
+	// An observer (`ring tap`, §7.8): never gates the publisher; this connector does not join as one.
+	subObserving uint32 = 4
 
 	// Link segment (§8.1).
 	linkLinkID       = 64

@@ -50,7 +50,7 @@ func TestLayoutConstantsMatchTheGeneratedHeader(t *testing.T) {
 		"IR_DEFAULT_MAX_SUBSCRIBERS": defaultMaxSubscribers, "IR_DEFAULT_CHANNEL_CAPACITY": defaultChannelCapacity,
 		"IR_SUB_STATE": subState, "IR_SUB_OWNER": subOwner, "IR_SUB_POS": subPos, "IR_SUB_MISSED": subMissed, "IR_SUB_SIZE": subSize,
 		"IR_SUB_FREE": uint64(subFree), "IR_SUB_RESERVED": uint64(subReserved), "IR_SUB_ACTIVE": uint64(subActive),
-		"IR_SUB_JOINING": uint64(subJoining), "IR_LINK_LINK_ID": linkLinkID, "IR_LINK_FUNCTION_ID": linkFunctionID,
+		"IR_SUB_JOINING": uint64(subJoining), "IR_SUB_OBSERVING": uint64(subObserving), "IR_LINK_LINK_ID": linkLinkID, "IR_LINK_FUNCTION_ID": linkFunctionID,
 		"IR_LINK_CALLER": linkCaller, "IR_LINK_PROVIDER": linkProvider, "IR_LINK_CALLER_GONE": linkCallerGone,
 		"IR_LINK_PROVIDER_GONE": linkProviderGone, "IR_LINK_REQUEST_FP": linkRequestFP,
 		"IR_LINK_RESPONSE_FP": linkResponseFP, "IR_LINK_CALLS": linkCalls, "IR_LINK_SERVED": linkServed,

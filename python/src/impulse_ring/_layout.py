@@ -105,6 +105,9 @@ SUB_FREE = 0
 SUB_RESERVED = 1
 SUB_ACTIVE = 2
 SUB_JOINING = 3
+# An observer (`ring tap`, wire-format.md §7.8): never gates the publisher; this connector does not
+# join as one.
+SUB_OBSERVING = 4
 
 # Link segment (§8).
 LINK_LINK_ID = 64

@@ -27,8 +27,10 @@ pub enum Verb {
   /// Show a channel or function: its schemas, owner, subscribers with their lag, live figures.
   #[command(after_help = "Examples:\n  ring describe readings\n  ring describe 3 --json")]
   Describe(DescribeArgs),
-  /// Print a channel's messages as JSON, one per line, as they are published.
-  #[command(after_help = "Example:\n  ring tap readings --count 5")]
+  /// Print a channel's messages as JSON, one per line, as they are published; never slows the publisher.
+  #[command(
+    after_help = "The tap joins as an observer: on any channel, a tap that falls a ring behind prints\n`missed N` instead of holding the publisher back.\n\nExample:\n  ring tap readings --count 5"
+  )]
   Tap(TapArgs),
   /// Call a function with a JSON argument and print the response as JSON.
   #[command(after_help = "Example:\n  ring call add '{\"a\": 2, \"b\": 3}'")]

@@ -3,13 +3,13 @@
 //! sequence number; missed messages (lossy channels) get a line of their own. `--raw` prints the
 //! Single Object Encoding bytes in hex; `--json` prints `{"seq": N, "message": ...}` objects.
 //!
-//! The tap is a subscriber like any other: on a `lossy` channel it never slows the publisher; on a
-//! `block` channel it holds the publisher back if it cannot keep up with printing (see the README).
+//! The tap joins as an observer (wire-format.md §7.8): it never slows the publisher, even on a `block`
+//! channel; when it falls a ring behind it prints `missed N` and goes on with the oldest message left.
 
 use std::io::Write;
 use std::time::Duration;
 
-use impulse_ring_connector::RecvError;
+use impulse_ring_connector::{RecvError, SubscribeOptions};
 use impulse_ring_core::avro::soe_header;
 use serde_json::json;
 
@@ -25,7 +25,8 @@ pub fn run(args: TapArgs) -> Outcome {
     return Err(Failure::Runtime(format!("UnknownChannel: `{}` is a function, not a channel", args.channel)));
   };
   let codec = Codec::new(&channel.schema).map_err(Failure::Runtime)?;
-  let mut sub = conn.subscribe(&args.channel, args.key.as_deref(), &channel.schema)?;
+  let observer = SubscribeOptions { observe: true, ..SubscribeOptions::default() };
+  let mut sub = conn.subscribe_with(&args.channel, args.key.as_deref(), &channel.schema, observer)?;
   let header = soe_header(sub.fingerprint());
   let mut out = std::io::stdout().lock();
   let mut seen = 0u64;

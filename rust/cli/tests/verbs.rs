@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use impulse_ring_connector::PublishOptions;
-use impulse_ring_test_support::{duct, ns::namespace, Child, Echo};
+use impulse_ring_test_support::{duct, ns::namespace, Child, Echo, Signal};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -256,4 +256,42 @@ fn describe_json_matches_the_golden_file() {
   let golden = std::fs::read_to_string(&golden_path).unwrap_or_default();
   assert_eq!(text, golden, "rerun with RING_UPDATE_GOLDEN=1 to accept the new output");
   drop(subscriber);
+}
+
+#[test]
+fn a_stalled_tap_never_holds_up_a_block_publisher_and_reports_what_it_missed() {
+  let ns = namespace("cli-tap-block");
+  let _broker = LiveBroker::start(&ns);
+  let producer = app("producer", &ns);
+  let options = PublishOptions { capacity: 4096, ..PublishOptions::default() };
+  let mut publisher = producer.publish_channel("fast", "\"long\"", None, options).unwrap();
+  let tap = ring_child(&ns, &["tap", "fast"]);
+  // `Describe` lists the tap; the listing does not count it as a subscriber (it never gates).
+  wait_subscribers(&producer, "fast", 1);
+  assert_eq!(producer.list().unwrap().channels[0].subscribers, 0);
+  tap.signal(Signal::STOP).unwrap();
+  let datum = |n: i64| {
+    let mut out = Vec::new();
+    impulse_ring_core::avro::put_long(&mut out, n);
+    out
+  };
+  // Ten rings' worth while the tap cannot read: a gated publisher would get WouldBlock at once.
+  for n in 0..2000 {
+    publisher.try_publish_raw(&datum(n)).unwrap_or_else(|e| panic!("message {n}: {e}"));
+  }
+  tap.signal(Signal::CONT).unwrap();
+  let missed = tap.wait_line("missed ", Duration::from_secs(10)).unwrap();
+  let count: u64 = missed["missed ".len()..].parse().unwrap();
+  assert!((1..2000).contains(&count), "{missed}");
+  publisher.try_publish_raw(&datum(-1)).unwrap();
+  tap.wait_line("2000 -1", Duration::from_secs(10)).unwrap();
+  // Every line after the gap is the next message, in order, up to the marker.
+  let lines = tap.lines();
+  let after: Vec<&String> = lines.iter().skip_while(|l| !l.starts_with("missed ")).skip(1).collect();
+  for pair in after.windows(2) {
+    let seq = |l: &str| l.split(' ').next().unwrap().parse::<u64>().unwrap();
+    if !pair[1].starts_with("missed ") && !pair[0].starts_with("missed ") {
+      assert_eq!(seq(pair[1]), seq(pair[0]) + 1, "{}", tap.transcript());
+    }
+  }
 }

@@ -152,6 +152,10 @@ impl Drop for Publisher {
 pub struct SubscribeOptions {
   /// How `recv` waits for messages.
   pub wait: WaitStrategy,
+  /// Join as an observer (what `ring tap` does): the publisher never waits for this subscriber, even
+  /// on a `block` channel; when the publisher laps it, `recv` reports `Lagged` with the messages
+  /// missed, as on a lossy channel.
+  pub observe: bool,
 }
 
 /// The receiving end of a channel.
@@ -364,7 +368,13 @@ impl Connection {
     })?;
     let config = ChannelConfig::read(&seg).map_err(ring_error)?;
     check_channel(&config, subscribed.channel_id, codec.fingerprint)?;
-    let cursor = SubscriberCursor::join(&seg, config, subscribed.subscriber_index as u32).map_err(ring_error)?;
+    let index = subscribed.subscriber_index as u32;
+    let cursor = if options.observe {
+      SubscriberCursor::observe(&seg, config, index)
+    } else {
+      SubscriberCursor::join(&seg, config, index)
+    }
+    .map_err(ring_error)?;
     Ok(Subscriber {
       session: self.session.clone(),
       name: name.to_string(),

@@ -411,6 +411,12 @@
 #define IR_SUB_JOINING 3
 
 /**
+ * Joined as an observer (`ring tap`): reads like a lossy subscriber and never gates the publisher,
+ * whatever the channel's policy (wire-format.md §7.8).
+ */
+#define IR_SUB_OBSERVING 4
+
+/**
  * u64 (immutable): link id.
  */
 #define IR_LINK_LINK_ID 64

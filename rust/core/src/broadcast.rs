@@ -297,14 +297,26 @@ pub struct SubscriberCursor {
   seen_tail: u64,
   /// Position at the last wake of the publisher (see `wants_publisher_wake`).
   woke_at: u64,
-  /// Private copy of the record being read (lossy channels only: the publisher may overwrite).
+  /// Private copy of the record being read (lossy channels and observers: the publisher may overwrite).
   copy: Vec<u8>,
+  /// Whether this cursor reads the lossy way: on a lossy channel, or as an observer of any channel.
+  lossy: bool,
 }
 
 impl SubscriberCursor {
   /// Joins the channel in slot `index` (reserved by the broker); the subscriber will see every
   /// message published after this call.
   pub fn join(seg: &Segment, config: ChannelConfig, index: u32) -> Result<SubscriberCursor, RingError> {
+    SubscriberCursor::join_as(seg, config, index, false)
+  }
+
+  /// Joins as an observer (state OBSERVING, wire-format.md §7.8): the publisher never waits for this
+  /// cursor, even on a `block` channel; it reads the lossy way and reports what it missed as `Lagged`.
+  pub fn observe(seg: &Segment, config: ChannelConfig, index: u32) -> Result<SubscriberCursor, RingError> {
+    SubscriberCursor::join_as(seg, config, index, true)
+  }
+
+  fn join_as(seg: &Segment, config: ChannelConfig, index: u32, observer: bool) -> Result<SubscriberCursor, RingError> {
     if index >= config.max_subscribers {
       return Err(corrupt(seg, format!("subscriber index {index} out of range")));
     }
@@ -321,8 +333,10 @@ impl SubscriberCursor {
     // until the listing counts its subscribers loses nothing.
     let pos = later;
     seg.u64_at(slot + IR_SUB_POS).store(pos, Ordering::Release);
-    seg.u32_at(slot + IR_SUB_STATE).store(IR_SUB_ACTIVE, Ordering::Release);
-    Ok(SubscriberCursor { config, index, pos, next_seq, seen_tail: pos, woke_at: pos, copy: Vec::new() })
+    let state = if observer { IR_SUB_OBSERVING } else { IR_SUB_ACTIVE };
+    seg.u32_at(slot + IR_SUB_STATE).store(state, Ordering::Release);
+    let lossy = observer || config.policy == IR_POLICY_LOSSY;
+    Ok(SubscriberCursor { config, index, pos, next_seq, seen_tail: pos, woke_at: pos, copy: Vec::new(), lossy })
   }
 
   /// The slot index.
@@ -348,7 +362,7 @@ impl SubscriberCursor {
   pub fn try_recv<R>(&mut self, seg: &Segment, f: impl FnOnce(Frame<'_>) -> R) -> Result<RecvOutcome<R>, RingError> {
     let cap = self.config.capacity;
     let data = self.config.data();
-    let lossy = self.config.policy == IR_POLICY_LOSSY;
+    let lossy = self.lossy;
     loop {
       let tail = if !lossy && self.pos != self.seen_tail {
         self.seen_tail

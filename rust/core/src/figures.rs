@@ -32,7 +32,7 @@ pub struct ChannelFigures {
   pub published: u64,
   /// Bytes written to the ring (`tail`: frames with their headers and padding).
   pub bytes: u64,
-  /// Every joined (ACTIVE) subscriber.
+  /// Every joined subscriber (ACTIVE) and observer (OBSERVING).
   pub subscribers: Vec<SubscriberFigures>,
 }
 
@@ -43,7 +43,8 @@ pub fn channel(seg: &Segment, config: &ChannelConfig) -> ChannelFigures {
   let mut subscribers = Vec::new();
   for index in 0..config.max_subscribers {
     let slot = IR_CH_SUBSCRIBERS + index as usize * IR_SUB_SIZE;
-    if seg.u32_at(slot + IR_SUB_STATE).load(Ordering::Relaxed) != IR_SUB_ACTIVE {
+    let state = seg.u32_at(slot + IR_SUB_STATE).load(Ordering::Relaxed);
+    if state != IR_SUB_ACTIVE && state != IR_SUB_OBSERVING {
       continue;
     }
     let position = seg.u64_at(slot + IR_SUB_POS).load(Ordering::Relaxed);

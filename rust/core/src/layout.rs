@@ -193,6 +193,9 @@ pub const IR_SUB_RESERVED: u32 = 1;
 pub const IR_SUB_ACTIVE: u32 = 2;
 /// Joining: the publisher already gates on its position, which is not settled yet.
 pub const IR_SUB_JOINING: u32 = 3;
+/// Joined as an observer (`ring tap`): reads like a lossy subscriber and never gates the publisher,
+/// whatever the channel's policy (wire-format.md §7.8).
+pub const IR_SUB_OBSERVING: u32 = 4;
 
 // ---- Link segment `/impulse-ring.<ns>.ln.<link_id>` ----
 

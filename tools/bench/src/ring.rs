@@ -64,7 +64,9 @@ pub fn pubsub_latency(p: &Params) -> Row {
     conn.publish_channel("bench.ping", &schema, None, publish_options(p.size, wait)).expect("publish ping");
   let mut follower = Follower::spawn(&p.to_args("pubsub-latency"), 1);
   follower.expect("ready");
-  let mut pong = conn.subscribe_with("bench.pong", None, &schema, SubscribeOptions { wait }).expect("subscribe pong");
+  let mut pong = conn
+    .subscribe_with("bench.pong", None, &schema, SubscribeOptions { wait, ..Default::default() })
+    .expect("subscribe pong");
   let payload = vec![0xA5u8; p.size];
   let mut hist = histogram();
   for i in 0..p.warmup + p.iters {
@@ -87,7 +89,9 @@ pub fn pubsub_latency_follower(p: &Params) {
   let wait = strategy(&p.wait);
   let conn = connect("bench-pong", wait);
   let schema = fixed_schema(p.size);
-  let mut ping = conn.subscribe_with("bench.ping", None, &schema, SubscribeOptions { wait }).expect("subscribe ping");
+  let mut ping = conn
+    .subscribe_with("bench.ping", None, &schema, SubscribeOptions { wait, ..Default::default() })
+    .expect("subscribe ping");
   let mut pong =
     conn.publish_channel("bench.pong", &schema, None, publish_options(p.size, wait)).expect("publish pong");
   say("ready");
@@ -179,7 +183,9 @@ pub fn throughput_follower(p: &Params) {
   let wait = strategy(&p.wait);
   let conn = connect("bench-subscriber", wait);
   let schema = if p.typed { SAMPLE_SCHEMA.to_string() } else { fixed_schema(p.size) };
-  let mut sub = conn.subscribe_with("bench.stream", None, &schema, SubscribeOptions { wait }).expect("subscribe");
+  let mut sub = conn
+    .subscribe_with("bench.stream", None, &schema, SubscribeOptions { wait, ..Default::default() })
+    .expect("subscribe");
   say("ready");
   let mut bytes = 0usize;
   for _ in 0..p.count {
