@@ -295,3 +295,30 @@ fn a_stalled_tap_never_holds_up_a_block_publisher_and_reports_what_it_missed() {
     }
   }
 }
+
+#[test]
+fn top_prints_plain_refreshes_when_stdout_is_not_a_terminal() {
+  let ns = namespace("cli-top");
+  let _broker = LiveBroker::start(&ns);
+  let sensor = app("sensor", &ns);
+  let _publisher = sensor.publish_channel("readings", READING, None, PublishOptions::default()).unwrap();
+  let _add = sensor.expose_function_raw("add", "\"long\"", "\"long\"", None, |d| Ok(d.to_vec())).unwrap();
+  let out = ring(&ns, &["top", "--iterations", "2"]);
+  assert!(out.status.success(), "{}", stderr(&out));
+  let text = stdout(&out);
+  assert_eq!(text.matches("ring top —").count(), 2, "two refreshes: {text}");
+  assert!(text.contains("CHANNELS (by rate)") && text.contains("readings"), "{text}");
+  assert!(text.contains("FUNCTIONS (by calls/s)") && text.contains("add"), "{text}");
+}
+
+#[test]
+fn completions_cover_every_verb() {
+  let out = ring(&namespace("cli-completions"), &[]);
+  assert_eq!(out.status.code(), Some(2), "no verb is a usage error");
+  let out = std::process::Command::new(env!("CARGO_BIN_EXE_ring")).args(["completions", "bash"]).output().unwrap();
+  assert!(out.status.success());
+  let script = stdout(&out);
+  for verb in ["schema", "ls", "describe", "tap", "call", "publish", "top", "monitor"] {
+    assert!(script.contains(verb), "`{verb}` missing from the bash completions");
+  }
+}
