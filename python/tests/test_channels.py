@@ -244,6 +244,44 @@ def test_listing_shows_apps_channels_and_subscribers(ns: str) -> None:
     pub.close()
 
 
+def test_describe_returns_the_registry_entry_with_live_figures(ns: str) -> None:
+  with Connection.connect("describer") as conn:
+    pub = conn.publish_channel("described", METRIC, key="s3cr3t-key")
+    sub = conn.subscribe("described", METRIC, key="s3cr3t-key")
+    for n in range(3):
+      pub.publish(metric(n))
+    assert sub.recv(5) == metric(0)
+    (channel,) = conn.describe("described")["channels"]
+    assert json.loads(channel["schema"]) == METRIC
+    assert (channel["fingerprint"], channel["key_gated"], channel["published"]) == (pub.fingerprint, True, 3)
+    assert (channel["owner_app_name"], channel["subscribers"][0]["lag"]) == ("describer", 2)
+    assert "s3cr3t" not in json.dumps(channel)
+    by_id = conn.describe(channel["channel_id"])
+    assert by_id["channels"][0]["name"] == "described" and by_id["functions"] == []
+    with pytest.raises(UnknownChannel, match="nothing-here"):
+      conn.describe("nothing-here")
+    sub.close()
+    pub.close()
+
+
+def test_monitor_sees_other_apps_join_publish_and_leave(ns: str) -> None:
+  with Connection.connect("watcher") as conn:
+    monitor = conn.monitor()
+    with Connection.connect("actor") as actor:
+      actor.publish_channel("watched", METRIC).close()
+    seen = []
+    while not seen or seen[-1][0] != "app-left":
+      event = monitor.next(timeout=10)
+      assert event is not None, f"no app-left after {seen}"
+      seen.append((event["kind"], event["app_name"], event["subject"]))
+    assert seen == [
+      ("app-joined", "actor", ""),
+      ("channel-published", "actor", "watched"),
+      ("channel-closed", "actor", "watched"),
+      ("app-left", "actor", ""),
+    ]
+
+
 def test_a_refused_registration_frees_its_slot(ns: str) -> None:
   for _ in range(3):
     with pytest.raises(InvalidArgument):

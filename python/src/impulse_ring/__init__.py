@@ -9,7 +9,7 @@ extension provides atomics and futex waits.
 
 from __future__ import annotations
 
-from ._connection import Connection, Function, resolve_namespace
+from ._connection import Connection, Function, Monitor, resolve_namespace
 from .channel import Publisher, Subscriber
 from .errors import (
   ERRORS,
@@ -57,6 +57,7 @@ __all__ = [
   "Io",
   "Lagged",
   "LimitReached",
+  "Monitor",
   "NameTaken",
   "NoBroker",
   "PeerGone",

@@ -9,6 +9,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import queue
 import re
 import sys
 import threading
@@ -75,6 +76,23 @@ class Function:
     self.withdraw()
 
 
+class Monitor:
+  """The control plane's events, from `Connection.monitor()`: each a dict with `time_ns`, `kind`
+  (`app-joined`, `app-left`, `app-died`, `app-dropped`, `channel-published`, `channel-closed`,
+  `subscribed`, `unsubscribed`, `function-exposed`, `function-withdrawn`, `function-resolved`,
+  `refused`), `app_id`, `app_name`, `pid`, `subject` and `detail`."""
+
+  def __init__(self, events: queue.SimpleQueue[dict[str, Any]]) -> None:
+    self._events = events
+
+  def next(self, timeout: float | None = None) -> dict[str, Any] | None:
+    """The next event, waiting up to `timeout` seconds (`None`: forever); `None` when none came."""
+    try:
+      return self._events.get(timeout=timeout)
+    except queue.Empty:
+      return None
+
+
 class Connection:
   """An app's connection to the broker of its namespace. Use `Connection.connect(app_name)`, ideally
   as a context manager; every method may be called from any thread."""
@@ -132,6 +150,8 @@ class Connection:
     self._providers: dict[int, ProviderLink] = {}
     self._functions: dict[int, Function] = {}
     self._gone: BrokerGone | None = None
+    # MonitorEvents, once `monitor()` asked for them.
+    self._monitor_events: queue.SimpleQueue[dict[str, Any]] | None = None
     self._stop = False
     self._closed = False
     self._reactor = threading.Thread(target=self._run_reactor, name=f"impulse-ring reactor ({app_name})", daemon=True)
@@ -418,6 +438,34 @@ class Connection:
       function["response_fingerprint"] = unsigned(function["response_fingerprint"])
     return {k: reply[k] for k in ("apps", "channels", "functions")}
 
+  def describe(self, target: str | int) -> dict[str, Any]:
+    """The broker's schema registry entry for the channel and the function named `target` (an `int`:
+    the one with that id): `{"channels": [...], "functions": [...]}`, at most one of each, with the
+    schema texts as their owners presented them, fingerprints as unsigned ints, owner, whether a key
+    is needed (never the key) and live figures (bootstrap.md §5.3). Raises `UnknownChannel` when
+    nothing matches."""
+    self._check_gone()
+    fields = {"name": "", "id": target} if isinstance(target, int) else {"name": target, "id": 0}
+    _, reply = self._ctl.request("Describe", fields)
+    for channel in reply["channels"]:
+      channel["fingerprint"] = unsigned(channel["fingerprint"])
+    for function in reply["functions"]:
+      function["request_fingerprint"] = unsigned(function["request_fingerprint"])
+      function["response_fingerprint"] = unsigned(function["response_fingerprint"])
+    return {k: reply[k] for k in ("channels", "functions")}
+
+  def monitor(self) -> Monitor:
+    """Asks the broker for a `MonitorEvent` for everything that happens on the control plane from now
+    on (apps joining, leaving, dying; channels, functions, subscriptions, refusals) and returns the
+    `Monitor` that hands them out."""
+    self._check_gone()
+    with self._lock:
+      if self._monitor_events is None:
+        self._monitor_events = queue.SimpleQueue()
+      events = self._monitor_events
+    self._ctl.request("Monitor", {})
+    return Monitor(events)
+
   # ---- the reactor ----
 
   def _run_reactor(self) -> None:
@@ -501,6 +549,8 @@ class Connection:
         self._drop_provider(provider)
     elif name == "BrokerShutdown":
       self._mark_gone(fields["reason"])
+    elif name == "MonitorEvent" and self._monitor_events is not None:
+      self._monitor_events.put(dict(fields))
 
   def _drop_caller(self, link: CallerLink) -> None:
     with self._lock:
