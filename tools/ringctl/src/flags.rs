@@ -32,6 +32,20 @@ xflags::xflags! {
       /// Skip the iceoryx2 baseline (it is built from crates.io on first use).
       optional --no-iceoryx2
     }
+    /// Build every package a user installs (the Rust crates, the Python wheel and sdist, the Go module
+    /// zip, the npm tarball, the C/C++ install tree, the release tarball of `ring` and `impulsed`) into
+    /// target/package/.
+    cmd package {
+      /// Then install each one into a fresh temporary directory, away from the repository, and run a
+      /// program through it against a live broker.
+      optional --check
+    }
+    /// Set the one release version in every package (Cargo, pyproject, package.json, the C header and
+    /// CMake); without a version, print it and fail if the packages disagree.
+    cmd version {
+      /// The new version, X.Y.Z.
+      optional version: String
+    }
   }
 }
 // generated start
@@ -50,6 +64,8 @@ pub enum RingctlCmd {
   Ci(Ci),
   Dev(Dev),
   Bench(Bench),
+  Package(Package),
+  Version(Version),
 }
 
 #[derive(Debug)]
@@ -76,6 +92,16 @@ pub struct Bench {
   pub quick: bool,
   pub json: Option<String>,
   pub no_iceoryx2: bool,
+}
+
+#[derive(Debug)]
+pub struct Package {
+  pub check: bool,
+}
+
+#[derive(Debug)]
+pub struct Version {
+  pub version: Option<String>,
 }
 
 impl Ringctl {
