@@ -49,6 +49,10 @@ mod flags {
 fn main() -> ExitCode {
   let flags = match flags::Impulsed::from_env() {
     Ok(flags) => flags,
+    Err(e) if e.is_help() => {
+      println!("{e}");
+      return ExitCode::SUCCESS;
+    }
     Err(e) => {
       eprintln!("{e}");
       return ExitCode::from(2);

@@ -140,18 +140,17 @@ fn build_cmake(sh: &Shell, artifacts: &Artifacts) -> anyhow::Result<()> {
   Ok(())
 }
 
-/// The sdist, then the abi3 wheel built from it (so a missing file in the sdist fails here), both
-/// through maturin, the build backend python/pyproject.toml names. The wheel is tagged manylinux so
-/// that PyPI takes it; maturin checks the extension's glibc symbols against that tag.
+/// The sdist, then the abi3 wheel built from it (so a file missing from the sdist fails here), both
+/// through maturin, the build backend python/pyproject.toml names. The wheel is tagged manylinux_2_34
+/// (glibc 2.34, Debian 12 and Ubuntu 22.04 on) so that PyPI takes it; maturin checks the extension's
+/// glibc symbols against that tag. A wheel for older systems would be built in a manylinux container.
 fn build_python(sh: &Shell, artifacts: &Artifacts) -> anyhow::Result<()> {
   let out = artifacts.python();
   if sh.path_exists(&out) {
     sh.remove_path(&out)?;
   }
-  cmd!(sh, "uv build python --sdist --wheel --out-dir {out}")
-    .env("MATURIN_PEP517_ARGS", "--compatibility manylinux2014 --strip")
-    .run()
-    .context("`uv` is required to package python/; install it with `pip install uv`")?;
+  cmd!(sh, "uv --version").quiet().run().context("`uv` is required to package python/; install it with `pip install uv`")?;
+  cmd!(sh, "uv build python --out-dir {out}").env("MATURIN_PEP517_ARGS", "--compatibility manylinux_2_34 --strip").run()?;
   Ok(())
 }
 

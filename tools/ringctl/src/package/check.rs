@@ -305,7 +305,8 @@ fn check_python(sh: &Shell, place: &Place) -> anyhow::Result<()> {
 /// A consumer module requiring the connector at the packaged version, fetched from the artifact
 /// directory as a `GOPROXY=file://` (its dependencies from the local module cache's download
 /// directory, itself a proxy) into a fresh module cache; `go mod verify`, then the demo built with
-/// `CGO_ENABLED=0` and run.
+/// `CGO_ENABLED=0` and run. `go get` rather than `go mod tidy`: tidy also wants the modules that the
+/// dependencies' own tests import, which a user's build never fetches.
 fn check_go(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   let cache = cmd!(sh, "go env GOMODCACHE").read()?;
   let proxy = format!("file://{},file://{cache}/cache/download", place.artifacts.go_proxy().display());
@@ -331,7 +332,8 @@ fn check_go(sh: &Shell, place: &Place) -> anyhow::Result<()> {
         .run()?,
     )
   };
-  go(cmd!(sh, "go mod tidy"))?;
+  let wanted = format!("{module}@{version}");
+  go(cmd!(sh, "go get {wanted}"))?;
   go(cmd!(sh, "go mod verify"))?;
   go(cmd!(sh, "go build -o demo ."))?;
   let demo = src.join("demo");
