@@ -149,8 +149,13 @@ fn build_python(sh: &Shell, artifacts: &Artifacts) -> anyhow::Result<()> {
   if sh.path_exists(&out) {
     sh.remove_path(&out)?;
   }
-  cmd!(sh, "uv --version").quiet().run().context("`uv` is required to package python/; install it with `pip install uv`")?;
-  cmd!(sh, "uv build python --out-dir {out}").env("MATURIN_PEP517_ARGS", "--compatibility manylinux_2_34 --strip").run()?;
+  cmd!(sh, "uv --version")
+    .quiet()
+    .run()
+    .context("`uv` is required to package python/; install it with `pip install uv`")?;
+  cmd!(sh, "uv build python --out-dir {out}")
+    .env("MATURIN_PEP517_ARGS", "--compatibility manylinux_2_34 --strip")
+    .run()?;
   Ok(())
 }
 

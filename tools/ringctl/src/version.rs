@@ -1,7 +1,7 @@
 //! `ringctl version`: one version for the whole release, the workspace's, written into every package
 //! (Cargo, pyproject and its lock, package.json, the C header's macros, both CMake projects). Without
 //! an argument it prints where each package keeps its version and fails when they disagree, which
-//! `package --check` does first. The Go module has no version in a file: its tag is `v` + this one.
+//! `package --check` does first. The Go module has no version in a file: its tag is `go/v` + this one.
 //! The wire version (`IR_SPEC_VERSION`, spec/) is a different thing and is never touched here.
 
 use std::path::Path;
@@ -86,7 +86,7 @@ fn set(sh: &Shell, version: &str) -> anyhow::Result<()> {
     std::fs::write(root.join(place.file), text).with_context(|| format!("cannot write {}", place.file))?;
   }
   cmd!(sh, "cargo update --workspace --offline").run().context("cannot update Cargo.lock to the new version")?;
-  println!("set version {version} in {} places; the Go module's tag is v{version}", PLACES.len());
+  println!("set version {version} in {} places; tag the Go module go/v{version}", PLACES.len());
   check(sh).map(drop)
 }
 
