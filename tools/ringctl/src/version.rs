@@ -61,9 +61,13 @@ pub(crate) fn check(sh: &Shell) -> anyhow::Result<String> {
     found.push((place, text[start..start + len].to_string()));
   }
   let header = found.iter().filter(|(p, _)| p.part.is_some()).map(|(_, v)| v.as_str()).collect::<Vec<_>>().join(".");
+  // Named by file and the text before the version: Cargo.toml keeps three.
+  let label = |p: &Place| {
+    format!("{} ({})", p.file, p.before.lines().last().unwrap_or("").trim_end_matches([' ', '"']).trim_start())
+  };
   let mut versions =
-    found.iter().filter(|(p, _)| p.part.is_none()).map(|(p, v)| (p.file, v.clone())).collect::<Vec<_>>();
-  versions.push(("c/include/impulse_ring.h", header));
+    found.iter().filter(|(p, _)| p.part.is_none()).map(|(p, v)| (label(p), v.clone())).collect::<Vec<_>>();
+  versions.push(("c/include/impulse_ring.h (IR_VERSION_MAJOR, _MINOR, _PATCH)".to_string(), header));
   let release = versions[0].1.clone();
   if versions.iter().any(|(_, v)| *v != release) {
     let table = versions.iter().map(|(file, v)| format!("  {v:<12} {file}")).collect::<Vec<_>>().join("\n");
