@@ -216,8 +216,10 @@ fn check_release(sh: &Shell, place: &Place) -> anyhow::Result<()> {
 /// Unpacks the three `.crate` files and builds a throwaway crate whose `main.rs` is the packaged
 /// connector's own `examples/demo.rs`, depending on the unpacked connector (and core, through
 /// `[patch.crates-io]`, as if both came from crates.io). Offline, with the workspace's lock file for
-/// the same dependency versions, in Cargo's shared target directory so registry crates compile once
-/// per machine rather than once per run.
+/// the same dependency versions, in Cargo's shared target directory so that registry crates compile
+/// once per machine rather than once per run (not shared with the workspace's own builds: its
+/// features are unified over every member, the consumer's are a user's). No debug info, to compile
+/// faster.
 fn check_rust(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   let version = &place.artifacts.version;
   for krate in CRATES {
@@ -240,7 +242,7 @@ fn check_rust(sh: &Shell, place: &Place) -> anyhow::Result<()> {
       "[workspace]\nresolver = \"2\"\nmembers = [\"consumer\"]\n\n[patch.crates-io]\n\
        impulse-ring-core = {{ path = \"impulse-ring-core-{version}\" }}\n\
        impulse-ring-connector = {{ path = \"impulse-ring-connector-{version}\" }}\n\n\
-       [profile.dev.package.\"*\"]\nopt-level = 1\n"
+       [profile.dev]\ndebug = 0\n"
     ),
   )?;
   sh.copy_file(place.root.join("Cargo.lock"), place.dir.join("Cargo.lock"))?;
@@ -304,12 +306,14 @@ fn check_python(sh: &Shell, place: &Place) -> anyhow::Result<()> {
 
 /// A consumer module requiring the connector at the packaged version, fetched from the artifact
 /// directory as a `GOPROXY=file://` (its dependencies from the local module cache's download
-/// directory, itself a proxy) into a fresh module cache; `go mod verify`, then the demo built with
+/// directory, itself a proxy, then the configured proxy) into a fresh module cache; `go mod verify`, then the demo built with
 /// `CGO_ENABLED=0` and run. `go get` rather than `go mod tidy`: tidy also wants the modules that the
 /// dependencies' own tests import, which a user's build never fetches.
 fn check_go(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   let cache = cmd!(sh, "go env GOMODCACHE").read()?;
-  let proxy = format!("file://{},file://{cache}/cache/download", place.artifacts.go_proxy().display());
+  // The connector only from the artifact; its dependencies from the local cache, else as configured.
+  let upstream = cmd!(sh, "go env GOPROXY").read()?;
+  let proxy = format!("file://{},file://{cache}/cache/download,{upstream}", place.artifacts.go_proxy().display());
   let module = "github.com/impulse/ring/go";
   let version = format!("v{}", place.artifacts.version);
   let src = sh.create_dir(place.dir.join("consumer"))?;
