@@ -128,7 +128,12 @@ pub(super) fn run(sh: &Shell, artifacts: &Artifacts) -> anyhow::Result<()> {
 
 /// Runs `demo` against a broker started from the release tarball in the check's namespace.
 fn with_broker(place: &Place, demo: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
-  let broker = broker::start(&place.impulsed, &place.ns)?;
+  with_broker_from(&place.impulsed, place, demo)
+}
+
+/// Runs `demo` against the broker `impulsed` started in the check's namespace.
+fn with_broker_from(impulsed: &Path, place: &Place, demo: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+  let broker = broker::start(impulsed, &place.ns)?;
   let outcome = demo();
   let stopped = broker::stop(broker);
   outcome.and(stopped)
@@ -213,13 +218,16 @@ fn check_release(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   Ok(())
 }
 
-/// Unpacks the three `.crate` files and builds a throwaway crate whose `main.rs` is the packaged
-/// connector's own `examples/demo.rs`, depending on the unpacked connector (and core, through
-/// `[patch.crates-io]`, as if both came from crates.io). Offline, with the workspace's lock file for
-/// the same dependency versions, in Cargo's shared target directory so that registry crates compile
-/// once per machine rather than once per run (not shared with the workspace's own builds: its
-/// features are unified over every member, the consumer's are a user's). No debug info, to compile
-/// faster.
+/// Unpacks the three `.crate` files into a throwaway workspace: a consumer crate whose `main.rs` is
+/// the packaged connector's own `examples/demo.rs`, depending on `impulse-ring-connector` by version
+/// with `[patch.crates-io]` pointing it and core at the unpacked copies (as if they came from
+/// crates.io), and the unpacked `impulsed` as a member. Both are built offline, with the workspace's
+/// lock file for the same dependency versions, and the demo runs against that broker.
+///
+/// Cargo's shared target directory keeps registry crates compiled once per machine rather than once
+/// per run (they are not the workspace's own: its features are unified over every member). The
+/// explicit `--target` puts the binaries under `target/<triple>/`, so this `impulsed` never replaces
+/// the workspace's `target/debug/impulsed`. No debug info, to compile faster.
 fn check_rust(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   let version = &place.artifacts.version;
   for krate in CRATES {
@@ -239,19 +247,22 @@ fn check_rust(sh: &Shell, place: &Place) -> anyhow::Result<()> {
   sh.write_file(
     place.dir.join("Cargo.toml"),
     format!(
-      "[workspace]\nresolver = \"2\"\nmembers = [\"consumer\"]\n\n[patch.crates-io]\n\
+      "[workspace]\nresolver = \"2\"\nmembers = [\"consumer\", \"impulsed-{version}\"]\n\n[patch.crates-io]\n\
        impulse-ring-core = {{ path = \"impulse-ring-core-{version}\" }}\n\
        impulse-ring-connector = {{ path = \"impulse-ring-connector-{version}\" }}\n\n\
        [profile.dev]\ndebug = 0\n"
     ),
   )?;
   sh.copy_file(place.root.join("Cargo.lock"), place.dir.join("Cargo.lock"))?;
+  let host = cmd!(sh, "rustc -vV").read()?.lines().find_map(|l| l.strip_prefix("host: ").map(String::from));
+  let host = host.context("`rustc -vV` names no host triple")?;
   let target = broker::target_dir(&place.root);
-  clean(cmd!(sh, "cargo build --offline -p ring-package-consumer"), &place.ns)
+  clean(cmd!(sh, "cargo build --offline --target {host} -p ring-package-consumer -p impulsed"), &place.ns)
     .env("CARGO_TARGET_DIR", &target)
     .run()?;
-  let demo = target.join("debug/ring-package-consumer");
-  with_broker(place, || Ok(clean(cmd!(sh, "{demo}"), &place.ns).run()?))
+  let bin = target.join(&host).join("debug");
+  let demo = bin.join("ring-package-consumer");
+  with_broker_from(&bin.join("impulsed"), place, || Ok(clean(cmd!(sh, "{demo}"), &place.ns).run()?))
 }
 
 /// `cmake --install` into a fresh prefix; the C demo is built once with `find_package(ImpulseRing)`
