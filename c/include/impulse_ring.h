@@ -34,7 +34,8 @@ extern "C" {
 #define IR_API __attribute__((visibility("default")))
 #endif
 
-/* Version of this C library (the wire version is IR_SPEC_VERSION in impulse_ring_wire.h). */
+/* Version of this C library: the release's, the same in every package (`cargo ringctl version X.Y.Z` sets it).
+ * The wire version is another thing: IR_SPEC_VERSION in impulse_ring_wire.h. */
 #define IR_VERSION_MAJOR 0
 #define IR_VERSION_MINOR 1
 #define IR_VERSION_PATCH 0

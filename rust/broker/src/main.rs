@@ -18,13 +18,24 @@ use impulse_ring_core::names;
 
 mod flags {
   xflags::xflags! {
-    /// The Ring broker daemon.
+    /// The Ring broker daemon: serves one namespace of the bus until SIGINT or SIGTERM, then removes
+    /// every shared-memory object of that namespace. Logs go to stderr (the journal under systemd).
+    ///
+    /// Environment:
+    ///   IMPULSE_RING_NS  namespace to serve when --ns is not given (default `impulse`); apps read the
+    ///                    same variable to find the broker
+    ///   NOTIFY_SOCKET    set by systemd for Type=notify: READY=1 is sent there once the namespace is
+    ///                    served (its control segment exists and apps can register)
+    ///
+    /// Exit status: 0 after SIGINT/SIGTERM, 1 if the namespace cannot be served or was lost (another
+    /// broker holds it, its names were removed), 2 for a bad flag.
     cmd impulsed {
       /// Namespace to serve (default: $IMPULSE_RING_NS, else `impulse`).
       optional --ns ns: String
       /// Log level: error, warn, info, debug or trace (default info).
       optional --log-level level: String
-      /// File mode of the segments, in octal (default 600; 660 lets a group share the bus).
+      /// File mode of the segments, in octal (default 600; 660 lets the broker's group share the bus:
+      /// run it with that group as its primary group, such as systemd's Group=).
       optional --mode mode: String
       /// Allow a --mode that gives other users access (such as 666): every user of the host can then
       /// read and write the bus. Refused without this flag.
@@ -38,6 +49,10 @@ mod flags {
 fn main() -> ExitCode {
   let flags = match flags::Impulsed::from_env() {
     Ok(flags) => flags,
+    Err(e) if e.is_help() => {
+      println!("{e}");
+      return ExitCode::SUCCESS;
+    }
     Err(e) => {
       eprintln!("{e}");
       return ExitCode::from(2);
@@ -92,14 +107,26 @@ fn main() -> ExitCode {
   let config =
     broker::Config { ns, mode, max_apps: flags.max_apps.unwrap_or(impulse_ring_core::layout::IR_DEFAULT_MAX_APPS) };
   match broker::Broker::start(config) {
-    Ok(mut broker) => match broker.run(&stop) {
-      broker::Ending::Stopped => ExitCode::SUCCESS,
-      // The broker lost its namespace (its names were removed): it said why in its log.
-      broker::Ending::Lost => ExitCode::FAILURE,
-    },
+    Ok(mut broker) => {
+      notify_ready();
+      match broker.run(&stop) {
+        broker::Ending::Stopped => ExitCode::SUCCESS,
+        // The broker lost its namespace (its names were removed): it said why in its log.
+        broker::Ending::Lost => ExitCode::FAILURE,
+      }
+    }
     Err(e) => {
       eprintln!("impulsed: {e:#}");
       ExitCode::FAILURE
     }
+  }
+}
+
+/// Tells systemd (Type=notify) that apps can register from now on. Without systemd there is no
+/// NOTIFY_SOCKET and this does nothing; a failure is logged, never fatal (systemd then reports the
+/// start as timed out).
+fn notify_ready() {
+  if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+    tracing::warn!("cannot notify systemd that the broker is ready: {e}");
   }
 }

@@ -16,7 +16,8 @@ xflags::xflags! {
     cmd test-matrix {}
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
-    /// What CI runs: lint, `gen --check`, then test-matrix; stops at the first failure.
+    /// What CI runs: lint, `gen --check`, test-matrix, `package --check`, then `bench --quick`; stops
+    /// at the first failure.
     cmd ci {}
     /// A live bus to explore: the broker, a sensor (Rust), an `add` provider (Python) and a dashboard
     /// (Go), each its own process, until Ctrl-C; then checks that /dev/shm is clean.
@@ -34,6 +35,20 @@ xflags::xflags! {
       optional --json file: String
       /// Skip the iceoryx2 baseline (it is built from crates.io on first use).
       optional --no-iceoryx2
+    }
+    /// Build every package a user installs (the Rust crates, the Python wheel and sdist, the Go module
+    /// zip, the npm tarball, the C/C++ install tree, the release tarball of `ring` and `impulsed`) into
+    /// target/package/.
+    cmd package {
+      /// Then install each one into a fresh temporary directory, away from the repository, and run a
+      /// program through it against a live broker.
+      optional --check
+    }
+    /// Set the one release version in every package (Cargo, pyproject, package.json, the C header and
+    /// CMake); without a version, print it and fail if the packages disagree.
+    cmd version {
+      /// The new version, X.Y.Z.
+      optional version: String
     }
   }
 }
@@ -53,6 +68,8 @@ pub enum RingctlCmd {
   Ci(Ci),
   Dev(Dev),
   Bench(Bench),
+  Package(Package),
+  Version(Version),
 }
 
 #[derive(Debug)]
@@ -80,6 +97,16 @@ pub struct Bench {
   pub quick: bool,
   pub json: Option<String>,
   pub no_iceoryx2: bool,
+}
+
+#[derive(Debug)]
+pub struct Package {
+  pub check: bool,
+}
+
+#[derive(Debug)]
+pub struct Version {
+  pub version: Option<String>,
 }
 
 impl Ringctl {

@@ -10,9 +10,11 @@ mod flags;
 mod gen;
 mod lint;
 mod matrix;
+mod package;
 mod pairs;
 mod proc;
 mod shm;
+mod version;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +38,8 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::Ci(cmd) => cmd.run(sh),
     flags::RingctlCmd::Dev(cmd) => cmd.run(sh),
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Package(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Version(cmd) => cmd.run(sh),
   }
 }
 
