@@ -23,6 +23,12 @@ xflags::xflags! {
       /// Namespace for the broker and the demo (default: dev-<pid of ringctl>).
       optional --ns ns: String
     }
+    /// Run every fuzz target (Rust, C, Go, Python decoders of untrusted bytes) for N seconds each and
+    /// print executions, coverage and crashes per target.
+    cmd fuzz {
+      /// Seconds per target (default 60).
+      optional --seconds seconds: u64
+    }
     /// Measure Ring against its baselines (Unix sockets, iceoryx2, the hardware floor) in one run.
     cmd bench {
       /// A short run (under a minute of measuring) for CI smoke; figures are indicative only.
@@ -49,6 +55,7 @@ pub enum RingctlCmd {
   Lint(Lint),
   Ci(Ci),
   Dev(Dev),
+  Fuzz(Fuzz),
   Bench(Bench),
 }
 
@@ -69,6 +76,11 @@ pub struct Ci;
 #[derive(Debug)]
 pub struct Dev {
   pub ns: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Fuzz {
+  pub seconds: Option<u64>,
 }
 
 #[derive(Debug)]

@@ -7,6 +7,7 @@ mod ci;
 mod depl;
 mod dev;
 mod flags;
+mod fuzz;
 mod gen;
 mod lint;
 mod matrix;
@@ -36,6 +37,7 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::Ci(cmd) => cmd.run(sh),
     flags::RingctlCmd::Dev(cmd) => cmd.run(sh),
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Fuzz(cmd) => cmd.run(sh),
   }
 }
 
