@@ -1,5 +1,6 @@
-//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, a short fuzzing run of
-//! every target (8 s each, about 2 minutes), then a quick benchmark
+//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, the spin models of the
+//! lock-free protocols (seconds), a short fuzzing run of every target (8 s each, about 2 minutes), then
+//! a quick benchmark
 //! smoke run (it must run; its figures are printed, never asserted: timing on shared CI machines is
 //! noise). It stops at the first step that fails and names it, with the command that reproduces it.
 
@@ -10,10 +11,11 @@ use crate::flags;
 impl flags::Ci {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
     type Step<'a> = (&'a str, &'a str, Box<dyn Fn(&Shell) -> anyhow::Result<()>>);
-    let steps: [Step; 5] = [
+    let steps: [Step; 6] = [
       ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
       ("gen --check", "cargo ringctl gen --check", Box::new(|sh| flags::Gen { check: true }.run(sh))),
       ("test-matrix", "cargo ringctl test-matrix", Box::new(|sh| flags::TestMatrix {}.run(sh))),
+      ("model", "cargo ringctl model", Box::new(|sh| flags::Model {}.run(sh))),
       ("fuzz --seconds 8", "cargo ringctl fuzz --seconds 8", Box::new(|sh| flags::Fuzz { seconds: Some(8) }.run(sh))),
       (
         "bench --quick",

@@ -29,6 +29,9 @@ xflags::xflags! {
       /// Seconds per target (default 60).
       optional --seconds seconds: u64
     }
+    /// Check the Promela models of the lock-free protocols (spec/models) with spin, broken variants
+    /// included.
+    cmd model {}
     /// Measure Ring against its baselines (Unix sockets, iceoryx2, the hardware floor) in one run.
     cmd bench {
       /// A short run (under a minute of measuring) for CI smoke; figures are indicative only.
@@ -56,6 +59,7 @@ pub enum RingctlCmd {
   Ci(Ci),
   Dev(Dev),
   Fuzz(Fuzz),
+  Model(Model),
   Bench(Bench),
 }
 
@@ -82,6 +86,9 @@ pub struct Dev {
 pub struct Fuzz {
   pub seconds: Option<u64>,
 }
+
+#[derive(Debug)]
+pub struct Model;
 
 #[derive(Debug)]
 pub struct Bench {

@@ -11,6 +11,7 @@ mod fuzz;
 mod gen;
 mod lint;
 mod matrix;
+mod model;
 mod pairs;
 mod proc;
 mod shm;
@@ -38,6 +39,7 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::Dev(cmd) => cmd.run(sh),
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
     flags::RingctlCmd::Fuzz(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Model(cmd) => cmd.run(sh),
   }
 }
 
