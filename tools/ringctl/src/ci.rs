@@ -1,8 +1,8 @@
 //! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, the spin models of the
-//! lock-free protocols (seconds), a short fuzzing run of every target (8 s each, about 2 minutes), then
-//! a quick benchmark
-//! smoke run (it must run; its figures are printed, never asserted: timing on shared CI machines is
-//! noise). It stops at the first step that fails and names it, with the command that reproduces it.
+//! lock-free protocols (seconds), a short fuzzing run of every target (6 s each, about 2 minutes with
+//! the builds), then a quick benchmark smoke run (it must run; its figures are printed, never
+//! asserted: timing on shared CI machines is noise). It stops at the first step that fails and names
+//! it, with the command that reproduces it.
 
 use xshell::Shell;
 
@@ -16,7 +16,7 @@ impl flags::Ci {
       ("gen --check", "cargo ringctl gen --check", Box::new(|sh| flags::Gen { check: true }.run(sh))),
       ("test-matrix", "cargo ringctl test-matrix", Box::new(|sh| flags::TestMatrix {}.run(sh))),
       ("model", "cargo ringctl model", Box::new(|sh| flags::Model {}.run(sh))),
-      ("fuzz --seconds 8", "cargo ringctl fuzz --seconds 8", Box::new(|sh| flags::Fuzz { seconds: Some(8) }.run(sh))),
+      ("fuzz --seconds 6", "cargo ringctl fuzz --seconds 6", Box::new(|sh| flags::Fuzz { seconds: Some(6) }.run(sh))),
       (
         "bench --quick",
         "cargo ringctl bench --quick",

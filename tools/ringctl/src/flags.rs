@@ -16,7 +16,8 @@ xflags::xflags! {
     cmd test-matrix {}
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
-    /// What CI runs: lint, `gen --check`, then test-matrix; stops at the first failure.
+    /// What CI runs: lint, `gen --check`, test-matrix, model, a short fuzz, bench --quick; stops at the
+    /// first failure.
     cmd ci {}
     /// Start a broker and the demo app in a private namespace, streaming both outputs.
     cmd dev {
