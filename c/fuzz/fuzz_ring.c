@@ -2,7 +2,8 @@
  * capacity words, channel header, subscriber slots and every frame header come from the fuzzer, as
  * the C connector finds them in a link or channel segment a broken or hostile app wrote to. The first
  * input byte picks the ring kind; most inputs keep a valid capacity/header so the readers get past
- * their open checks. Never crashes or touches memory outside the segment (ASan, UBSan). */
+ * their open checks, and some start from a healthy ring the C producer wrote, then corrupted. Never
+ * crashes or touches memory outside the segment (ASan, UBSan). */
 #include <stdatomic.h>
 
 #include "fuzz_common.h"
@@ -12,10 +13,43 @@
 /* Every payload byte is read, so ASan checks the whole range the reader handed out. */
 static volatile uint8_t sink;
 
+/* A healthy ring written by the C producer itself (records of the input's lengths, some consumed,
+ * wrapping), then up to 3 of its words overwritten with the input's values: reads go deep. */
+static void healthy_then_corrupt(ir_seg_t *seg, const uint8_t *data, size_t size) {
+  ir_ring_header_t *header = (ir_ring_header_t *)seg->base;
+  memset(seg->base, 0, seg->len);
+  atomic_store_explicit(&header->capacity, CAPACITY, memory_order_relaxed);
+  ir_ring_t ring;
+  if (ir_ring_open(seg, 0, CAPACITY, &ring) != IR_OK) {
+    abort(); /* a freshly laid out ring must open */
+  }
+  static uint8_t payload[CAPACITY];
+  uint64_t writes = fuzz_take(&data, &size, 1) % 64;
+  uint64_t consumed = fuzz_take(&data, &size, 1) % 64;
+  for (uint64_t i = 0; i < writes; i++) {
+    size_t n = fuzz_take(&data, &size, 2) % (CAPACITY / 2 - 16 + 1);
+    ir_frame_t frame;
+    bool found = false;
+    if (ir_ring_try_write(&ring, IR_FRAME_KIND_CONTROL, i, payload, n, NULL, 0) != IR_OK || i < consumed) {
+      if (ir_ring_peek(&ring, 1u << IR_FRAME_KIND_CONTROL, &frame, &found) == IR_OK && found) {
+        ir_ring_consume(&ring, &frame);
+      }
+    }
+  }
+  uint64_t corruptions = fuzz_take(&data, &size, 1) % 4;
+  for (uint64_t i = 0; i < corruptions; i++) {
+    size_t at = (fuzz_take(&data, &size, 2) % (seg->len / 8)) * 8;
+    uint64_t value = fuzz_take(&data, &size, 8);
+    memcpy(seg->base + at, &value, sizeof value);
+  }
+}
+
 static void fuzz_spsc(uint64_t flags, const uint8_t *data, size_t size) {
   size_t len = IR_RING_HEADER_SIZE + CAPACITY;
   ir_seg_t seg = fuzz_segment(len, 0, data, size);
-  if ((flags & 2) == 0) {
+  if (flags & 8) {
+    healthy_then_corrupt(&seg, data, size);
+  } else if ((flags & 2) == 0) {
     ir_ring_header_t *header = (ir_ring_header_t *)seg.base;
     atomic_store_explicit(&header->capacity, CAPACITY, memory_order_relaxed);
   }
