@@ -156,10 +156,13 @@ impl PublisherCursor {
     let tail = seg.u64_at(IR_CH_TAIL).load(Ordering::Acquire);
     let min_valid = seg.u64_at(IR_CH_MIN_VALID).load(Ordering::Acquire);
     let next_seq = seg.u64_at(IR_CH_NEXT_SEQ).load(Ordering::Relaxed);
+    // Positions below 2^62 leave room to add a ring's worth without overflow: no channel gets there
+    // (at 10 GB/s that takes over 14 years), so anything beyond is a corrupted word.
     let sane = tail % IR_FRAME_ALIGN as u64 == 0
       && min_valid % IR_FRAME_ALIGN as u64 == 0
       && min_valid <= tail
-      && tail - min_valid <= config.capacity;
+      && tail - min_valid <= config.capacity
+      && tail < 1 << 62;
     // An inconsistent channel restarts from an empty ring at position 0.
     let (tail, min_valid) = if sane { (tail, min_valid) } else { (0, 0) };
     PublisherCursor { config, tail, next_seq, min_valid, cached_min: tail }
@@ -227,9 +230,10 @@ impl PublisherCursor {
     // here: it does so with atomic word loads, never through a reference, and throws away what it
     // copied once it sees `min_valid` past it (the retirement above, ordered before these writes).
     fill(unsafe { std::slice::from_raw_parts_mut(payload, len) });
-    self.next_seq = seq + 1;
+    // The sequence number a taken-over channel continues from is a shared word: it may be anything.
+    self.next_seq = seq.wrapping_add(1);
     self.tail = end;
-    seg.u64_at(IR_CH_NEXT_SEQ).store(seq + 1, Ordering::Relaxed);
+    seg.u64_at(IR_CH_NEXT_SEQ).store(self.next_seq, Ordering::Relaxed);
     // SYNC: publish record — pairs with the subscribers' Acquire load of the tail. SeqCst rather than
     // Release: with the SeqCst load in `Doorbell::ring_after_seqcst_store` it forms the wake check's
     // Dekker pair without a separate fence (an `xchg` instead of `mov` + `mfence` on x86).

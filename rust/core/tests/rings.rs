@@ -461,6 +461,19 @@ fn garbage_in_channel_words_gives_errors_not_panics() {
     }
     assert!(errors > 100, "garbage was noticed only {errors} times");
   }
+  // Found by the `broadcast` fuzz target (rust/fuzz): a publisher taking over a channel whose
+  // sequence word is u64::MAX, or whose tail is near 2^64, overflowed (a panic in debug builds).
+  for (tail, next_seq) in [(0, u64::MAX), (u64::MAX - 15, 0), ((1 << 62) + 4096, u64::MAX)] {
+    let seg = channel_segment(&name, 4096, IR_POLICY_LOSSY);
+    seg.unlink().unwrap();
+    let config = ChannelConfig::read(&seg).unwrap();
+    seg.u64_at(IR_CH_TAIL).store(tail, Ordering::Relaxed);
+    seg.u64_at(IR_CH_MIN_VALID).store(tail, Ordering::Relaxed);
+    seg.u64_at(IR_CH_NEXT_SEQ).store(next_seq, Ordering::Relaxed);
+    let mut publisher = PublisherCursor::new(&seg, config);
+    assert_eq!(publisher.try_publish(&seg, 8, |d| d.fill(1)), Ok(next_seq));
+    assert_eq!(publisher.try_publish(&seg, 8, |d| d.fill(1)), Ok(next_seq.wrapping_add(1)));
+  }
   // A header that lies about its layout is refused when opened.
   let seg = channel_segment(&name, 4096, IR_POLICY_BLOCK);
   seg.unlink().unwrap();

@@ -16,8 +16,8 @@ xflags::xflags! {
     cmd test-matrix {}
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
-    /// What CI runs: lint, `gen --check`, test-matrix, `package --check`, then `bench --quick`; stops
-    /// at the first failure.
+    /// What CI runs: lint, `gen --check`, test-matrix, `package --check`, model, a short fuzz, then
+    /// `bench --quick`; stops at the first failure.
     cmd ci {}
     /// A live bus to explore: the broker, a sensor (Rust), an `add` provider (Python) and a dashboard
     /// (Go), each its own process, until Ctrl-C; then checks that /dev/shm is clean.
@@ -27,6 +27,15 @@ xflags::xflags! {
       /// Instead: run the quick demo (both apps in one Rust process) against a broker, then stop.
       optional --once
     }
+    /// Run every fuzz target (Rust, C, Go, Python decoders of untrusted bytes) for N seconds each and
+    /// print executions, coverage and crashes per target.
+    cmd fuzz {
+      /// Seconds per target (default 60).
+      optional --seconds seconds: u64
+    }
+    /// Check the Promela models of the lock-free protocols (spec/models) with spin, broken variants
+    /// included.
+    cmd model {}
     /// Measure Ring against its baselines (Unix sockets, iceoryx2, the hardware floor) in one run.
     cmd bench {
       /// A short run (under a minute of measuring) for CI smoke; figures are indicative only.
@@ -67,6 +76,8 @@ pub enum RingctlCmd {
   Lint(Lint),
   Ci(Ci),
   Dev(Dev),
+  Fuzz(Fuzz),
+  Model(Model),
   Bench(Bench),
   Package(Package),
   Version(Version),
@@ -91,6 +102,14 @@ pub struct Dev {
   pub ns: Option<String>,
   pub once: bool,
 }
+
+#[derive(Debug)]
+pub struct Fuzz {
+  pub seconds: Option<u64>,
+}
+
+#[derive(Debug)]
+pub struct Model;
 
 #[derive(Debug)]
 pub struct Bench {

@@ -7,9 +7,11 @@ mod ci;
 mod depl;
 mod dev;
 mod flags;
+mod fuzz;
 mod gen;
 mod lint;
 mod matrix;
+mod model;
 mod package;
 mod pairs;
 mod proc;
@@ -40,6 +42,8 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
     flags::RingctlCmd::Package(cmd) => cmd.run(sh),
     flags::RingctlCmd::Version(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Fuzz(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Model(cmd) => cmd.run(sh),
   }
 }
 
