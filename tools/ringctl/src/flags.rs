@@ -12,8 +12,12 @@ xflags::xflags! {
       /// Compare the checked-in files with freshly generated ones instead of writing them.
       optional --check
     }
-    /// Build and run every test suite, then print a summary and the cross-language pair table.
-    cmd test-matrix {}
+    /// Build and run every test suite, then print a summary, the cross-language pair table and the
+    /// fault matrix.
+    cmd test-matrix {
+      /// Build the testees and run the fault matrix only (no suites, pairs or examples).
+      optional --faults-only
+    }
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
     /// What CI runs: lint, `gen --check`, then test-matrix; stops at the first failure.
@@ -58,7 +62,9 @@ pub struct Gen {
 }
 
 #[derive(Debug)]
-pub struct TestMatrix;
+pub struct TestMatrix {
+  pub faults_only: bool,
+}
 
 #[derive(Debug)]
 pub struct Lint;

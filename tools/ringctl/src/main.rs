@@ -6,6 +6,7 @@ mod broker;
 mod ci;
 mod depl;
 mod dev;
+mod fault;
 mod flags;
 mod gen;
 mod lint;
