@@ -1,6 +1,6 @@
-//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, then a quick benchmark
-//! smoke run (it must run; its figures are printed, never asserted: timing on shared CI machines is
-//! noise). It stops at the first step that fails and names it, with the command that reproduces it.
+//! `ringctl ci`: what CI runs, in order: lint, `gen --check`, test-matrix, a one-minute soak, then a
+//! quick benchmark smoke run (it must run; its figures are printed, never asserted: timing on shared
+//! CI machines is noise). It stops at the first step that fails and names it, with the command that reproduces it.
 
 use xshell::Shell;
 
@@ -9,10 +9,16 @@ use crate::flags;
 impl flags::Ci {
   pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
     type Step<'a> = (&'a str, &'a str, Box<dyn Fn(&Shell) -> anyhow::Result<()>>);
-    let steps: [Step; 4] = [
+    let steps: [Step; 5] = [
       ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
       ("gen --check", "cargo ringctl gen --check", Box::new(|sh| flags::Gen { check: true }.run(sh))),
       ("test-matrix", "cargo ringctl test-matrix", Box::new(|sh| flags::TestMatrix { faults_only: false }.run(sh))),
+      // A short soak: random kills of apps in every language, no loss allowed.
+      (
+        "soak --minutes 1",
+        "cargo ringctl soak --minutes 1",
+        Box::new(|sh| flags::Soak { minutes: 1.0, seed: None }.run(sh)),
+      ),
       (
         "bench --quick",
         "cargo ringctl bench --quick",

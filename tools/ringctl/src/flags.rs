@@ -20,8 +20,17 @@ xflags::xflags! {
     }
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
-    /// What CI runs: lint, `gen --check`, then test-matrix; stops at the first failure.
+    /// What CI runs: lint, `gen --check`, test-matrix, a one-minute soak, `bench --quick`; stops at the
+    /// first failure.
     cmd ci {}
+    /// Run apps of every language against one broker for N minutes, killing apps at random; count
+    /// every message and call, and fail on any loss on a block channel or any app that misbehaves.
+    cmd soak {
+      /// How long to run, in minutes (fractions allowed).
+      required --minutes minutes: f64
+      /// Seed of the random choices (languages, counts, kill times); printed at the start.
+      optional --seed seed: u64
+    }
     /// Start a broker and the demo app in a private namespace, streaming both outputs.
     cmd dev {
       /// Namespace for the broker and the demo (default: dev-<pid of ringctl>).
@@ -52,6 +61,7 @@ pub enum RingctlCmd {
   TestMatrix(TestMatrix),
   Lint(Lint),
   Ci(Ci),
+  Soak(Soak),
   Dev(Dev),
   Bench(Bench),
 }
@@ -71,6 +81,12 @@ pub struct Lint;
 
 #[derive(Debug)]
 pub struct Ci;
+
+#[derive(Debug)]
+pub struct Soak {
+  pub minutes: f64,
+  pub seed: Option<u64>,
+}
 
 #[derive(Debug)]
 pub struct Dev {

@@ -14,6 +14,7 @@ mod matrix;
 mod pairs;
 mod proc;
 mod shm;
+mod soak;
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +36,7 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::TestMatrix(cmd) => cmd.run(sh),
     flags::RingctlCmd::Lint(cmd) => cmd.run(sh),
     flags::RingctlCmd::Ci(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Soak(cmd) => cmd.run(sh),
     flags::RingctlCmd::Dev(cmd) => cmd.run(sh),
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
   }

@@ -370,14 +370,7 @@ fn run_pairs(
 /// `test-matrix --faults-only`: builds the broker and every testee, then runs the fault matrix alone.
 fn faults_only(sh: &Shell, run: &Run, before: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
   let bin = broker::build(sh)?;
-  let mut testees = Vec::new();
-  for lang in pairs::TESTEES.into_iter().filter(|lang| sh.path_exists(pairs::language_dir(lang))) {
-    println!("\n==> the {lang} testee: build");
-    match pairs::build(sh, lang) {
-      Ok(()) => testees.push(lang),
-      Err(err) => println!("the {lang} testee did not build, its cases are left out: {err:#}"),
-    }
-  }
+  let testees = pairs::build_all(sh);
   let mut outcomes = Vec::new();
   let faults = run_faults(sh, run, Some(&bin), &testees, &mut outcomes);
   let leaks = shm::ensure_no_leaks(before, &run.shm_prefix(), "the fault matrix");

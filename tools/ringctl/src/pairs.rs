@@ -143,6 +143,20 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
   Ok(())
 }
 
+/// Builds every language's testee whose connector exists; returns the languages that built (a
+/// failed build is printed and its language left out).
+pub(crate) fn build_all(sh: &Shell) -> Vec<&'static str> {
+  let mut built = Vec::new();
+  for lang in TESTEES.into_iter().filter(|lang| sh.path_exists(language_dir(lang))) {
+    println!("\n==> the {lang} testee: build");
+    match build(sh, lang) {
+      Ok(()) => built.push(lang),
+      Err(err) => println!("the {lang} testee did not build, it is left out: {err:#}"),
+    }
+  }
+  built
+}
+
 /// Installs the TypeScript package's dependencies and builds the C library it loads through Bun FFI.
 pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
   cmd!(sh, "bun --version")
