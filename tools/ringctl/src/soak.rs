@@ -124,7 +124,7 @@ impl flags::Soak {
         }
       });
       let t = lock(&tally);
-      if round % 10 == 0 || !t.violations.is_empty() {
+      if round.is_multiple_of(10) || !t.violations.is_empty() {
         println!(
           "soak: {:>5.0}s round {round}: {} messages, {} calls ok, {} kills, {} violations",
           started.elapsed().as_secs_f64(),
