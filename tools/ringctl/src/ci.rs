@@ -12,7 +12,11 @@ impl flags::Ci {
     let steps: [Step; 5] = [
       ("lint", "cargo ringctl lint", Box::new(|sh| flags::Lint {}.run(sh))),
       ("gen --check", "cargo ringctl gen --check", Box::new(|sh| flags::Gen { check: true }.run(sh))),
-      ("test-matrix", "cargo ringctl test-matrix", Box::new(|sh| flags::TestMatrix { faults_only: false }.run(sh))),
+      (
+        "test-matrix",
+        "cargo ringctl test-matrix",
+        Box::new(|sh| flags::TestMatrix { faults_only: false, hostile_only: false }.run(sh)),
+      ),
       // A short soak: random kills of apps in every language, no loss allowed.
       (
         "soak --minutes 1",

@@ -17,6 +17,8 @@ xflags::xflags! {
     cmd test-matrix {
       /// Build the testees and run the fault matrix only (no suites, pairs or examples).
       optional --faults-only
+      /// Build the testees and run the hostile-app suite only (with --faults-only: both).
+      optional --hostile-only
     }
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
@@ -74,6 +76,7 @@ pub struct Gen {
 #[derive(Debug)]
 pub struct TestMatrix {
   pub faults_only: bool,
+  pub hostile_only: bool,
 }
 
 #[derive(Debug)]

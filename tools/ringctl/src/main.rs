@@ -9,6 +9,7 @@ mod dev;
 mod fault;
 mod flags;
 mod gen;
+mod hostile;
 mod lint;
 mod matrix;
 mod pairs;

@@ -20,7 +20,7 @@ use xshell::{cmd, Shell};
 
 use impulse_ring_test_support::ns::PREFIX_ENV;
 
-use crate::{broker, depl, fault, flags, pairs, proc, shm};
+use crate::{broker, depl, fault, flags, hostile, pairs, proc, shm};
 
 /// How long a connector's example may run against the broker.
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -179,8 +179,8 @@ impl flags::TestMatrix {
     let run = Run::new();
     let _prefix = sh.push_env(PREFIX_ENV, &run.prefix);
     let before = shm::snapshot(&run.shm_prefix())?;
-    if self.faults_only {
-      return faults_only(sh, &run, &before);
+    if self.faults_only || self.hostile_only {
+      return faults_only(sh, &run, &before, self.faults_only, self.hostile_only);
     }
     let bystander = Bystander::start(sh);
     let mut outcomes = Vec::new();
@@ -217,6 +217,7 @@ impl flags::TestMatrix {
 
     let (broker_bin, testees) = run_pairs(sh, &run, &mut outcomes)?;
     let faults = run_faults(sh, &run, broker_bin.as_deref(), &testees, &mut outcomes);
+    let hostile = run_hostile(sh, &run, broker_bin.as_deref(), &testees, &mut outcomes);
     run_examples(sh, &run, &mut outcomes)?;
 
     let leaks = shm::ensure_no_leaks(&before, &run.shm_prefix(), "the test run");
@@ -227,6 +228,7 @@ impl flags::TestMatrix {
       fault::print_tables(faults, &testees);
       println!("\nThe fault matrix ran {} cases in {:.1}s", faults.len(), took.as_secs_f64());
     }
+    hostile.iter().for_each(|line| println!("{line}"));
 
     let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed)).collect();
     if !failed.is_empty() {
@@ -367,27 +369,69 @@ fn run_pairs(
   Ok((broker_bin, testees))
 }
 
-/// `test-matrix --faults-only`: builds the broker and every testee, then runs the fault matrix alone.
-fn faults_only(sh: &Shell, run: &Run, before: &std::collections::BTreeSet<String>) -> anyhow::Result<()> {
+/// `test-matrix --faults-only` and/or `--hostile-only`: builds the broker and every testee, then runs
+/// the fault matrix and/or the hostile-app suite alone.
+fn faults_only(
+  sh: &Shell,
+  run: &Run,
+  before: &std::collections::BTreeSet<String>,
+  faults: bool,
+  hostile: bool,
+) -> anyhow::Result<()> {
   let bin = broker::build(sh)?;
   let testees = pairs::build_all(sh);
   let mut outcomes = Vec::new();
-  let faults = run_faults(sh, run, Some(&bin), &testees, &mut outcomes);
-  let leaks = shm::ensure_no_leaks(before, &run.shm_prefix(), "the fault matrix");
+  let faults = if faults { run_faults(sh, run, Some(&bin), &testees, &mut outcomes) } else { None };
+  let hostile = if hostile { run_hostile(sh, run, Some(&bin), &testees, &mut outcomes) } else { Vec::new() };
+  let leaks = shm::ensure_no_leaks(before, &run.shm_prefix(), "the fault matrix and hostile suite");
   print_summary(&outcomes);
   if let Some((faults, took)) = &faults {
     fault::print_tables(faults, &testees);
     println!("\nThe fault matrix ran {} cases in {:.1}s", faults.len(), took.as_secs_f64());
   }
+  hostile.iter().for_each(|line| println!("{line}"));
   let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Status::Passed).collect();
   for o in &failed {
     println!("\n{} ({}): {}", o.suite, o.status.label(), o.note);
   }
   leaks?;
   if !failed.is_empty() || testees.len() < pairs::TESTEES.len() {
-    bail!("test-matrix --faults-only: failing cases (or testees that did not build) above");
+    bail!("test-matrix: failing cases (or testees that did not build) above");
   }
   Ok(())
+}
+
+/// Runs the hostile-app suite with the languages whose testee built; one outcome per attack. Returns
+/// its table, to print after the summary.
+fn run_hostile(
+  sh: &Shell,
+  run: &Run,
+  broker_bin: Option<&std::path::Path>,
+  testees: &[&'static str],
+  outcomes: &mut Vec<Outcome>,
+) -> Vec<String> {
+  let (Some(bin), false) = (broker_bin, testees.is_empty()) else { return Vec::new() };
+  println!("\n==> hostile-app suite: {} attacks, well-behaved apps in {}", hostile::attacks().len(), testees.join(" "));
+  let started = Instant::now();
+  let results = hostile::run_all(&sh.current_dir(), bin, run, testees, 2);
+  let each = started.elapsed() / results.len().max(1) as u32;
+  let mut table = vec!["\nHostile-app suite (how the victims of each attack ended)".to_string()];
+  let width = results.iter().map(|o| o.name.len()).max().unwrap_or(0);
+  for o in results {
+    let (status, note) = match o.result {
+      Ok(victims) => {
+        table.push(format!("  {:<width$}  ok    {victims}", o.name));
+        (Status::Passed, String::new())
+      }
+      Err(err) => {
+        table.push(format!("  {:<width$}  FAIL", o.name));
+        (Status::Failed, err)
+      }
+    };
+    outcomes.push(Outcome { suite: o.name, language: "other", pair: None, status, duration: each, note });
+  }
+  table.push(format!("The hostile-app suite took {:.1}s", started.elapsed().as_secs_f64()));
+  table
 }
 
 /// How many fault cases run at once (`RINGCTL_FAULT_JOBS`, default 3): each is a broker and two to
