@@ -27,7 +27,8 @@ use std::{
 use anyhow::{bail, Context};
 use impulse_ring_core::bus::ControlSegment;
 use impulse_ring_core::layout::{
-  IR_CH_NEXT_SEQ, IR_CH_SUBSCRIBERS, IR_DEFAULT_MAX_SUBSCRIBERS, IR_SUB_ACTIVE, IR_SUB_POS, IR_SUB_SIZE, IR_SUB_STATE,
+  IR_CH_NEXT_SEQ, IR_CH_SUBSCRIBERS, IR_CH_TAIL, IR_DEFAULT_MAX_SUBSCRIBERS, IR_SUB_ACTIVE, IR_SUB_POS, IR_SUB_SIZE,
+  IR_SUB_STATE,
 };
 
 use crate::{
@@ -80,7 +81,7 @@ impl Fault {
   fn measures(self) -> &'static str {
     match self {
       Fault::Publisher => "kill → the subscriber prints `closed` (all committed messages drained)",
-      Fault::Subscriber => "kill → the blocked publisher has published all 2000",
+      Fault::Subscriber => "kill → the blocked publisher publishes again",
       Fault::Provider => "kill → the caller prints `error PeerGone`",
       Fault::Caller => "kill → a new caller (started after the kill) got 20 answers",
       Fault::Broker => "kill → the last of four apps reports `BrokerGone`",
@@ -306,7 +307,9 @@ fn killed_subscriber(s: &Setup, testees: &mut Vec<Testee>) -> anyhow::Result<Dur
   testees[0].send_line("go")?;
   // The stalled subscriber reads nothing: once messages flow the 8 KiB ring fills within a few
   // messages and the publisher can only go on once the broker has collected the stalled one.
-  probe.wait_until("a message published", |p| p.next_seq() >= 1)?;
+  // Nearly full: less room left than the largest message takes, so the publisher is (about to be)
+  // blocked; the time measured from the kill is then the broker's collection and the wake-up.
+  probe.wait_until("the ring nearly full", |p| p.word(IR_CH_TAIL, 8) >= 8192 - 2100)?;
   let stalled_pos = |p: &ChannelProbe| {
     (0..IR_DEFAULT_MAX_SUBSCRIBERS as usize).any(|i| {
       let slot = IR_CH_SUBSCRIBERS + i * IR_SUB_SIZE;
@@ -316,9 +319,11 @@ fn killed_subscriber(s: &Setup, testees: &mut Vec<Testee>) -> anyhow::Result<Dur
   if !stalled_pos(&probe) {
     bail!("no subscriber slot stayed at position 0 although one subscriber never reads");
   }
+  let blocked_at = probe.next_seq();
   let killed = Instant::now();
   testees[2].kill()?;
-  notice(&testees[0], "published 2000")?;
+  // The publisher moves again once the broker has freed the dead subscriber's slot.
+  probe.wait_until("the publisher moving again", |p| p.next_seq() > blocked_at + 8)?;
   let took = killed.elapsed();
   testees[0].expect(0, &["published 2000"])?;
   testees[1].expect(0, &["received 2000"])?;
