@@ -433,3 +433,19 @@ pub(crate) fn print_tables(outcomes: &[FaultOutcome], languages: &[&'static str]
     }
   }
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn six_languages_give_180_cases_each_pair_once_per_fault() {
+    let cases = cases(&pairs::TESTEES);
+    assert_eq!(cases.len(), 180);
+    for fault in Fault::ALL {
+      let of_fault: Vec<_> = cases.iter().filter(|c| c.fault == fault).map(|c| c.name()).collect();
+      let unique: std::collections::BTreeSet<_> = of_fault.iter().collect();
+      assert_eq!((of_fault.len(), unique.len()), (36, 36));
+    }
+  }
+}

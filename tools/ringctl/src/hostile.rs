@@ -534,3 +534,25 @@ fn strike(case: &mut Case, attack: Attack) -> anyhow::Result<()> {
   }
   Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+  use super::*;
+
+  #[test]
+  fn cpu_ticks_of_a_live_process_are_read_and_grow_with_work() {
+    let before = cpu_ticks(std::process::id()).expect("our own /proc/PID/stat");
+    let started = Instant::now();
+    let mut x = 0u64;
+    while started.elapsed() < Duration::from_millis(100) {
+      x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+    }
+    assert!(cpu_ticks(std::process::id()).expect("still there") > before);
+  }
+
+  #[test]
+  fn every_attack_has_a_name_of_its_own() {
+    let names: std::collections::BTreeSet<_> = attacks().iter().map(|a| a.name()).collect();
+    assert_eq!(names.len(), attacks().len());
+  }
+}

@@ -180,7 +180,7 @@ impl flags::TestMatrix {
     let _prefix = sh.push_env(PREFIX_ENV, &run.prefix);
     let before = shm::snapshot(&run.shm_prefix())?;
     if self.faults_only || self.hostile_only {
-      return faults_only(sh, &run, &before, self.faults_only, self.hostile_only);
+      return robustness_only(sh, &run, &before, self.faults_only, self.hostile_only);
     }
     let bystander = Bystander::start(sh);
     let mut outcomes = Vec::new();
@@ -371,7 +371,7 @@ fn run_pairs(
 
 /// `test-matrix --faults-only` and/or `--hostile-only`: builds the broker and every testee, then runs
 /// the fault matrix and/or the hostile-app suite alone.
-fn faults_only(
+fn robustness_only(
   sh: &Shell,
   run: &Run,
   before: &std::collections::BTreeSet<String>,
