@@ -468,7 +468,7 @@ func (s *Subscriber) attempt(use func([]byte) error) (got bool, err error) {
 			s.lastTail = tail
 		}
 		if s.pos == tail {
-			if g.load32(chClosed) == 1 && g.load64(chTail) == s.pos {
+			if g.load32(chClosed) != 0 && g.load64(chTail) == s.pos {
 				return false, newError(CodeClosed, "channel `%s` is closed", s.name)
 			}
 			return false, nil

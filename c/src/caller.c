@@ -536,6 +536,14 @@ static ir_error_e call_poll(ir_call_t *call, int64_t timeout_ms) {
   if (call_done(&ctx)) {
     return IR_OK;
   }
+  if (timeout_ms == 0) {
+    /* A caller that only ever polls (the TypeScript connector's pump) must still see a dead broker
+     * fail its pending calls (bootstrap.md §8.2); the check limits itself to once per 200 ms. */
+    ir_conn_health(call->conn);
+    if (call_done(&ctx)) {
+      return IR_OK;
+    }
+  }
   if (timeout_ms != 0 && ir_bell_wait(ir_conn_own_bell(call->conn), &call->conn->wait, ir_deadline(timeout_ms),
                                       call_done, &ctx, ir_conn_health, call->conn)) {
     return IR_OK;

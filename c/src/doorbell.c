@@ -41,6 +41,17 @@ void ir_bell_ring(ir_doorbell_t *bell) {
   }
 }
 
+/* A wait that ran out still gives `idle` its turn: a caller that polls with waits shorter than the
+ * idle period (say 10 ms at a time) would otherwise never check that the broker lives (bootstrap.md
+ * §8.2). `idle` limits itself to one real check per IR_MAX_SLEEP_NS. */
+static bool timed_out(ir_check_fn check, void *ctx, ir_idle_fn idle, void *idle_ctx) {
+  if (idle == NULL) {
+    return false;
+  }
+  idle(idle_ctx);
+  return check(ctx);
+}
+
 bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_ns, ir_check_fn check, void *ctx,
                   ir_idle_fn idle, void *idle_ctx) {
   if (check(ctx)) {
@@ -76,7 +87,7 @@ bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_n
     }
     int64_t now = ir_now_ns();
     if (deadline_ns >= 0 && now >= deadline_ns) {
-      return false;
+      return timed_out(check, ctx, idle, idle_ctx);
     }
     if (idle != NULL && now - last_idle >= IR_MAX_SLEEP_NS) {
       last_idle = now;
@@ -122,7 +133,7 @@ bool ir_bell_wait(ir_doorbell_t *bell, const ir_wait_t *wait, int64_t deadline_n
       }
     }
     if (deadline_ns >= 0 && now >= deadline_ns) {
-      return false;
+      return timed_out(check, ctx, idle, idle_ctx);
     }
   }
 }

@@ -15,6 +15,7 @@ exits with 10 + its code; a verification failure prints `mismatch ...` and exits
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import struct
 import sys
@@ -402,7 +403,9 @@ def main() -> NoReturn:
     roles[role](Args(role, argv[1:]))
   except RingError as e:
     print(f"error {error_line(e)}", flush=True)
-    sys.exit(10 + e.code)
+    # Not sys.exit: a provider's stdin watcher (a daemon thread) may sit in a read that holds the
+    # buffered reader's lock, and interpreter shutdown then aborts (SIGABRT) instead of exiting.
+    os._exit(10 + e.code)
   except Mismatch as e:
     print(f"mismatch {e}", flush=True)
     sys.exit(2)

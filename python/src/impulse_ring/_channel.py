@@ -219,7 +219,7 @@ class ChannelReader:
         self._tail = r.load64(L.CH_TAIL, ACQUIRE)
       tail = self._tail
       if pos == tail:
-        if r.load32(L.CH_CLOSED, ACQUIRE) == 1 and r.load64(L.CH_TAIL, ACQUIRE) == pos:
+        if r.load32(L.CH_CLOSED, ACQUIRE) != 0 and r.load64(L.CH_TAIL, ACQUIRE) == pos:
           raise Closed("the channel is closed and every message has been read")
         return None
       available = (tail - pos) & U64

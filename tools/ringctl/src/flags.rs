@@ -12,13 +12,27 @@ xflags::xflags! {
       /// Compare the checked-in files with freshly generated ones instead of writing them.
       optional --check
     }
-    /// Build and run every test suite, then print a summary and the cross-language pair table.
-    cmd test-matrix {}
+    /// Build and run every test suite, then print a summary, the cross-language pair table and the
+    /// fault matrix.
+    cmd test-matrix {
+      /// Build the testees and run the fault matrix only (no suites, pairs or examples).
+      optional --faults-only
+      /// Build the testees and run the hostile-app suite only (with --faults-only: both).
+      optional --hostile-only
+    }
     /// Run the format and lint checks that .depl/config.yaml declares, for each language present.
     cmd lint {}
-    /// What CI runs: lint, `gen --check`, test-matrix, `package --check`, model, a short fuzz, then
-    /// `bench --quick`; stops at the first failure.
+    /// What CI runs: lint, `gen --check`, test-matrix, `package --check`, model, a short fuzz, a
+    /// one-minute soak, then `bench --quick`; stops at the first failure.
     cmd ci {}
+    /// Run apps of every language against one broker for N minutes, killing apps at random; count
+    /// every message and call, and fail on any loss on a block channel or any app that misbehaves.
+    cmd soak {
+      /// How long to run, in minutes (fractions allowed).
+      required --minutes minutes: f64
+      /// Seed of the random choices (languages, counts, kill times); printed at the start.
+      optional --seed seed: u64
+    }
     /// A live bus to explore: the broker, a sensor (Rust), an `add` provider (Python) and a dashboard
     /// (Go), each its own process, until Ctrl-C; then checks that /dev/shm is clean.
     cmd dev {
@@ -75,6 +89,7 @@ pub enum RingctlCmd {
   TestMatrix(TestMatrix),
   Lint(Lint),
   Ci(Ci),
+  Soak(Soak),
   Dev(Dev),
   Fuzz(Fuzz),
   Model(Model),
@@ -89,13 +104,22 @@ pub struct Gen {
 }
 
 #[derive(Debug)]
-pub struct TestMatrix;
+pub struct TestMatrix {
+  pub faults_only: bool,
+  pub hostile_only: bool,
+}
 
 #[derive(Debug)]
 pub struct Lint;
 
 #[derive(Debug)]
 pub struct Ci;
+
+#[derive(Debug)]
+pub struct Soak {
+  pub minutes: f64,
+  pub seed: Option<u64>,
+}
 
 #[derive(Debug)]
 pub struct Dev {

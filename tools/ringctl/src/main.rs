@@ -6,9 +6,11 @@ mod broker;
 mod ci;
 mod depl;
 mod dev;
+mod fault;
 mod flags;
 mod fuzz;
 mod gen;
+mod hostile;
 mod lint;
 mod matrix;
 mod model;
@@ -16,6 +18,7 @@ mod package;
 mod pairs;
 mod proc;
 mod shm;
+mod soak;
 mod version;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +41,7 @@ fn run() -> anyhow::Result<()> {
     flags::RingctlCmd::TestMatrix(cmd) => cmd.run(sh),
     flags::RingctlCmd::Lint(cmd) => cmd.run(sh),
     flags::RingctlCmd::Ci(cmd) => cmd.run(sh),
+    flags::RingctlCmd::Soak(cmd) => cmd.run(sh),
     flags::RingctlCmd::Dev(cmd) => cmd.run(sh),
     flags::RingctlCmd::Bench(cmd) => cmd.run(sh),
     flags::RingctlCmd::Package(cmd) => cmd.run(sh),

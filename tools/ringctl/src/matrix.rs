@@ -20,7 +20,7 @@ use xshell::{cmd, Shell};
 
 use impulse_ring_test_support::ns::PREFIX_ENV;
 
-use crate::{broker, depl, flags, pairs, proc, shm};
+use crate::{broker, depl, fault, flags, hostile, pairs, proc, shm};
 
 /// How long a connector's example may run against the broker.
 const EXAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -227,6 +227,9 @@ impl flags::TestMatrix {
     let run = Run::new();
     let _prefix = sh.push_env(PREFIX_ENV, &run.prefix);
     let before = shm::snapshot(&run.shm_prefix())?;
+    if self.faults_only || self.hostile_only {
+      return robustness_only(sh, &run, &before, self.faults_only, self.hostile_only);
+    }
     let bystander = Bystander::start(sh);
     let mut outcomes = Vec::new();
     for suite in suites() {
@@ -260,13 +263,20 @@ impl flags::TestMatrix {
       outcomes.push(Outcome { suite: suite.name.into(), language: suite.language, pair: None, status, duration, note });
     }
 
-    run_pairs(sh, &run, &mut outcomes)?;
+    let (broker_bin, testees) = run_pairs(sh, &run, &mut outcomes)?;
+    let faults = run_faults(sh, &run, broker_bin.as_deref(), &testees, &mut outcomes);
+    let hostile = run_hostile(sh, &run, broker_bin.as_deref(), &testees, &mut outcomes);
     run_examples(sh, &run, &mut outcomes)?;
 
     let leaks = shm::ensure_no_leaks(&before, &run.shm_prefix(), "the test run");
     outcomes.push(bystander.check());
     print_summary(&outcomes);
     print_pairs(&pair_cells(&outcomes));
+    if let Some((faults, took)) = &faults {
+      fault::print_tables(faults, &testees);
+      println!("\nThe fault matrix ran {} cases in {:.1}s", faults.len(), took.as_secs_f64());
+    }
+    hostile.iter().for_each(|line| println!("{line}"));
 
     let failed: Vec<_> = outcomes.iter().filter(|o| matches!(o.status, Status::Failed | Status::BuildFailed)).collect();
     if !failed.is_empty() {
@@ -351,8 +361,13 @@ impl Bystander {
 }
 
 /// Runs every cross-language pair case whose two connectors exist, each against a broker of its own.
-/// A testee that does not build fails every case that needs it.
-fn run_pairs(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::Result<()> {
+/// A testee that does not build fails every case that needs it. Returns the broker (once built) and
+/// the languages whose testee built, for the fault matrix.
+fn run_pairs(
+  sh: &Shell,
+  run: &Run,
+  outcomes: &mut Vec<Outcome>,
+) -> anyhow::Result<(Option<PathBuf>, Vec<&'static str>)> {
   let mut broker_bin: Option<PathBuf> = None;
   let mut built: Vec<(&'static str, Result<(), String>)> = Vec::new();
   for case in pairs::cases() {
@@ -398,7 +413,114 @@ fn run_pairs(sh: &Shell, run: &Run, outcomes: &mut Vec<Outcome>) -> anyhow::Resu
     };
     outcomes.push(Outcome { suite: name, language, pair, status, duration: started.elapsed(), note });
   }
+  let testees = pairs::TESTEES.into_iter().filter(|lang| built.iter().any(|(l, r)| l == lang && r.is_ok())).collect();
+  Ok((broker_bin, testees))
+}
+
+/// `test-matrix --faults-only` and/or `--hostile-only`: builds the broker and every testee, then runs
+/// the fault matrix and/or the hostile-app suite alone.
+fn robustness_only(
+  sh: &Shell,
+  run: &Run,
+  before: &std::collections::BTreeSet<String>,
+  faults: bool,
+  hostile: bool,
+) -> anyhow::Result<()> {
+  let bin = broker::build(sh)?;
+  let testees = pairs::build_all(sh);
+  let mut outcomes = Vec::new();
+  let faults = if faults { run_faults(sh, run, Some(&bin), &testees, &mut outcomes) } else { None };
+  let hostile = if hostile { run_hostile(sh, run, Some(&bin), &testees, &mut outcomes) } else { Vec::new() };
+  let leaks = shm::ensure_no_leaks(before, &run.shm_prefix(), "the fault matrix and hostile suite");
+  print_summary(&outcomes);
+  if let Some((faults, took)) = &faults {
+    fault::print_tables(faults, &testees);
+    println!("\nThe fault matrix ran {} cases in {:.1}s", faults.len(), took.as_secs_f64());
+  }
+  hostile.iter().for_each(|line| println!("{line}"));
+  let failed: Vec<_> = outcomes.iter().filter(|o| o.status != Status::Passed).collect();
+  for o in &failed {
+    println!("\n{} ({}): {}", o.suite, o.status.label(), o.note);
+  }
+  leaks?;
+  if !failed.is_empty() || testees.len() < pairs::TESTEES.len() {
+    bail!("test-matrix: failing cases (or testees that did not build) above");
+  }
   Ok(())
+}
+
+/// Runs the hostile-app suite with the languages whose testee built; one outcome per attack. Returns
+/// its table, to print after the summary.
+fn run_hostile(
+  sh: &Shell,
+  run: &Run,
+  broker_bin: Option<&std::path::Path>,
+  testees: &[&'static str],
+  outcomes: &mut Vec<Outcome>,
+) -> Vec<String> {
+  let (Some(bin), false) = (broker_bin, testees.is_empty()) else { return Vec::new() };
+  println!("\n==> hostile-app suite: {} attacks, well-behaved apps in {}", hostile::attacks().len(), testees.join(" "));
+  let started = Instant::now();
+  let results = hostile::run_all(&sh.current_dir(), bin, run, testees, 2);
+  let each = started.elapsed() / results.len().max(1) as u32;
+  let mut table = vec!["\nHostile-app suite (how the victims of each attack ended)".to_string()];
+  let width = results.iter().map(|o| o.name.len()).max().unwrap_or(0);
+  for o in results {
+    let (status, note) = match o.result {
+      Ok(victims) => {
+        table.push(format!("  {:<width$}  ok    {victims}", o.name));
+        (Status::Passed, String::new())
+      }
+      Err(err) => {
+        table.push(format!("  {:<width$}  FAIL", o.name));
+        (Status::Failed, err)
+      }
+    };
+    outcomes.push(Outcome { suite: o.name, language: "other", pair: None, status, duration: each, note });
+  }
+  table.push(format!("The hostile-app suite took {:.1}s", started.elapsed().as_secs_f64()));
+  table
+}
+
+/// How many fault cases run at once (`RINGCTL_FAULT_JOBS`, default 3): each is a broker and two to
+/// four testees, mostly asleep or waiting on each other.
+fn fault_jobs() -> usize {
+  std::env::var("RINGCTL_FAULT_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+/// Runs the fault matrix over the languages whose testee built; one outcome per fault.
+fn run_faults(
+  sh: &Shell,
+  run: &Run,
+  broker_bin: Option<&std::path::Path>,
+  testees: &[&'static str],
+  outcomes: &mut Vec<Outcome>,
+) -> Option<(Vec<fault::FaultOutcome>, Duration)> {
+  let bin = broker_bin?;
+  if testees.is_empty() {
+    return None;
+  }
+  println!("\n==> fault matrix: {} languages, {} jobs", testees.len(), fault_jobs());
+  let started = Instant::now();
+  // `RINGCTL_FAULT_FILTER=broker` (say) keeps only the cases whose name contains it.
+  let filter = std::env::var("RINGCTL_FAULT_FILTER").unwrap_or_default();
+  let cases: Vec<_> = fault::cases(testees).into_iter().filter(|c| c.name().contains(&filter)).collect();
+  let results = fault::run_all(&sh.current_dir(), bin, run, &cases, fault_jobs());
+  let took = started.elapsed();
+  for kind in fault::Fault::ALL {
+    let of_kind: Vec<_> = results.iter().filter(|o| o.case.fault == kind).collect();
+    let failed: Vec<_> = of_kind.iter().filter_map(|o| o.result.as_ref().err().map(|e| (o.case.name(), e))).collect();
+    let ran = of_kind.len();
+    let status = if failed.is_empty() && ran == cases.iter().filter(|c| c.fault == kind).count() {
+      Status::Passed
+    } else {
+      Status::Failed
+    };
+    let note = failed.iter().map(|(name, err)| format!("{name}: {err}")).collect::<Vec<_>>().join("\n");
+    let suite = format!("fault matrix: {} ({ran} cases)", kind.label());
+    outcomes.push(Outcome { suite, language: "other", pair: None, status, duration: took / 5, note });
+  }
+  Some((results, took))
 }
 
 /// Runs each declared example against a broker in its own namespace, one outcome per language.

@@ -53,7 +53,7 @@ impl PairCase {
 }
 
 /// Languages that ship a testee, in table order.
-const TESTEES: [&str; 6] = ["rust", "c", "cpp", "python", "go", "ts"];
+pub(crate) const TESTEES: [&str; 6] = ["rust", "c", "cpp", "python", "go", "ts"];
 
 /// Every pair case, in table order: each pattern for every ordered pair of two different languages
 /// with a testee (a language with itself is covered by its own suites).
@@ -85,13 +85,13 @@ pub(crate) fn language_dir(language: &str) -> &'static str {
 }
 
 /// How to start a language's testee: a program and the arguments that come before the role.
-struct Program {
+pub(crate) struct Program {
   bin: PathBuf,
   prefix: Vec<String>,
 }
 
 /// The testee of a language, once built.
-fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
+pub(crate) fn testee(root: &Path, language: &str) -> anyhow::Result<Program> {
   let (bin, prefix) = match language {
     "rust" => (broker::target_dir(root).join("debug/examples/testee"), vec![]),
     "c" => (root.join("target/c/testee"), vec![]),
@@ -143,6 +143,20 @@ pub(crate) fn build(sh: &Shell, language: &str) -> anyhow::Result<()> {
   Ok(())
 }
 
+/// Builds every language's testee whose connector exists; returns the languages that built (a
+/// failed build is printed and its language left out).
+pub(crate) fn build_all(sh: &Shell) -> Vec<&'static str> {
+  let mut built = Vec::new();
+  for lang in TESTEES.into_iter().filter(|lang| sh.path_exists(language_dir(lang))) {
+    println!("\n==> the {lang} testee: build");
+    match build(sh, lang) {
+      Ok(()) => built.push(lang),
+      Err(err) => println!("the {lang} testee did not build, it is left out: {err:#}"),
+    }
+  }
+  built
+}
+
 /// Installs the TypeScript package's dependencies and builds the C library it loads through Bun FFI.
 pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
   cmd!(sh, "bun --version")
@@ -158,16 +172,16 @@ pub(crate) fn build_ts(sh: &Shell) -> anyhow::Result<()> {
 }
 
 /// A testee process whose output lines are kept for checks; killed and reaped when dropped.
-struct Testee(Child);
+pub(crate) struct Testee(Child);
 
 impl Testee {
-  fn start(label: String, program: &Program, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
+  pub(crate) fn start(label: String, program: &Program, ns: &str, args: &[&str]) -> anyhow::Result<Testee> {
     let argv = program.prefix.iter().map(String::as_str).chain(args.iter().copied()).collect::<Vec<_>>();
     let expr = duct::cmd(&program.bin, argv).env("IMPULSE_RING_NS", ns);
     Ok(Testee(Child::start(&label, expr, Echo::Quiet).with_context(|| format!("cannot start {label}"))?))
   }
 
-  fn transcript(&self) -> String {
+  pub(crate) fn transcript(&self) -> String {
     let lines = self.0.lines();
     let body = if lines.is_empty() {
       "    (no output)".to_string()
@@ -177,30 +191,40 @@ impl Testee {
     format!("  {}:\n{body}", self.0.name())
   }
 
-  fn has_line(&self, prefix: &str) -> bool {
+  pub(crate) fn has_line(&self, prefix: &str) -> bool {
     self.0.has_line(prefix)
   }
 
   /// Waits for a line starting with `prefix`; the case's error carries every transcript already.
-  fn wait_line(&self, prefix: &str) -> anyhow::Result<()> {
+  pub(crate) fn wait_line(&self, prefix: &str) -> anyhow::Result<()> {
     match self.0.wait_line(prefix, STEP_TIMEOUT) {
       Ok(_) => Ok(()),
       Err(err) => bail!("{}", err.lines().next().unwrap_or_default()),
     }
   }
 
+  /// The testee's process, for signals and `/proc` figures.
+  pub(crate) fn child(&self) -> &Child {
+    &self.0
+  }
+
+  /// Writes a line to the testee's stdin (`--wait-go`).
+  pub(crate) fn send_line(&mut self, line: &str) -> anyhow::Result<()> {
+    self.0.send_line(line).with_context(|| format!("cannot write to {}", self.0.name()))
+  }
+
   /// A provider runs until its stdin closes.
-  fn close_stdin(&mut self) {
+  pub(crate) fn close_stdin(&mut self) {
     self.0.close_stdin();
   }
 
   /// SIGKILL, as a crash would; waits until the process is reaped.
-  fn kill(&mut self) -> anyhow::Result<()> {
+  pub(crate) fn kill(&mut self) -> anyhow::Result<()> {
     self.0.kill().with_context(|| format!("cannot kill {}", self.0.name()))
   }
 
   /// Waits for the exit and checks its code and that every expected line was printed.
-  fn expect(&mut self, code: i32, lines: &[&str]) -> anyhow::Result<()> {
+  pub(crate) fn expect(&mut self, code: i32, lines: &[&str]) -> anyhow::Result<()> {
     let status =
       self.0.wait_exit(STEP_TIMEOUT).map_err(|e| anyhow::anyhow!("{}", e.lines().next().unwrap_or_default()))?;
     if status.code() != Some(code) {
