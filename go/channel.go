@@ -209,7 +209,8 @@ func (p *Publisher) try(header, datum []byte) bool {
 }
 
 // slowest is the lowest position of a JOINING or ACTIVE subscriber, or tail when there is none; a
-// position outside [tail - capacity, tail] is corrupt and ignored.
+// position outside [tail - capacity, tail] is corrupt and ignored, except a JOINING cursor more than a
+// ring behind, which gates every publish until it settles (§7.3).
 func (p *Publisher) slowest() uint64 {
 	c := p.ch
 	// Go's atomics are SeqCst: the loads below take the place of the spec's SeqCst fence.
@@ -222,8 +223,17 @@ func (p *Publisher) slowest() uint64 {
 		}
 		// SYNC: observe cursor (pairs with the subscriber's Release store of pos).
 		pos := c.seg.load64(slot + subPos)
-		if pos <= p.tail && p.tail-pos <= c.capacity && pos < low {
-			low = pos
+		switch {
+		case pos <= p.tail && p.tail-pos <= c.capacity:
+			low = min(low, pos)
+		case st == subJoining && pos <= p.tail:
+			// Caught mid-join with the position of its first tail load (§7.6): its settled position
+			// is not visible yet and may be one we would overwrite. Gate completely until it settles.
+			gate := uint64(0)
+			if p.tail >= c.capacity {
+				gate = p.tail - c.capacity
+			}
+			low = min(low, gate)
 		}
 	}
 	return low

@@ -64,7 +64,8 @@ void ir_pub_cursor_init(ir_pub_cursor_t *cursor, const ir_seg_t *seg, const ir_c
 }
 
 /* The slowest active subscriber's position, or `tail` when there is none. Positions outside
- * [tail - capacity, tail] are corrupt and ignored: a broken subscriber must not stall the channel. */
+ * [tail - capacity, tail] are corrupt and ignored: a broken subscriber must not stall the channel;
+ * except a JOINING cursor more than a ring behind, which gates every publish until it settles (§7.3). */
 static uint64_t slowest(const ir_pub_cursor_t *cursor, uint64_t tail) {
   /* SYNC: join check — pairs with the SeqCst fence in ir_sub_cursor_join (a Dekker pair: either we
    * see the joining subscriber or it sees our tail). */
@@ -76,8 +77,18 @@ static uint64_t slowest(const ir_pub_cursor_t *cursor, uint64_t tail) {
     uint32_t state = atomic_load_explicit(&slot->state, memory_order_acquire);
     if (state == IR_SUB_ACTIVE || state == IR_SUB_JOINING) {
       uint64_t pos = atomic_load_explicit(&slot->pos, memory_order_acquire);
-      if (pos <= tail && tail - pos <= cursor->config.capacity && pos < min) {
-        min = pos;
+      uint64_t capacity = cursor->config.capacity;
+      if (pos <= tail && tail - pos <= capacity) {
+        if (pos < min) {
+          min = pos;
+        }
+      } else if (state == IR_SUB_JOINING && pos <= tail) {
+        /* Caught mid-join with the position of its first tail load (§7.6): its settled position is
+         * not visible yet and may be one we would overwrite. Gate completely until it settles. */
+        uint64_t gate = tail >= capacity ? tail - capacity : 0;
+        if (gate < min) {
+          min = gate;
+        }
       }
     }
   }

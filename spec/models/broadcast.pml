@@ -13,7 +13,12 @@
  *     min_valid), and skip-to-oldest never finds min_valid beyond a fresh tail (§7.5, the `Corrupt`
  *     check must not fire on a healthy channel).
  *
+ *     With §7.3's gate: a JOINING slot more than a ring behind gates (without it the publisher ignores a
+ *     stale JOINING position as corrupt and overwrites a record the subscriber is about to read).
+ *
  * Deliberately broken variants (each must fail):
+ *   -DBROKEN_STALE_JOINING_IGNORED      block: `slowest` ignores a stale JOINING slot (§7.3 before the
+ *                                       gate this model found)
  *   -DBROKEN_JOIN_NO_FENCE              block: the subscriber skips the SeqCst fence of §7.6 step 3
  *   -DLOSSY -DBROKEN_RETIRE_NO_FENCE    lossy: the publisher skips the Release fence after storing
  *                                       min_valid (§7.4 step 3), so the overwrite may be seen first */
@@ -54,8 +59,8 @@ active proctype publisher() {
            sp = pos;
            if
            :: sp <= t && t - sp <= CAP && sp < lowest -> lowest = sp
-#ifdef FIX_JOINING_GATES
-           :: (sp > t || t - sp > CAP) && st == JOINING -> lowest = 0  /* stale: wait for the cursor */
+#ifndef BROKEN_STALE_JOINING_IGNORED
+           :: sp <= t && t - sp > CAP && st == JOINING -> lowest = 0  /* §7.3: stale, wait for the cursor */
 #endif
            :: else -> skip
            fi

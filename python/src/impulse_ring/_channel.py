@@ -90,8 +90,12 @@ class ChannelWriter:
       if state == L.SUB_ACTIVE or state == L.SUB_JOINING:
         # SYNC: observe cursor.
         pos = r.load64(slot + L.SUB_POS, ACQUIRE)
-        if pos <= tail and tail - pos <= g.capacity and pos < low:
-          low = pos
+        if pos <= tail and tail - pos <= g.capacity:
+          low = min(low, pos)
+        elif state == L.SUB_JOINING and pos <= tail:
+          # Caught mid-join with the position of its first tail load (§7.6): its settled position is
+          # not visible yet and may be one we would overwrite. Gate completely until it settles.
+          low = min(low, max(tail - g.capacity, 0))
     return low
 
   def has_space_for(self, length: int) -> bool:

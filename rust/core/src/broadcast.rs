@@ -174,7 +174,9 @@ impl PublisherCursor {
   }
 
   /// The slowest active subscriber's position, or `tail` when there is none. Positions outside
-  /// `[tail - capacity, tail]` are corrupt and ignored (a broken subscriber must not stall the channel).
+  /// `[tail - capacity, tail]` are corrupt and ignored (a broken subscriber must not stall the channel),
+  /// except a JOINING cursor more than a ring behind, which gates every publish until it settles
+  /// (wire-format.md §7.3, found by spec/models/broadcast.pml).
   fn slowest(&self, seg: &Segment, tail: u64) -> u64 {
     // SYNC: wake check — pairs with the SeqCst fence in `SubscriberCursor::join` (Dekker pair: either
     // we see the joining subscriber or it sees our tail).
@@ -188,6 +190,10 @@ impl PublisherCursor {
         let pos = seg.u64_at(slot + IR_SUB_POS).load(Ordering::Acquire);
         if pos <= tail && tail - pos <= self.config.capacity {
           min = min.min(pos);
+        } else if state == IR_SUB_JOINING && pos <= tail {
+          // Caught mid-join with the position of its first tail load (§7.6): its settled position is
+          // not visible yet and may be one we would overwrite. Gate completely until it settles.
+          min = min.min(tail.saturating_sub(self.config.capacity));
         }
       }
     }

@@ -41,13 +41,12 @@ const CASES: &[Case] = &[
   case("spsc", &["BROKEN_NO_CONSUMER_FENCE"], Expect::Violated, "consumer without the §4.3 step 7 fence"),
   case("broadcast", &["LOSSY"], Expect::Holds, "§7.4/7.5 lossy: retirement, seqlock copy"),
   case("broadcast", &["LOSSY", "BROKEN_RETIRE_NO_FENCE"], Expect::Violated, "no Release fence after min_valid"),
-  // The join as spec/wire-format.md §7.6 specifies it: the model finds a stale JOINING cursor that
-  // `slowest` ignores as out of window, so the publisher overwrites a record the joining subscriber
-  // is to read (see spec/models/broadcast.pml). Expected to fail until the protocol is fixed; then
-  // this case becomes `Holds`.
-  case("broadcast", &[], Expect::Violated, "§7.6 block join as specified (open finding)"),
-  case("broadcast", &["FIX_JOINING_GATES"], Expect::Holds, "§7.6 block join, stale JOINING gates"),
-  case("broadcast", &["FIX_JOINING_GATES", "BROKEN_JOIN_NO_FENCE"], Expect::Violated, "join without its SeqCst fence"),
+  // The join of §7.6 with the gate of §7.3 (a JOINING cursor more than a ring behind gates). Without
+  // that gate (the protocol before the model found it) a stale JOINING cursor is ignored as out of
+  // window and the publisher overwrites a record the joining subscriber is about to read.
+  case("broadcast", &[], Expect::Holds, "§7.3/7.6 block join: a stale JOINING cursor gates"),
+  case("broadcast", &["BROKEN_STALE_JOINING_IGNORED"], Expect::Violated, "stale JOINING cursor ignored (old §7.3)"),
+  case("broadcast", &["BROKEN_JOIN_NO_FENCE"], Expect::Violated, "join without its SeqCst fence"),
 ];
 
 impl flags::Model {
