@@ -261,8 +261,9 @@ impl Broker {
           break;
         }
         let seg = self.ctl.segment();
-        let read =
-          ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
+        // Scrubbed: a request may carry an access key, which must not stay in shared memory.
+        let read = ring
+          .read_scrubbed(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
         let message = match read {
           Ok(None) => break,
           Ok(Some(message)) => message,
