@@ -23,7 +23,10 @@ type Conn struct {
 	maxApps uint32
 	slot    uint64 // offset of our slot in the control segment
 	slotSz  uint64
-	wait    WaitStrategy
+	// generation is the slot's generation at the claim; once it moves (or the slot is FENCED) the
+	// broker has dropped this app and the slot is no longer ours (bootstrap.md §3.2).
+	generation uint32
+	wait       WaitStrategy
 
 	brokerPid   uint32
 	brokerStart uint64
@@ -38,6 +41,7 @@ type Conn struct {
 	reqs       requests
 
 	gone   atomic.Bool // the broker is gone
+	fence  atomic.Bool // the broker fenced us off our slot (gone is set too)
 	closed atomic.Bool
 	stop   atomic.Bool // asks the reactor to return
 	done   chan struct{}
@@ -184,6 +188,8 @@ func (c *Conn) claim() error {
 			continue
 		}
 		c.appID, c.slot = i, slot
+		// Stable until the broker fences or frees the slot: the CAS saw its last bump.
+		c.generation = s.load32(slot + slotGeneration)
 		pid := os.Getpid()
 		s.store32(slot+slotPid, uint32(pid))
 		s.store64(slot+slotStart, startTime(pid))
@@ -211,8 +217,29 @@ func (c *Conn) AppID() uint32 { return c.appID }
 func (c *Conn) BrokerGone() bool { return c.gone.Load() }
 
 func (c *Conn) brokerGoneError() *Error {
+	if c.fence.Load() {
+		return &Error{Code: CodeBrokerGone, Namespace: c.ns, Message: fmt.Sprintf(
+			"the broker of namespace `%s` dropped this app and fenced its slot %d (it broke the protocol); connect again",
+			c.ns, c.appID)}
+	}
 	return &Error{Code: CodeBrokerGone, Message: fmt.Sprintf("the broker of namespace `%s` is gone", c.ns),
 		Namespace: c.ns}
+}
+
+// fenced says whether the broker has fenced us off our slot (bootstrap.md §3.2).
+func (c *Conn) fenced() bool {
+	// SYNC: observe fence (pairs with the broker's Release store of FENCED).
+	return c.ctl.load32(c.slot+slotState) == slotFenced || c.ctl.load32(c.slot+slotGeneration) != c.generation
+}
+
+// checkFence marks the broker gone for us once we are fenced; whether we are.
+func (c *Conn) checkFence() bool {
+	if !c.fenced() {
+		return false
+	}
+	c.fence.Store(true)
+	c.markGone()
+	return true
 }
 
 func (c *Conn) brokerAlive() bool {
@@ -297,6 +324,9 @@ func (c *Conn) reactor() {
 	defer close(c.done)
 	lastCheck := time.Now()
 	for !c.stop.Load() {
+		if !c.gone.Load() {
+			c.checkFence()
+		}
 		busy := c.poll()
 		if time.Since(lastCheck) >= maxSleep {
 			lastCheck = time.Now()
@@ -321,7 +351,7 @@ func (c *Conn) reactor() {
 
 // hasWork is the reactor's wake condition: a pure check of the rings it reads.
 func (c *Conn) hasWork() bool {
-	if !c.gone.Load() && c.replyRing.hasData() {
+	if !c.gone.Load() && (c.replyRing.hasData() || c.fenced()) {
 		return true
 	}
 	for _, l := range *c.links.Load() {

@@ -496,6 +496,9 @@ func (c *Conn) post(ctx context.Context, rec any) error {
 	if c.unmapped {
 		return newError(CodeClosed, "the connection is closed")
 	}
+	if c.checkFence() {
+		return c.brokerGoneError()
+	}
 	c.reqBuf = encodeControl(c.reqBuf[:0], rec)
 	deadline := time.Now().Add(replyTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {

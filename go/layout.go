@@ -73,6 +73,7 @@ const (
 	slotClaimed uint32 = 1
 	slotActive  uint32 = 2
 	slotClosing uint32 = 3
+	slotFenced  uint32 = 4
 
 	maxMaxApps = 4096
 

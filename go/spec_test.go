@@ -40,7 +40,7 @@ func TestLayoutConstantsMatchTheGeneratedHeader(t *testing.T) {
 		"IR_SLOT_STATE": slotState, "IR_SLOT_PID": slotPid, "IR_SLOT_START": slotStart,
 		"IR_SLOT_GENERATION": slotGeneration, "IR_SLOT_DOORBELL": slotDoorbell, "IR_SLOT_REQUEST_RING": slotRequestRing,
 		"IR_SLOT_FREE": uint64(slotFree), "IR_SLOT_CLAIMED": uint64(slotClaimed), "IR_SLOT_ACTIVE": uint64(slotActive),
-		"IR_SLOT_CLOSING": uint64(slotClosing), "IR_DEFAULT_MAX_APPS": defaultMaxApps,
+		"IR_SLOT_CLOSING": uint64(slotClosing), "IR_SLOT_FENCED": uint64(slotFenced), "IR_DEFAULT_MAX_APPS": defaultMaxApps,
 		"IR_DEFAULT_CONTROL_RING_CAPACITY": defaultControlRingCapacity, "IR_CH_TAIL": chTail,
 		"IR_CH_NEXT_SEQ": chNextSeq, "IR_CH_MIN_VALID": chMinValid, "IR_CH_DATA_DOORBELL": chDataDoorbell,
 		"IR_CH_SPACE_DOORBELL": chSpaceDoorbell, "IR_CH_CLOSED": chClosed, "IR_CH_CAPACITY": chCapacity,

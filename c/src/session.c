@@ -44,7 +44,26 @@ ir_error_e ir_conn_check_segment_name(const ir_conn_t *conn, const char *name) {
   return IR_OK;
 }
 
+static uint64_t slot_offset(const ir_conn_t *conn, uint32_t slot);
+
+/* Whether the broker has fenced us off our slot: it dropped this app (bootstrap.md §3.2). */
+static bool fenced(const ir_conn_t *conn) {
+  if (!conn->claimed) {
+    return false;
+  }
+  ir_slot_header_t *header = ir_seg_at(&conn->ctl, slot_offset(conn, conn->app_id));
+  /* SYNC: observe fence — pairs with the broker's Release store of IR_SLOT_FENCED. */
+  return atomic_load_explicit(&header->state, memory_order_acquire) == IR_SLOT_FENCED ||
+         atomic_load_explicit(&header->generation, memory_order_acquire) != conn->generation;
+}
+
 ir_error_e ir_conn_fail_broker_gone(const ir_conn_t *conn) {
+  if (fenced(conn)) {
+    return ir_fail(IR_ERR_BROKER_GONE,
+                   "the broker of namespace `%s` dropped this app and fenced its slot %u (it broke the protocol); "
+                   "connect again",
+                   conn->ns, conn->app_id);
+  }
   return ir_fail(IR_ERR_BROKER_GONE, "the broker of namespace `%s` is gone", conn->ns);
 }
 
@@ -165,7 +184,7 @@ bool ir_conn_shutting_down(ir_conn_t *conn) {
 }
 
 bool ir_conn_gone(ir_conn_t *conn) {
-  return atomic_load_explicit(&conn->broker_gone, memory_order_acquire) || ir_conn_shutting_down(conn);
+  return atomic_load_explicit(&conn->broker_gone, memory_order_acquire) || ir_conn_shutting_down(conn) || fenced(conn);
 }
 
 void ir_conn_health(void *arg) {
@@ -180,7 +199,7 @@ void ir_conn_health(void *arg) {
                                                memory_order_relaxed)) {
     return;
   }
-  if (ir_conn_shutting_down(conn) || !ir_process_alive(conn->broker_pid, conn->broker_start)) {
+  if (ir_conn_shutting_down(conn) || fenced(conn) || !ir_process_alive(conn->broker_pid, conn->broker_start)) {
     pthread_mutex_lock(&conn->lock);
     mark_broker_gone(conn);
     pthread_mutex_unlock(&conn->lock);
@@ -329,6 +348,11 @@ static bool read_replies(ir_conn_t *conn) {
   bool any = false;
   if (atomic_load_explicit(&conn->closed, memory_order_acquire)) {
     /* After Unregister the broker resets our rings: they are no longer ours to read. */
+    return false;
+  }
+  if (fenced(conn)) {
+    /* Dropped by the broker: what the ring holds now is not ours. */
+    mark_broker_gone(conn);
     return false;
   }
   for (;;) {
@@ -517,6 +541,9 @@ static ir_error_e claim_slot(ir_conn_t *conn) {
       atomic_store_explicit(&header->pid, pid, memory_order_relaxed);
       atomic_store_explicit(&header->start, start, memory_order_release);
       conn->app_id = slot;
+      /* Stable until the broker fences or frees the slot: the CAS (Acquire) saw its last bump. */
+      conn->generation = atomic_load_explicit(&header->generation, memory_order_acquire);
+      conn->claimed = true;
       return IR_OK;
     }
   }

@@ -48,6 +48,10 @@ struct ir_conn {
   /* "/impulse-ring.<ns>.": every segment the broker names must start with it. */
   char prefix[IR_SEG_PREFIX_MAX];
   uint32_t app_id;
+  /* The slot's generation when we claimed it; once it changes (or the slot is FENCED) the broker has
+   * dropped us and the slot is no longer ours (bootstrap.md §3.2). Valid once `claimed`. */
+  uint32_t generation;
+  bool claimed;
   ir_seg_t ctl;
   ir_ctl_header_t *header;
   uint32_t max_apps;

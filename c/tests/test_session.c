@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "../src/internal.h"
+#include "../src/session.h"
 #include "selftest.h"
 
 static void connect_refuses_bad_arguments(void) {
@@ -331,6 +332,45 @@ static void listing_shows_apps_channels_and_functions(const char *ns, test_broke
   ir_close(provider);
 }
 
+/* A dropped app that lives on is fenced (bootstrap.md §3.2): the test breaks its own request ring with a
+ * record that is not a control record; the request behind it fails with BrokerGone naming the fence at
+ * once (not after the 10 s control timeout), so does the next one, and while this process lives the
+ * slot stays FENCED and is not handed out: a newcomer gets another slot. */
+static void dropped_app_is_fenced_and_fails_at_once(const char *ns, test_broker_t *broker) {
+  (void)broker;
+  ir_conn_t *conn = NULL;
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "stale", &conn));
+  char name[IR_SEG_NAME_MAX];
+  (void)snprintf(name, sizeof name, "/impulse-ring.%s.ctl", ns);
+  ir_seg_t seg;
+  bool missing = false;
+  REQUIRE_OK(NULL, ir_seg_open(name, IR_KIND_CONTROL, &seg, &missing));
+  ir_ctl_header_t *header = ir_seg_at(&seg, 0);
+  uint64_t capacity = atomic_load(&header->ring_capacity);
+  ir_slot_header_t *slot = ir_seg_at(&seg, IR_CTL_SLOTS + (uint64_t)ir_app_id(conn) * ir_control_slot_size(capacity));
+  uint32_t generation = atomic_load(&slot->generation);
+  const uint8_t junk[] = "not a control record";
+  pthread_mutex_lock(&conn->post_lock);
+  CHECK_CODE(NULL, ir_ring_try_write(&conn->request_ring, IR_FRAME_KIND_DATA, 0, junk, sizeof junk, NULL, 0), IR_OK);
+  pthread_mutex_unlock(&conn->post_lock);
+  ir_listing_t *listing = NULL;
+  int64_t started = now_ms();
+  CHECK_CODE(conn, ir_list(conn, &listing), IR_ERR_BROKER_GONE);
+  CHECK(now_ms() - started < 5000);
+  CHECK(strstr(ir_last_error(conn), "fenced") != NULL);
+  CHECK_CODE(conn, ir_list(conn, &listing), IR_ERR_BROKER_GONE);
+  CHECK(atomic_load(&slot->state) == IR_SLOT_FENCED);
+  CHECK(atomic_load(&slot->generation) == generation + 1);
+  ir_conn_t *newcomer = NULL;
+  REQUIRE_OK(NULL, ir_connect_ns(ns, "newcomer", &newcomer));
+  CHECK(ir_app_id(newcomer) != ir_app_id(conn));
+  CHECK_CODE(newcomer, ir_list(newcomer, &listing), IR_OK);
+  ir_listing_free(listing);
+  ir_close(newcomer);
+  ir_seg_close(&seg);
+  ir_close(conn);
+}
+
 const test_t SESSION_TESTS[] = {
     {"connect_refuses_bad_arguments", connect_refuses_bad_arguments, NULL},
     {"connect_without_broker_reports_no_broker_and_the_namespace",
@@ -345,5 +385,6 @@ const test_t SESSION_TESTS[] = {
     {"closed_connection_refuses_and_its_handles_still_close", NULL,
      closed_connection_refuses_and_its_handles_still_close},
     {"listing_shows_apps_channels_and_functions", NULL, listing_shows_apps_channels_and_functions},
+    {"dropped_app_is_fenced_and_fails_at_once", NULL, dropped_app_is_fenced_and_fails_at_once},
 };
 const size_t SESSION_TEST_COUNT = sizeof SESSION_TESTS / sizeof SESSION_TESTS[0];

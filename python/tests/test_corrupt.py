@@ -128,3 +128,27 @@ def test_a_corrupt_control_segment_is_refused(case: str, size: int, fill, error:
     assert time.monotonic() - started < 3
   finally:
     os.unlink(path)
+
+
+def test_a_dropped_app_that_lives_on_is_fenced_and_fails_at_once(ns: str) -> None:
+  """bootstrap.md §3.2: we break our own request ring; the request behind the bad record fails with
+  BrokerGone naming the fence (not a 10 s Timeout), so do later ones, and while we live the slot stays
+  FENCED and a newcomer is served on another slot."""
+  from impulse_ring import BrokerGone
+  from impulse_ring._shm import ACQUIRE
+
+  with Connection.connect("stale") as stale:
+    region = stale._control.region
+    slot = L.CTL_SLOTS + stale.app_id * stale._slot_size
+    generation = region.load32(slot + L.SLOT_GENERATION, ACQUIRE)
+    with stale._ctl._write_lock:
+      assert stale._ctl.requests.try_write(L.FRAME_KIND_DATA, 0, b"not a control record")
+    with pytest.raises(BrokerGone, match="fenced"):
+      stale.list()
+    with pytest.raises(BrokerGone):
+      stale.list()
+    assert region.load32(slot + L.SLOT_STATE, ACQUIRE) == L.SLOT_FENCED
+    assert region.load32(slot + L.SLOT_GENERATION, ACQUIRE) == generation + 1
+    with Connection.connect("newcomer") as newcomer:
+      assert newcomer.app_id != stale.app_id
+      assert [a["name"] for a in newcomer.list()["apps"]] == ["newcomer"]

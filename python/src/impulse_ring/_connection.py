@@ -21,7 +21,7 @@ from . import _doorbell
 from . import _layout as L
 from ._avro import Codec, SchemaLike, schema_text
 from ._channel import ChannelReader, ChannelWriter, open_channel
-from ._control import ControlLink, Fields, broker_gone, present_key, unsigned
+from ._control import FENCED, ControlLink, Fields, broker_gone, present_key, unsigned
 from ._link import CallerLink, Handler, LinkSegment, ProviderLink
 from ._shm import ACQREL, RELAXED, RELEASE, NotReady, Segment, alive, own_start_time
 from .channel import Publisher, Subscriber
@@ -481,6 +481,8 @@ class Connection:
   def _turn(self, last_health: float) -> float:
     """One turn of the reactor; returns when the broker's health was last checked."""
     did = False
+    if self._gone is None and self._ctl.fenced():
+      self._mark_gone(FENCED)
     if self._gone is None:
       try:
         events, self._ctl.deferred = self._ctl.deferred + self._ctl.drain(), []
@@ -516,7 +518,7 @@ class Connection:
     return last_health
 
   def _has_news(self) -> bool:
-    if self._stop or (self._gone is None and self._ctl.replies.has_data()):
+    if self._stop or (self._gone is None and (self._ctl.replies.has_data() or self._ctl.fenced())):
       return True
     for link in tuple(self._callers.values()):
       if link.has_news():

@@ -18,7 +18,7 @@ from typing import Any, Callable, Union
 from . import _doorbell
 from . import _layout as L
 from ._ring import Ring
-from ._shm import Segment
+from ._shm import ACQUIRE, Segment
 from .errors import BrokerGone, Decode, Protocol, RingError, SchemaMismatch, Timeout, error_for_code
 
 CONTROL_TIMEOUT = 10.0
@@ -250,6 +250,10 @@ class ControlLink:
       control, slot + L.SLOT_REQUEST_RING + L.RING_HEADER_SIZE + capacity, capacity, frozenset({L.FRAME_KIND_CONTROL})
     )
     self.doorbell = doorbell
+    self._slot = slot
+    # The slot's generation at the claim; once it moves the broker has fenced us off the slot
+    # (bootstrap.md §3.2). Stable until then: the claim's CAS saw the broker's last bump.
+    self._generation = control.region.load32(slot + L.SLOT_GENERATION, ACQUIRE)
     self._lock = threading.Lock()  # guards _pending and _next_id
     self._write_lock = threading.Lock()  # the request ring has one producer
     self._pending: dict[int, _Pending] = {}
@@ -258,7 +262,20 @@ class ControlLink:
     self.reactor: threading.Thread | None = None  # the thread that normally drains the reply ring
     self.deferred: list[tuple[str, Fields]] = []  # events drained by a request made on the reactor
 
+  def fenced(self) -> bool:
+    """Whether the broker dropped this app and fenced its slot: nothing of the slot is ours any more."""
+    region = self.control.region
+    # SYNC: observe fence (pairs with the broker's Release store of FENCED).
+    return (
+      region.load32(self._slot + L.SLOT_STATE, ACQUIRE) == L.SLOT_FENCED
+      or region.load32(self._slot + L.SLOT_GENERATION, ACQUIRE) != self._generation
+    )
+
   def _write(self, name: str, fields: Fields, deadline: float) -> None:
+    if self.gone is None and self.fenced():
+      self.fail_all(broker_gone(self.namespace, FENCED))
+    if self.gone is not None:
+      raise self.gone
     payload = encode(name, fields)
     ring = self.requests
     region = self.control.region
@@ -266,6 +283,8 @@ class ControlLink:
       ring.set_producer_waiting(True)
       try:
         while not ring.try_write(L.FRAME_KIND_CONTROL, 0, payload):
+          if self.gone is None and self.fenced():
+            self.fail_all(broker_gone(self.namespace, FENCED))
           if self.gone is not None:
             raise self.gone
           if time.monotonic() >= deadline:
@@ -388,6 +407,9 @@ class ControlLink:
     for p in pending.values():
       p.error = error
       p.done.set()
+
+
+FENCED = "it dropped this app and fenced its slot (the app broke the protocol); connect again"
 
 
 def broker_gone(namespace: str, why: str) -> BrokerGone:

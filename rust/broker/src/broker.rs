@@ -63,6 +63,8 @@ pub struct Broker {
   reg: Registry,
   /// Slots without a registration whose state is not free, since when they have been seen so.
   suspect_slots: HashMap<u32, Instant>,
+  /// Fenced slots (bootstrap.md §3.2): the pid and start time of the dropped app whose exit frees each.
+  fenced: HashMap<u32, (u32, u64)>,
 }
 
 impl Broker {
@@ -102,6 +104,7 @@ impl Broker {
       pidfds,
       reg: Registry::default(),
       suspect_slots: HashMap::new(),
+      fenced: HashMap::new(),
     })
   }
 
@@ -167,6 +170,8 @@ impl Broker {
       for (slot, pid) in self.liveness.deaths() {
         if self.reg.apps.get(&slot).is_some_and(|app| app.pid == pid) {
           self.collect_app(slot, "exited");
+        } else if self.fenced.get(&slot).is_some_and(|&(fenced, _)| fenced == pid) {
+          self.unfence(slot);
         }
       }
       self.flush_outboxes();
@@ -251,7 +256,7 @@ impl Broker {
       }
       let Ok(ring) = self.ctl.request_ring(slot) else {
         warn!(slot, "request ring corrupt; dropping the app");
-        self.collect_app(slot, "corrupted its request ring");
+        self.drop_app(slot, "corrupted its request ring");
         continue;
       };
       // A bounded batch per slot keeps one chatty app from starving the others.
@@ -260,14 +265,15 @@ impl Broker {
           break;
         }
         let seg = self.ctl.segment();
-        let read =
-          ring.read(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
+        // Scrubbed: a request may carry an access key, which must not stay in shared memory.
+        let read = ring
+          .read_scrubbed(seg, &[IR_FRAME_KIND_CONTROL], |frame| ControlMessage::decode_frame_payload(frame.payload));
         let message = match read {
           Ok(None) => break,
           Ok(Some(message)) => message,
           Err(e) => {
             warn!(slot, "{e}; dropping the app");
-            self.collect_app(slot, "corrupted its request ring");
+            self.drop_app(slot, "corrupted its request ring");
             break;
           }
         };
@@ -417,6 +423,11 @@ impl Broker {
     let id = m.request_id;
     if self.reg.apps.contains_key(&slot) {
       return Err(fail(ErrorCode::Protocol, "this slot is already registered"));
+    }
+    if let Some((stale, _)) = self.fenced.remove(&slot) {
+      // Only a hand-written state word frees a fenced slot early; its fence is moot now.
+      warn!(slot, stale, "a fenced slot was freed by hand and claimed again");
+      self.liveness.unwatch(slot, stale);
     }
     let (pid, start) = self.ctl.slot_owner(slot);
     let alive = sys::process_alive_checked(pid, start).map_err(|e| out_of_fds_or_io("check the app's process", e))?;

@@ -45,7 +45,8 @@ fn a_corrupt_request_ring_is_noticed_when_the_doorbell_rings() {
     + IR_RING_CAPACITY;
   seg.u64_at(capacity_word).store(12_345, Ordering::Release);
   app.ctl.broker_doorbell().ring();
-  while app.ctl.slot_state(app.slot) != IR_SLOT_FREE {
+  // The app (this process) lives on: its slot is fenced, not freed (bootstrap.md §3.2).
+  while app.ctl.slot_state(app.slot) != IR_SLOT_FENCED {
     assert!(Instant::now() < deadline, "the corrupt ring was never noticed\n{}", broker.log());
     std::thread::sleep(Duration::from_millis(1));
   }

@@ -60,13 +60,15 @@ impl Reactor {
       session.doorbell().wait_until(session.wait, Some(deadline), || {
         let work = session.has_replies()
           || self.stop.load(Ordering::Acquire)
+          || (!session.broker_gone() && session.fenced())
           || Callers::has_work(self.callers.published().read(&mut callers))
           || Provider::has_work(self.provider.published().read(&mut serving));
         work.then_some(())
       });
       session.read_replies(|event| self.on_event(event));
       if !gone_seen && session.broker_gone() {
-        // Noticed by the session (a corrupt reply ring): the calls in flight cannot complete either.
+        // Noticed by the session (a corrupt reply ring, a fence): the calls in flight cannot complete
+        // either.
         gone_seen = true;
         self.callers.fail_all(&Error::BrokerGone { ns: session.ns.clone() });
       }

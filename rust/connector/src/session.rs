@@ -57,6 +57,9 @@ pub(crate) struct Session {
   pub app_id: u32,
   pub ctl: ControlSegment,
   pub wait: WaitStrategy,
+  /// The slot's generation when this app claimed it; once it changes the broker has fenced the app
+  /// off the slot (bootstrap.md §3.2).
+  generation: u32,
   request_ring: Ring,
   reply_ring: Ring,
   /// Serialises writers of the request ring (it has a single producer).
@@ -92,6 +95,9 @@ impl Session {
     let app_id = ctl.claim_slot().ok_or_else(|| Error::LimitReached {
       message: format!("all {} app slots of namespace `{ns}` are taken", ctl.max_apps()),
     })?;
+    // Stable from the claim until the broker fences or frees the slot: the claim's CAS (Acquire)
+    // observed the broker's last bump.
+    let generation = ctl.slot_generation(app_id);
     let rings = ctl.request_ring(app_id).and_then(|req| Ok((req, ctl.reply_ring(app_id)?)));
     let (request_ring, reply_ring) = match rings {
       Ok(rings) => rings,
@@ -105,6 +111,7 @@ impl Session {
       app_id,
       ctl,
       wait,
+      generation,
       request_ring,
       reply_ring,
       request_lock: Mutex::new(()),
@@ -143,6 +150,12 @@ impl Session {
     self.broker_gone.load(Ordering::Acquire)
   }
 
+  /// Whether the broker has fenced this app off its slot (it dropped the app): the slot is no longer
+  /// ours to read or write.
+  pub fn fenced(&self) -> bool {
+    self.ctl.fenced(self.app_id, self.generation)
+  }
+
   /// Whether `Unregister` has been posted.
   pub fn closing(&self) -> bool {
     self.closing.load(Ordering::Acquire)
@@ -167,6 +180,10 @@ impl Session {
     let payload = message.encode_frame_payload();
     let seg = self.ctl.segment();
     let _guard = lock(&self.request_lock);
+    if self.fenced() {
+      self.mark_broker_gone();
+      return Err(Error::BrokerGone { ns: self.ns.clone() });
+    }
     if self.closing() {
       // After Unregister the slot (and its request ring) may already belong to another app.
       return Err(Error::Closed { what: "the connection".into() });
@@ -182,7 +199,7 @@ impl Session {
         Err(RingError::Full) => {
           // The broker rings our doorbell when it frees space.
           self.request_ring.set_producer_waiting(seg, true);
-          self.broker_gone().then(|| Err(Error::BrokerGone { ns: self.ns.clone() }))
+          (self.broker_gone() || self.fenced()).then(|| Err(Error::BrokerGone { ns: self.ns.clone() }))
         }
         Err(e) => Some(Err(ring_error(e))),
       }
@@ -233,6 +250,11 @@ impl Session {
   pub fn read_replies(&self, mut on_event: impl FnMut(ControlMessage)) {
     let seg = self.ctl.segment();
     loop {
+      if self.fenced() {
+        // Dropped by the broker: what the ring holds now is not ours.
+        self.mark_broker_gone();
+        break;
+      }
       let read =
         self.reply_ring.read(seg, &[IR_FRAME_KIND_CONTROL], |f| ControlMessage::decode_frame_payload(f.payload));
       match read {
@@ -279,7 +301,8 @@ impl Session {
 
   /// Whether a reply or event is waiting.
   pub fn has_replies(&self) -> bool {
-    self.reply_ring.has_data(self.ctl.segment())
+    // A fenced app leaves its reply ring alone (it is not read any more).
+    self.reply_ring.has_data(self.ctl.segment()) && !self.fenced()
   }
 
   /// The broker is gone: every waiting request fails with `BrokerGone`.

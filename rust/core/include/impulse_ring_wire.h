@@ -239,7 +239,8 @@
 #define IR_SLOT_START 8
 
 /**
- * u32: incremented by the broker each time it frees the slot.
+ * u32: incremented by the broker each time it frees or fences the slot; an app reads it after its
+ * claim and is fenced off the slot once it changes (bootstrap.md §3.2).
  */
 #define IR_SLOT_GENERATION 16
 
@@ -272,6 +273,11 @@
  * The broker is collecting a dead or departed app's resources.
  */
 #define IR_SLOT_CLOSING 3
+
+/**
+ * The broker dropped a live app: nobody may use the slot until that process has exited.
+ */
+#define IR_SLOT_FENCED 4
 
 /**
  * Default number of app slots.

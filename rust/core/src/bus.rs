@@ -131,6 +131,28 @@ impl ControlSegment {
     self.seg.u32_at(self.slot_base(slot) + IR_SLOT_STATE).load(Ordering::Acquire)
   }
 
+  /// The generation word of `slot` (bootstrap.md §3.2). Acquire: pairs with the broker's Release store
+  /// of the slot state after it bumped the generation.
+  pub fn slot_generation(&self, slot: u32) -> u32 {
+    self.seg.u32_at(self.slot_base(slot) + IR_SLOT_GENERATION).load(Ordering::Acquire)
+  }
+
+  /// App: whether the broker has fenced this app off `slot`, which it claimed when the slot's generation
+  /// was `generation`: the slot was fenced or freed since (bootstrap.md §3.2).
+  pub fn fenced(&self, slot: u32, generation: u32) -> bool {
+    self.slot_state(slot) == IR_SLOT_FENCED || self.slot_generation(slot) != generation
+  }
+
+  /// Broker: fences `slot`, whose app was dropped while its process lives on: the generation moves on
+  /// (so the app sees it is fenced) and the state becomes FENCED, which no app may claim; the slot is
+  /// freed with [`free_slot`](Self::free_slot) once that process has exited.
+  pub fn fence_slot(&self, slot: u32) {
+    let base = self.slot_base(slot);
+    self.seg.u32_at(base + IR_SLOT_GENERATION).fetch_add(1, Ordering::Relaxed);
+    // SYNC: publish fence — pairs with the app's Acquire loads in `fenced`.
+    self.seg.u32_at(base + IR_SLOT_STATE).store(IR_SLOT_FENCED, Ordering::Release);
+  }
+
   /// The pid and start time an app wrote into its slot.
   pub fn slot_owner(&self, slot: u32) -> (u32, u64) {
     let base = self.slot_base(slot);

@@ -117,7 +117,8 @@ pub const IR_SLOT_STATE: usize = 0;
 pub const IR_SLOT_PID: usize = 4;
 /// u64: start time of the app holding the slot.
 pub const IR_SLOT_START: usize = 8;
-/// u32: incremented by the broker each time it frees the slot.
+/// u32: incremented by the broker each time it frees or fences the slot; an app reads it after its
+/// claim and is fenced off the slot once it changes (bootstrap.md §3.2).
 pub const IR_SLOT_GENERATION: usize = 16;
 /// Doorbell the app sleeps on: control replies, call requests and call responses all ring it.
 pub const IR_SLOT_DOORBELL: usize = 64;
@@ -131,6 +132,8 @@ pub const IR_SLOT_CLAIMED: u32 = 1;
 pub const IR_SLOT_ACTIVE: u32 = 2;
 /// The broker is collecting a dead or departed app's resources.
 pub const IR_SLOT_CLOSING: u32 = 3;
+/// The broker dropped a live app: nobody may use the slot until that process has exited.
+pub const IR_SLOT_FENCED: u32 = 4;
 /// Default number of app slots.
 pub const IR_DEFAULT_MAX_APPS: u32 = 64;
 /// Default capacity of a control ring.

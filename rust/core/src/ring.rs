@@ -154,6 +154,29 @@ impl Ring {
     allowed: &[u16],
     f: impl FnOnce(Frame<'_>) -> R,
   ) -> Result<Option<R>, RingError> {
+    self.read_then(seg, allowed, f, false)
+  }
+
+  /// Consumer: [`read`](Self::read), and zeroes the record's bytes (header and payload, padding
+  /// before it included) before freeing it, so that nothing it carried stays in shared memory (the
+  /// broker reads requests, which may carry access keys, this way: security.md).
+  pub fn read_scrubbed<R>(
+    &self,
+    seg: &Segment,
+    allowed: &[u16],
+    f: impl FnOnce(Frame<'_>) -> R,
+  ) -> Result<Option<R>, RingError> {
+    self.read_then(seg, allowed, f, true)
+  }
+
+  fn read_then<R>(
+    &self,
+    seg: &Segment,
+    allowed: &[u16],
+    f: impl FnOnce(Frame<'_>) -> R,
+    scrub: bool,
+  ) -> Result<Option<R>, RingError> {
+    let first = seg.u64_at(self.base + IR_RING_HEAD).load(Ordering::Relaxed);
     let mut head = seg.u64_at(self.base + IR_RING_HEAD).load(Ordering::Relaxed);
     // SYNC: observe record — pairs with the producer's Release store of the tail.
     let tail = seg.u64_at(self.base + IR_RING_TAIL).load(Ordering::Acquire);
@@ -178,14 +201,31 @@ impl Ring {
       // until the head store below releases it.
       let payload = unsafe { std::slice::from_raw_parts(ptr, header.len as usize) };
       let out = f(Frame { kind: header.kind, seq: header.seq, payload });
+      if scrub {
+        // Padding records and this one: the producer does not touch them before the head store below.
+        // They never wrap: a record that would is preceded by padding up to the end of the ring.
+        let mut at = first;
+        while at < head + size {
+          let in_ring = at & (self.capacity - 1);
+          let end = (head + size).min(at - in_ring + self.capacity);
+          let ptr = seg.bytes_ptr(self.data() + in_ring as usize, (end - at) as usize);
+          // SAFETY: inside the segment (checked by `bytes_ptr`) and still the consumer's (see above).
+          unsafe { std::ptr::write_bytes(ptr, 0, (end - at) as usize) };
+          at = end;
+        }
+      }
       // SYNC: release space — pairs with the producer's Acquire load of the head.
       seg.u64_at(self.base + IR_RING_HEAD).store(head + size, Ordering::Release);
       return Ok(Some(out));
     }
   }
 
-  /// Resets an abandoned ring to empty (the broker does this before reusing a slot).
+  /// Resets an abandoned ring to empty (the broker does this before reusing a slot), zeroing its data
+  /// so that no record an app left unread stays behind.
   pub fn reset(&self, seg: &Segment) {
+    let data = seg.bytes_ptr(self.data(), self.capacity as usize);
+    // SAFETY: inside the segment (checked by `bytes_ptr`); an abandoned ring has no producer or consumer.
+    unsafe { std::ptr::write_bytes(data, 0, self.capacity as usize) };
     seg.u64_at(self.base + IR_RING_TAIL).store(0, Ordering::Relaxed);
     seg.u64_at(self.base + IR_RING_HEAD).store(0, Ordering::Relaxed);
     seg.u32_at(self.base + IR_RING_PRODUCER_WAITING).store(0, Ordering::Release);

@@ -483,3 +483,32 @@ fn garbage_in_channel_words_gives_errors_not_panics() {
   seg.u32_at(IR_CH_POLICY).store(9, Ordering::Relaxed);
   assert!(matches!(ChannelConfig::read(&seg), Err(RingError::Corrupt { .. })));
 }
+
+#[test]
+fn a_scrubbed_read_leaves_no_byte_of_its_records_behind_across_wraps() {
+  let seg = spsc_segment(&seg_name("scrub"));
+  let ring = Ring::open(&seg, SPSC_RING, CAPACITY).unwrap();
+  let data = SPSC_RING + IR_RING_HEADER_SIZE;
+  let ring_bytes = |seg: &Segment| -> Vec<u8> {
+    // SAFETY: inside the segment, read while no producer or consumer runs.
+    unsafe { std::slice::from_raw_parts(seg.bytes_ptr(data, CAPACITY as usize), CAPACITY as usize).to_vec() }
+  };
+  // Records of 1000 payload bytes do not divide the ring: some are preceded by padding at the wrap.
+  let secret = vec![0xA5u8; 1000];
+  for round in 0..200u64 {
+    ring.try_write_bytes(&seg, IR_FRAME_KIND_CONTROL, round, &secret).unwrap();
+    ring.try_write_bytes(&seg, IR_FRAME_KIND_CONTROL, round, &secret).unwrap();
+    for _ in 0..2 {
+      let got = ring.read_scrubbed(&seg, &[IR_FRAME_KIND_CONTROL], |f| f.payload == &secret[..]).unwrap();
+      assert_eq!(got, Some(true), "round {round}");
+    }
+    assert!(ring_bytes(&seg).iter().all(|&b| b == 0), "round {round} left bytes in the ring");
+  }
+  // A plain read leaves them; a reset zeroes them.
+  ring.try_write_bytes(&seg, IR_FRAME_KIND_CONTROL, 0, &secret).unwrap();
+  assert!(ring.read(&seg, &[IR_FRAME_KIND_CONTROL], |_| ()).unwrap().is_some());
+  assert!(ring_bytes(&seg).iter().any(|&b| b == 0xA5));
+  ring.reset(&seg);
+  assert!(ring_bytes(&seg).iter().all(|&b| b == 0));
+  seg.unlink().unwrap();
+}

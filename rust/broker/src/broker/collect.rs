@@ -24,6 +24,12 @@ impl Broker {
     let now = Instant::now();
     for slot in 0..self.ctl.max_apps() {
       let state = self.ctl.slot_state(slot);
+      if let Some(&(pid, start)) = self.fenced.get(&slot) {
+        if !sys::process_alive_checked(pid, start).unwrap_or(true) {
+          self.unfence(slot);
+        }
+        continue;
+      }
       if let Some(app) = self.reg.apps.get(&slot) {
         self.suspect_slots.remove(&slot);
         // A process that cannot be checked (`/proc` unreadable, say at the fd limit) is not declared dead.
@@ -123,9 +129,44 @@ impl Broker {
     }
   }
 
+  /// Drops app `slot` for breaking the protocol (a corrupt request ring): collects it like a departed
+  /// app, but if its process lives on, its slot is fenced instead of freed (bootstrap.md §3.2), so that
+  /// the stale process can neither read the next app's replies nor write requests in its name. The
+  /// pidfd watch (or the poll) frees the slot once that process has exited.
+  pub(super) fn drop_app(&mut self, slot: u32, why: &str) {
+    let owner = self.reg.apps.get(&slot).map(|app| (app.pid, app.start));
+    let Some((pid, start)) = owner.filter(|&(pid, start)| sys::process_alive(pid, start)) else {
+      self.collect_app(slot, why);
+      return;
+    };
+    self.release_app(slot, why, true);
+    self.ctl.fence_slot(slot);
+    self.fenced.insert(slot, (pid, start));
+    // Wakes the stale app so that it notices the fence at once.
+    self.ctl.app_doorbell(slot).ring();
+    warn!(slot, pid, "app {why} and lives on: its slot is fenced until it exits");
+  }
+
+  /// Frees the slot fenced for a dropped app whose process has now exited.
+  pub(super) fn unfence(&mut self, slot: u32) {
+    if let Some((pid, _)) = self.fenced.remove(&slot) {
+      self.liveness.unwatch(slot, pid);
+      self.ctl.clear_dead_sleepers(slot);
+      self.ctl.free_slot(slot);
+      info!(slot, pid, "the fenced app exited; its slot is free again");
+    }
+  }
+
   /// Frees everything app `slot` held: its channels close, its subscriptions end, its functions and
   /// links go (callers see PeerGone), its segments are unlinked, its slot is freed.
   pub(super) fn collect_app(&mut self, slot: u32, why: &str) {
+    self.release_app(slot, why, false);
+    self.ctl.free_slot(slot);
+  }
+
+  /// Everything of [`collect_app`](Self::collect_app) but freeing the slot; a `fencing` collection
+  /// keeps the pidfd watch, whose report frees the slot later.
+  fn release_app(&mut self, slot: u32, why: &str, fencing: bool) {
     self.ctl.set_slot_state(slot, IR_SLOT_CLOSING);
     // The app's own monitor subscription ends first: it is not told of its own departure.
     self.reg.monitors.remove(&slot);
@@ -161,13 +202,14 @@ impl Broker {
       self.notify(event, slot, "", why);
     }
     if let Some(app) = self.reg.apps.remove(&slot) {
-      self.liveness.unwatch(slot, app.pid);
+      if !fencing {
+        self.liveness.unwatch(slot, app.pid);
+      }
       info!(app = %app.name, app_id = slot, pid = app.pid, start = app.start, "app {why}");
       if !sys::process_alive(app.pid, app.start) {
         self.ctl.clear_dead_sleepers(slot);
       }
     }
-    self.ctl.free_slot(slot);
   }
 
   /// Tells every app, closes everything, unlinks every segment of the namespace and releases its lock.

@@ -19,8 +19,8 @@ pub struct Broker {
   pub ns: String,
   child: Child,
   log: Arc<Mutex<Vec<String>>>,
-  /// The thread that reads the broker's stderr into `log`; it ends when the broker's stderr closes.
-  pump: Option<std::thread::JoinHandle<()>>,
+  /// Reads the broker's stderr into `log` until it closes.
+  reader: Option<std::thread::JoinHandle<()>>,
   /// Whether this broker served its namespace (a refused second broker must not clean it up).
   served: bool,
 }
@@ -58,13 +58,13 @@ impl Broker {
     let log = Arc::new(Mutex::new(Vec::new()));
     let lines = log.clone();
     let stderr = child.stderr.take().expect("piped stderr");
-    let pump = std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
       for line in BufReader::new(stderr).lines() {
         let Ok(line) = line else { break };
         lines.lock().unwrap().push(line);
       }
     });
-    Broker { ns: ns.to_string(), child, log, pump: Some(pump), served: false }
+    Broker { ns: ns.to_string(), child, log, reader: Some(reader), served: false }
   }
 
   /// How many file descriptors the broker holds open.
@@ -116,9 +116,9 @@ impl Broker {
     let deadline = Instant::now() + timeout;
     loop {
       if let Some(status) = self.child.try_wait().expect("try_wait") {
-        // Its last lines may still be in the pipe: read them before anyone looks at the log.
-        if let Some(pump) = self.pump.take() {
-          let _ = pump.join();
+        // Its last lines may still be in the pipe: the log is complete once the reader saw EOF.
+        if let Some(reader) = self.reader.take() {
+          let _ = reader.join();
         }
         return Some(status.code().unwrap_or(-1));
       }
