@@ -258,7 +258,7 @@ fn control_vectors() -> String {
     "# {GENERATED}\n\
      # Control frame payloads: Single Object Encoding (c3 01, the control union's fingerprint as 8\n\
      # little-endian bytes), the union branch (the opcode) as an Avro long, then the record.\n\
-     # Each case: `# N Name`, `message: Name <record as JSON>`, `bytes: <hex>`, a blank line.\n\
+     # Each case: `# N Name`, `message: Name <record as JSON, keys sorted>`, `bytes: <hex>`, a blank line.\n\
      # control union fingerprint: {}\n\n",
     fingerprint_hex(control_fingerprint())
   );
@@ -267,10 +267,24 @@ fn control_vectors() -> String {
     out.push_str(&format!(
       "# {n} {name}\nmessage: {name} {json}\nbytes: {hex}\n\n",
       name = message.name(),
-      json = message.to_json()
+      json = sorted_keys(message.to_json())
     ));
   }
   out
+}
+
+/// `value` with every object's keys in sorted order: the vectors' text does not depend on the order
+/// serde_json keeps (the C self-test compares it as text).
+fn sorted_keys(value: serde_json::Value) -> serde_json::Value {
+  match value {
+    serde_json::Value::Object(map) => {
+      let mut entries: Vec<_> = map.into_iter().collect();
+      entries.sort_by(|a, b| a.0.cmp(&b.0));
+      serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted_keys(v))).collect())
+    }
+    serde_json::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(sorted_keys).collect()),
+    other => other,
+  }
 }
 
 /// `spec/vectors/errors.txt`: one line per shared error code, `<code> <Name> <description>`.
