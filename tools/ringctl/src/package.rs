@@ -84,7 +84,11 @@ impl flags::Package {
 /// `cargo publish --dry-run` of the three crates: packages them into `target/package/` (with the
 /// local overlay that lets each depend on the unpublished one before it) and fails on any warning,
 /// such as missing metadata. Building them from the `.crate` files is `--check`'s job.
-fn build_crates(sh: &Shell, _: &Artifacts) -> anyhow::Result<()> {
+fn build_crates(sh: &Shell, artifacts: &Artifacts) -> anyhow::Result<()> {
+  // A stale `.crate` of an earlier run must not stand in for one this run failed to write.
+  for name in CRATES {
+    let _ = std::fs::remove_file(artifacts.krate(name));
+  }
   let packages = CRATES.iter().flat_map(|c| ["-p", c]).collect::<Vec<_>>();
   let output = cmd!(sh, "cargo publish --dry-run --allow-dirty --no-verify {packages...}").ignore_status().output()?;
   let stderr = String::from_utf8_lossy(&output.stderr);
@@ -98,6 +102,18 @@ fn build_crates(sh: &Shell, _: &Artifacts) -> anyhow::Result<()> {
     .collect::<Vec<_>>();
   if !warnings.is_empty() {
     bail!("`cargo publish --dry-run` warned; fix the crates' metadata:\n{}", warnings.join("\n"));
+  }
+  // A multi-package publish leaves its `.crate` files in `tmp-crate/` (Cargo's staging directory for
+  // the local registry overlay) rather than beside it, as `cargo package` would.
+  for name in CRATES {
+    let krate = artifacts.krate(name);
+    let staged = artifacts.dir.join("tmp-crate").join(krate.file_name().expect("a file name"));
+    if !krate.exists() && staged.exists() {
+      std::fs::copy(&staged, &krate).with_context(|| format!("cannot copy {}", staged.display()))?;
+    }
+    if !krate.exists() {
+      bail!("`cargo publish --dry-run` wrote no {}", krate.display());
+    }
   }
   Ok(())
 }
