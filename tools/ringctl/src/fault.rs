@@ -180,16 +180,7 @@ fn run_case(root: &Path, broker_bin: &Path, run: &Run, case: &FaultCase) -> anyh
     Some(live) => broker::stop(live),
     None => Ok(()),
   };
-  let left = shm::snapshot(&shm::namespace_prefix(&ns))?;
-  for name in &left {
-    impulse_ring_test_support::shm::remove(name);
-  }
-  match (outcome, stopped) {
-    (Err(err), _) => Err(err.context(format!("{}\n{transcripts}", case.name()))),
-    (Ok(_), Err(err)) => Err(err.context("the broker did not stop cleanly")),
-    (Ok(_), Ok(())) if !left.is_empty() => bail!("the case left {left:?} in /dev/shm"),
-    (Ok(took), Ok(())) => Ok(took),
-  }
+  shm::case_ending(&ns, &format!("{}\n{transcripts}", case.name()), outcome, stopped)
 }
 
 struct Setup<'a> {

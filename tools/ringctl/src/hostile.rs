@@ -242,16 +242,7 @@ fn run_case(
   let alive = live.child().try_exit()?.is_none();
   let broker_log = live.child().transcript();
   let stopped = if alive { broker::stop(live) } else { Err(anyhow::anyhow!("the broker died\n{broker_log}")) };
-  let left = shm::snapshot(&shm::namespace_prefix(&ns))?;
-  for name in &left {
-    impulse_ring_test_support::shm::remove(name);
-  }
-  match (outcome, stopped) {
-    (Err(err), _) => Err(err.context(format!("{}\n{transcripts}", attack.name()))),
-    (Ok(_), Err(err)) => Err(err.context("the broker did not stop cleanly")),
-    (Ok(_), Ok(())) if !left.is_empty() => bail!("the case left {left:?} in /dev/shm"),
-    (Ok(victims), Ok(())) => Ok(victims),
-  }
+  shm::case_ending(&ns, &format!("{}\n{transcripts}", attack.name()), outcome, stopped)
 }
 
 fn attack_and_check(case: &mut Case, live: &broker::Broker, attack: Attack) -> anyhow::Result<String> {
