@@ -18,5 +18,6 @@ pub mod frame;
 pub mod layout;
 pub mod names;
 pub mod ring;
+pub mod seal;
 pub mod segment;
 pub mod sys;
