@@ -26,7 +26,6 @@ use crate::liveness::Liveness;
 use crate::lock::{LockError, NamespaceLock};
 use crate::outbox::{self, encode_reply, Outbox};
 use crate::registry::{App, Channel, Function, Link, Registry};
-use crate::sigbus::Guard;
 
 mod collect;
 mod observe;
@@ -55,7 +54,6 @@ pub struct Broker {
   mode: u32,
   ctl: Arc<ControlSegment>,
   /// Tells whether the control segment was truncated under the broker.
-  ctl_guard: Guard,
   /// The namespace lock; `None` only once released at shutdown.
   lock: Option<NamespaceLock>,
   liveness: Liveness,
@@ -98,7 +96,6 @@ impl Broker {
     Ok(Broker {
       ns,
       mode: config.mode,
-      ctl_guard: Guard::segment(ctl.segment()),
       ctl,
       lock: Some(lock),
       liveness,
@@ -509,7 +506,6 @@ impl Broker {
         owner: slot,
         key: self.unseal(slot, m.request_id, m.key).as_deref().map(KeyHash::new),
         schema: m.schema,
-        guard: Guard::segment(&seg),
         seg,
         config,
       },
@@ -602,8 +598,7 @@ impl Broker {
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    let guard = Guard::segment(seg.segment());
-    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg, guard });
+    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
     self.send(
       provider,
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),

@@ -11,7 +11,6 @@ use impulse_ring_core::segment::Segment;
 
 use crate::keys::KeyHash;
 use crate::outbox::Outbox;
-use crate::sigbus::Guard;
 
 /// A registered app, by slot.
 pub struct App {
@@ -33,8 +32,6 @@ pub struct Channel {
   pub schema: String,
   pub seg: Segment,
   pub config: ChannelConfig,
-  /// Tells whether the segment was truncated under the broker.
-  pub guard: Guard,
 }
 
 pub struct Function {
@@ -54,8 +51,6 @@ pub struct Link {
   pub caller: u32,
   pub provider: u32,
   pub seg: LinkSegment,
-  /// Tells whether the segment was truncated under the broker.
-  pub guard: Guard,
 }
 
 /// One end of a call link.

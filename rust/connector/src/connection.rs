@@ -56,6 +56,9 @@ impl Connection {
 
   fn open(app_name: &str, options: ConnectOptions) -> Result<Connection> {
     let ns = options.namespace.unwrap_or_else(names::namespace_from_env);
+    // Faults in Ring's mappings (a segment truncated under the app) become `Corrupt` errors instead of
+    // killing the process; any other SIGBUS goes to the disposition in place before (core sigbus.rs).
+    let _ = impulse_ring_core::sigbus::install();
     let session = Arc::new(Session::open(ns, options.wait)?);
     let (callers, provider) = (Arc::new(Callers::default()), Arc::new(Provider::default()));
     let monitor = Arc::new(MonitorSink::default());

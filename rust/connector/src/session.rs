@@ -17,7 +17,7 @@ use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::ring::Ring;
 use impulse_ring_core::seal::{self, KeyPair};
-use impulse_ring_core::segment::SegmentError;
+use impulse_ring_core::segment::{Segment, SegmentError};
 use impulse_ring_core::{names, sys};
 
 use crate::error::{Error, Result};
@@ -44,6 +44,16 @@ pub(crate) fn segment_error(e: SegmentError) -> Error {
     SegmentError::VersionMismatch { .. } => Error::VersionMismatch { message: e.to_string() },
     SegmentError::Corrupt { .. } => Error::Corrupt { message: e.to_string() },
     other => Error::Io { message: other.to_string() },
+  }
+}
+
+/// The error for a segment truncated under this app (its lost pages read zeros, sigbus.rs of the core).
+pub(crate) fn truncated(seg: &Segment, what: &str) -> Error {
+  Error::Corrupt {
+    message: format!(
+      "{what}: segment {} was truncated under this app (something shrank the shared memory object)",
+      seg.name()
+    ),
   }
 }
 

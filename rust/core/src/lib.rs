@@ -20,4 +20,5 @@ pub mod names;
 pub mod ring;
 pub mod seal;
 pub mod segment;
+pub mod sigbus;
 pub mod sys;
