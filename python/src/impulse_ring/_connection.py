@@ -97,7 +97,8 @@ class Monitor:
 
 class Connection:
   """An app's connection to the broker of its namespace. Use `Connection.connect(app_name)`, ideally
-  as a context manager; every method may be called from any thread."""
+  as a context manager; every method may be called from any thread. An access key (`key=`) is a
+  `str` (its UTF-8 bytes) or `bytes`, and travels sealed for the request that carries it (§5.5)."""
 
   def __init__(self) -> None:
     raise TypeError("use Connection.connect(app_name)")
@@ -107,7 +108,8 @@ class Connection:
     """Claims an app slot in the namespace's control segment and registers as `app_name`.
 
     Blocks up to about 10 s for the broker's reply. Raises `NoBroker` (with the namespace),
-    `LimitReached` (no free slot), `InvalidArgument`, `Corrupt`, `VersionMismatch`.
+    `LimitReached` (no free slot), `InvalidArgument`, `Corrupt`, `VersionMismatch`, `Protocol` (the
+    broker's public key is unusable, bootstrap.md §5.5).
     """
     if wait not in _doorbell.STRATEGIES:
       raise InvalidArgument(f"unknown wait strategy {wait!r}: use one of {', '.join(_doorbell.STRATEGIES)}")
