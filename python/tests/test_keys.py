@@ -122,10 +122,10 @@ def test_a_registered_with_a_refused_public_key_fails_the_connection(
       fields["public_key"] = public
     return name, fields
 
-  monkeypatch.setattr(_control, "decode", tamper)
-  for _ in range(3):  # each refused registration gives its slot back
-    with pytest.raises(Protocol, match="public_key"):
-      Connection.connect("victim")
-  monkeypatch.undo()
+  with monkeypatch.context() as patch:
+    patch.setattr(_control, "decode", tamper)
+    for _ in range(3):  # each refused registration gives its slot back
+      with pytest.raises(Protocol, match="public_key"):
+        Connection.connect("victim")
   with Connection.connect("after") as conn:
     assert [app["name"] for app in conn.list()["apps"]] == ["after"]
