@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use impulse_ring_core::broadcast::ChannelConfig;
 use impulse_ring_core::bus::LinkSegment;
 use impulse_ring_core::layout::{IR_LINK_CALLER_GONE, IR_LINK_PROVIDER_GONE};
+use impulse_ring_core::seal::Session;
 use impulse_ring_core::segment::Segment;
 
 use crate::keys::KeyHash;
@@ -17,6 +18,8 @@ pub struct App {
   pub name: String,
   pub pid: u32,
   pub start: u64,
+  /// The session secret of this registration, which unseals the keys the app presents (bootstrap.md §5.5).
+  pub session: Session,
   /// Replies that did not fit the reply ring yet, in order.
   pub outbox: Outbox,
 }

@@ -299,7 +299,7 @@ impl Callers {
       name: name.to_string(),
       request_schema: request_schema.to_string(),
       response_schema: response_schema.to_string(),
-      key: key.map(str::to_string),
+      key: session.seal_key(request_id, key)?,
     };
     let resolved = match session.request(request_id, resolve.into())? {
       ControlMessage::FunctionResolved(m) => m,

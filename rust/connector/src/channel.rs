@@ -300,7 +300,7 @@ impl Connection {
       request_id,
       name: name.to_string(),
       schema: schema_json.to_string(),
-      key: key.map(str::to_string),
+      key: self.session.seal_key(request_id, key)?,
       capacity: options.capacity as i64,
       lossy: options.lossy,
     };
@@ -355,8 +355,12 @@ impl Connection {
   ) -> Result<Subscriber, SubscribeError> {
     let codec = Codec::new(schema_json)?;
     let request_id = self.session.request_id();
-    let subscribe =
-      Subscribe { request_id, name: name.to_string(), schema: schema_json.to_string(), key: key.map(str::to_string) };
+    let subscribe = Subscribe {
+      request_id,
+      name: name.to_string(),
+      schema: schema_json.to_string(),
+      key: self.session.seal_key(request_id, key)?,
+    };
     let subscribed = match self.session.request(request_id, subscribe.into())? {
       ControlMessage::Subscribed(m) => m,
       other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }.into()),

@@ -149,12 +149,13 @@ impl Connection {
     key: Option<&str>,
     handler: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
   ) -> Result<Function, ExposeError> {
+    let request_id = self.session.request_id();
     let expose = ExposeFunction {
-      request_id: self.session.request_id(),
+      request_id,
       name: name.to_string(),
       request_schema: request_schema.to_string(),
       response_schema: response_schema.to_string(),
-      key: key.map(str::to_string),
+      key: self.session.seal_key(request_id, key)?,
     };
     let handler: Arc<RawHandler> = Arc::new(handler);
     self.provider.expose(&self.session, expose, handler).map_err(Into::into)
