@@ -39,6 +39,9 @@ type Conn struct {
 	reqBuf     []byte
 	unmapped   bool // under reqMu: the control segment is unmapped, nothing may post
 	reqs       requests
+	// session seals the access keys of this registration (bootstrap.md §5.5); set by Connect, then
+	// only read.
+	session *session
 
 	gone   atomic.Bool // the broker is gone
 	fence  atomic.Bool // the broker fenced us off our slot (gone is set too)
@@ -67,9 +70,13 @@ type closer interface{ closeLocal() }
 // Connect registers the app appName with the broker of the namespace (WithNamespace, else the
 // IMPULSE_RING_NS environment variable, else "impulse") and starts the connection's reactor.
 //
+// Each connection makes a fresh X25519 key pair and agrees a session secret with the broker, which
+// seals every access key it presents (bootstrap.md §5.5).
+//
 // It blocks for the registration, at most 10 s (or until ctx is done). Errors: ErrInvalidArgument
 // (namespace, app name), ErrNoBroker (no broker, naming the namespace), ErrLimitReached (no free app
-// slot), ErrVersionMismatch, ErrCorrupt. Close releases the connection.
+// slot), ErrVersionMismatch, ErrCorrupt, ErrProtocol (the broker's public key is not 32 bytes or is a
+// point of small order). Close releases the connection.
 func Connect(ctx context.Context, appName string, opts ...Option) (*Conn, error) {
 	o := collect(opts)
 	ns := o.namespace
@@ -86,6 +93,11 @@ func Connect(ctx context.Context, appName string, opts ...Option) (*Conn, error)
 	if len(appName) == 0 || len(appName) > 128 {
 		return nil, newError(CodeInvalidArgument, "app name must be 1 to 128 bytes, not %d", len(appName))
 	}
+	// A fresh key pair for this registration (bootstrap.md §5.5); the private key never leaves Connect.
+	priv, err := newKeyPair()
+	if err != nil {
+		return nil, err
+	}
 	ctl, err := openControl(ctx, ns)
 	if err != nil {
 		return nil, err
@@ -101,10 +113,13 @@ func Connect(ctx context.Context, appName string, opts ...Option) (*Conn, error)
 	}
 	go c.reactor()
 	pid := os.Getpid()
-	rec, err := c.request(ctx, ctlRegister{AppName: appName, Pid: int64(pid), StartTime: int64(startTime(pid))}, nil)
+	rec, err := c.request(ctx, ctlRegister{AppName: appName, Pid: int64(pid), StartTime: int64(startTime(pid)),
+		PublicKey: priv.PublicKey().Bytes()}, nil)
 	if err == nil {
 		if r, ok := rec.(ctlRegistered); !ok || uint32(r.AppID) != c.appID {
 			err = newError(CodeProtocol, "the broker answered Register with %T", rec)
+		} else {
+			c.session, err = openSession(priv, r.PublicKey)
 		}
 	}
 	if err != nil {

@@ -1,6 +1,6 @@
 // Control records (spec/bootstrap.md §4, spec/schemas/control.avsc) and the request/reply plumbing:
 // every record's encoding and decoding, request ids, and the wait for a reply live in this one file.
-// Records are Go structs whose fields follow control.avsc in order (checked by control_test.go); a
+// Records are Go structs whose fields follow control.avsc in order (checked by spec_test.go); a
 // small reflective codec writes them as Avro binary, and reads them back bounded by the bytes left.
 
 package ring
@@ -20,17 +20,19 @@ type (
 		AppName   string `json:"app_name"`
 		Pid       int64  `json:"pid"`
 		StartTime int64  `json:"start_time"`
+		PublicKey []byte `json:"public_key"`
 	}
 	ctlRegistered struct {
-		RequestID int64 `json:"request_id"`
-		AppID     int32 `json:"app_id"`
-		BrokerPid int64 `json:"broker_pid"`
+		RequestID int64  `json:"request_id"`
+		AppID     int32  `json:"app_id"`
+		BrokerPid int64  `json:"broker_pid"`
+		PublicKey []byte `json:"public_key"`
 	}
 	ctlPublishChannel struct {
 		RequestID int64   `json:"request_id"`
 		Name      string  `json:"name"`
 		Schema    string  `json:"schema"`
-		Key       *string `json:"key"`
+		Key       *[]byte `json:"key"`
 		Capacity  int64   `json:"capacity"`
 		Lossy     bool    `json:"lossy"`
 	}
@@ -46,7 +48,7 @@ type (
 		RequestID int64   `json:"request_id"`
 		Name      string  `json:"name"`
 		Schema    string  `json:"schema"`
-		Key       *string `json:"key"`
+		Key       *[]byte `json:"key"`
 	}
 	ctlSubscribed struct {
 		RequestID       int64  `json:"request_id"`
@@ -70,7 +72,7 @@ type (
 		Name           string  `json:"name"`
 		RequestSchema  string  `json:"request_schema"`
 		ResponseSchema string  `json:"response_schema"`
-		Key            *string `json:"key"`
+		Key            *[]byte `json:"key"`
 	}
 	ctlFunctionExposed struct {
 		RequestID           int64 `json:"request_id"`
@@ -83,7 +85,7 @@ type (
 		Name           string  `json:"name"`
 		RequestSchema  string  `json:"request_schema"`
 		ResponseSchema string  `json:"response_schema"`
-		Key            *string `json:"key"`
+		Key            *[]byte `json:"key"`
 	}
 	ctlFunctionResolved struct {
 		RequestID           int64  `json:"request_id"`
@@ -271,9 +273,16 @@ var ctlOpcodes = func() map[reflect.Type]int {
 	return m
 }()
 
-// keyField is how an access key travels: ["null", "string"], null for none. Every request that
-// carries a key goes through here, so the coming challenge-response changes one function.
-func keyField(key *string) *string { return key }
+// keyField is the clear key bytes of a key field (["null", "bytes"], null for none). The record holds
+// them only until request gives it its id and seals them (bootstrap.md §5.5): no key reaches the ring
+// in clear.
+func keyField(key *string) *[]byte {
+	if key == nil {
+		return nil
+	}
+	b := []byte(*key)
+	return &b
+}
 
 // encodeControl writes the SOE of the control union holding rec (a ctl* struct value).
 func encodeControl(dst []byte, rec any) []byte {
@@ -302,12 +311,17 @@ func appendValue(dst []byte, v reflect.Value) []byte {
 	case reflect.String:
 		dst = appendLong(dst, int64(v.Len()))
 		return append(dst, v.String()...)
-	case reflect.Pointer: // ["null", "string"]
+	case reflect.Pointer: // ["null", T]
 		if v.IsNil() {
 			return append(dst, 0)
 		}
 		return appendValue(append(dst, 2), v.Elem())
-	case reflect.Slice: // one block, then the end marker
+	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 { // bytes
+			dst = appendLong(dst, int64(v.Len()))
+			return append(dst, v.Bytes()...)
+		}
+		// An array: one block, then the end marker.
 		if v.Len() > 0 {
 			dst = appendLong(dst, int64(v.Len()))
 			for i := 0; i < v.Len(); i++ {
@@ -334,7 +348,7 @@ func appendLong(dst []byte, n int64) []byte {
 	return append(dst, byte(u))
 }
 
-// decodeControl reads the SOE of the control union (bootstrap.md §4): header, branch 0 to 22, the
+// decodeControl reads the SOE of the control union (bootstrap.md §4): header, branch 0 to 26, the
 // record, no byte left over. It returns the record as a ctl* struct value.
 func decodeControl(b []byte) (any, error) {
 	if len(b) < soeHeaderLen || b[0] != 0xC3 || b[1] != 0x01 {
@@ -440,6 +454,18 @@ func (d *avroReader) value(v reflect.Value, depth int) {
 			d.fail("invalid union branch")
 		}
 	case reflect.Slice:
+		if v.Type().Elem().Kind() == reflect.Uint8 { // bytes
+			n := d.long()
+			if d.err == nil && (n < 0 || n > int64(len(d.b))) {
+				d.fail("bytes of length %d with %d left", n, len(d.b))
+			}
+			if d.err != nil {
+				return
+			}
+			v.SetBytes(append([]byte{}, d.b[:n]...))
+			d.b = d.b[n:]
+			return
+		}
 		out := reflect.MakeSlice(v.Type(), 0, 0)
 		for d.err == nil {
 			n := d.long()
@@ -528,8 +554,8 @@ func (c *Conn) post(ctx context.Context, rec any) error {
 	return nil
 }
 
-// request sends rec (whose RequestID field it sets) and waits for the reply with that id. A Failed
-// reply is returned as *Error.
+// request sends rec (whose RequestID field it sets, and whose Key field, if it has one, it seals with
+// that id) and waits for the reply with that id. A Failed reply is returned as *Error.
 func (c *Conn) request(ctx context.Context, rec any, onReply func(any)) (any, error) {
 	if c.gone.Load() {
 		return nil, c.brokerGoneError()
@@ -551,6 +577,10 @@ func (c *Conn) request(ctx context.Context, rec any, onReply func(any)) (any, er
 	v := reflect.New(reflect.TypeOf(rec)).Elem()
 	v.Set(reflect.ValueOf(rec))
 	v.FieldByName("RequestID").SetInt(id)
+	// Seal the key with the id of the record that carries it: every id seals at most one key.
+	if key := v.FieldByName("Key"); key.IsValid() {
+		key.Set(reflect.ValueOf(c.session.sealField(id, key.Interface().(*[]byte))))
+	}
 	if err := c.post(ctx, v.Interface()); err != nil {
 		return nil, err
 	}

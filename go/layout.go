@@ -1,11 +1,11 @@
 // Byte layout of Ring's shared memory (spec/wire-format.md, spec/bootstrap.md §3): one named constant
-// per field, with the spec's IR_ names in Go case. layout_test.go checks every value against the
+// per field, with the spec's IR_ names in Go case. spec_test.go checks every value against the
 // generated C header (rust/core/include/impulse_ring_wire.h), the single source of the layout.
 
 package ring
 
 const (
-	controlFingerprint uint64 = 0xe5584955a6c085ca
+	controlFingerprint uint64 = 0x6f2c3ff8e4f65122
 	specVersion        uint32 = 1
 	segMagicValue      uint32 = 0x474E5249
 	cacheLine                 = 64

@@ -31,7 +31,8 @@ func collect(opts []Option) options {
 func WithNamespace(ns string) Option { return func(o *options) { o.namespace = ns } }
 
 // WithKey is the access key a channel or function requires (PublishChannel, ExposeFunction) or
-// presents (Subscribe, Call). Without it, none.
+// presents (Subscribe, Call). Without it, none. The key goes to the broker sealed with the
+// connection's session secret, never in clear (bootstrap.md §5.5).
 func WithKey(key string) Option { return func(o *options) { o.key = &key } }
 
 // WithCapacity is a channel's ring capacity in bytes: a power of two from 4096 to 1 GiB; 0 (the

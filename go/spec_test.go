@@ -1,14 +1,18 @@
 // Tests against spec/: the layout constants against the generated C header, the error vocabulary
 // against spec/wire-format.md §11 (or spec/vectors/errors.txt), control records against
-// spec/vectors/control.txt and schema fingerprints against spec/vectors/fingerprints.txt.
+// spec/vectors/control.txt, schema fingerprints against spec/vectors/fingerprints.txt, and X25519,
+// the session secret and sealed keys against spec/vectors/sealing.txt.
 
 package ring
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/ecdh"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"regexp"
@@ -328,4 +332,124 @@ func TestNewerControlRecordsRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sealingVectors is spec/vectors/sealing.txt: its `name: hex` values, `seal` lines and `refuse` lines.
+type sealingVectors struct {
+	values  map[string][]byte
+	seals   [][3]string // request id, key, sealed ("-" for null)
+	refuses [][]byte
+}
+
+func readSealingVectors(t *testing.T) sealingVectors {
+	data, err := os.ReadFile("../spec/vectors/sealing.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := sealingVectors{values: map[string][]byte{}}
+	unhex := func(line, s string) []byte {
+		b, err := hex.DecodeString(s)
+		if err != nil {
+			t.Fatalf("sealing.txt: %q: %v", line, err)
+		}
+		return b
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		switch {
+		case f[0] == "seal" && len(f) == 4:
+			v.seals = append(v.seals, [3]string{f[1], f[2], f[3]})
+		case f[0] == "refuse" && len(f) == 2:
+			v.refuses = append(v.refuses, unhex(line, f[1]))
+		case len(f) == 2 && strings.HasSuffix(f[0], ":"):
+			v.values[strings.TrimSuffix(f[0], ":")] = unhex(line, f[1])
+		default:
+			t.Fatalf("sealing.txt: cannot read %q", line)
+		}
+	}
+	return v
+}
+
+// field reads a key field of sealing.txt: `-` is null.
+func (v sealingVectors) field(t *testing.T, s string) *[]byte {
+	if s == "-" {
+		return nil
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatalf("sealing.txt: %q: %v", s, err)
+	}
+	return &b
+}
+
+func TestSessionAndSealedKeysMatchTheVectors(t *testing.T) {
+	v := readSealingVectors(t)
+	if len(v.seals) < 5 || len(v.refuses) < 2 {
+		t.Fatalf("only %d seal and %d refuse lines in sealing.txt", len(v.seals), len(v.refuses))
+	}
+	keys := map[string]*ecdh.PrivateKey{}
+	for _, who := range []string{"app", "broker"} {
+		priv, err := ecdh.X25519().NewPrivateKey(v.values[who+"_private"])
+		if err != nil {
+			t.Fatalf("%s_private: %v", who, err)
+		}
+		if got := priv.PublicKey().Bytes(); !bytes.Equal(got, v.values[who+"_public"]) {
+			t.Errorf("%s_public is %x, expected %x", who, got, v.values[who+"_public"])
+		}
+		keys[who] = priv
+	}
+	s, err := openSession(keys["app"], v.values["broker_public"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(s[:], v.values["session"]) {
+		t.Fatalf("session is %x, expected %x", s[:], v.values["session"])
+	}
+	// The broker's side of X25519 reaches the same shared secret.
+	appPublic, _ := ecdh.X25519().NewPublicKey(v.values["app_public"])
+	brokerPublic, _ := ecdh.X25519().NewPublicKey(v.values["broker_public"])
+	a, errA := keys["app"].ECDH(brokerPublic)
+	b, errB := keys["broker"].ECDH(appPublic)
+	if errA != nil || errB != nil || !bytes.Equal(a, b) {
+		t.Errorf("X25519 is not symmetric: %x (%v) and %x (%v)", a, errA, b, errB)
+	}
+	for _, c := range v.seals {
+		id, err := strconv.ParseInt(c[0], 10, 64)
+		if err != nil {
+			t.Fatalf("seal %v: %v", c, err)
+		}
+		key, want := v.field(t, c[1]), v.field(t, c[2])
+		got := s.sealField(id, key)
+		if (got == nil) != (want == nil) || got != nil && !bytes.Equal(*got, *want) {
+			t.Errorf("seal %s %s: got %s, expected %s", c[0], c[1], fieldHex(got), c[2])
+			continue
+		}
+		// Unsealing is the same XOR.
+		if back := s.sealField(id, want); (back == nil) != (key == nil) || back != nil && !bytes.Equal(*back, *key) {
+			t.Errorf("seal %s %s: unseals to %s", c[0], c[1], fieldHex(back))
+		}
+	}
+	// u = 1 is of order 4, another point of small order; and one byte too many.
+	refuses := append(v.refuses, append([]byte{1}, make([]byte, 31)...), make([]byte, 33))
+	for _, pub := range refuses {
+		_, err := openSession(keys["app"], pub)
+		e := errCode(t, err, CodeProtocol)
+		want := "a point of small order"
+		if len(pub) != publicKeyLen {
+			want = fmt.Sprintf("is %d bytes, expected 32", len(pub))
+		}
+		if !strings.Contains(e.Message, want) {
+			t.Errorf("refusing %x: %q does not say %q", pub, e.Message, want)
+		}
+	}
+}
+
+func fieldHex(b *[]byte) string {
+	if b == nil {
+		return "-"
+	}
+	return hex.EncodeToString(*b)
 }

@@ -112,9 +112,12 @@ IR_API const char *ir_last_error(const ir_conn_t *conn);
 
 /* Connects as `app_name` (1 to 128 bytes, shown by `ring ls`) to the broker of the namespace in
  * IMPULSE_RING_NS (default "impulse"). On success *out owns the connection: release it with
- * ir_close. Blocks until the broker registers the app (at most 10 s).
+ * ir_close. Blocks until the broker registers the app (at most 10 s). Each connection makes a fresh
+ * key pair that seals the access keys it presents (spec/bootstrap.md §5.5); keys stay C strings here.
  * Errors: NoBroker (no live broker in the namespace; the message names it), LimitReached (all app
- * slots taken), InvalidArgument, VersionMismatch, Corrupt, Timeout, Io. */
+ * slots taken), InvalidArgument, VersionMismatch, Corrupt, Timeout, Protocol (the broker's public key
+ * cannot make a session: not 32 bytes, or of small order), Io (also: no random bytes from the
+ * kernel). */
 IR_API ir_error_e ir_connect(const char *app_name, ir_conn_t **out);
 
 /* Like ir_connect, in the namespace `ns` (NULL reads IMPULSE_RING_NS). A namespace is 1 to 64

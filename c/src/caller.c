@@ -370,7 +370,7 @@ static ir_error_e get_link(ir_conn_t *conn, const char *name, const char *key, c
   msg.u.resolve_function.name = (char *)name;
   msg.u.resolve_function.request_schema = (char *)request_schema;
   msg.u.resolve_function.response_schema = (char *)response_schema;
-  msg.u.resolve_function.key = (char *)key;
+  msg.u.resolve_function.key = ir_ctl_key_text(key);
   ir_ctl_msg_t reply;
   ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_FUNCTION_RESOLVED);
   if (code != IR_OK) {

@@ -76,7 +76,7 @@ static ir_error_e publish_channel(ir_conn_t *conn, const char *name, const char 
   ir_ctl_msg_t msg = {.opcode = IR_OP_PUBLISH_CHANNEL};
   msg.u.publish_channel.name = (char *)name;
   msg.u.publish_channel.schema = (char *)schema_json;
-  msg.u.publish_channel.key = (char *)key;
+  msg.u.publish_channel.key = ir_ctl_key_text(key);
   msg.u.publish_channel.capacity = (int64_t)capacity;
   msg.u.publish_channel.lossy = flags == IR_CHANNEL_LOSSY;
   ir_ctl_msg_t reply;
@@ -236,7 +236,7 @@ static ir_error_e subscribe(ir_conn_t *conn, const char *name, const char *key, 
   ir_ctl_msg_t msg = {.opcode = IR_OP_SUBSCRIBE};
   msg.u.subscribe.name = (char *)name;
   msg.u.subscribe.schema = (char *)schema_json;
-  msg.u.subscribe.key = (char *)key;
+  msg.u.subscribe.key = ir_ctl_key_text(key);
   ir_ctl_msg_t reply;
   ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_SUBSCRIBED);
   if (code != IR_OK) {

@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "control.h"
+#include "seal.h"
 
-typedef enum field_type_e { F_LONG, F_INT, F_BOOL, F_STRING, F_OPT_STRING, F_ARRAY } field_type_e;
+typedef enum field_type_e { F_LONG, F_INT, F_BOOL, F_STRING, F_OPT_STRING, F_BYTES, F_OPT_BYTES, F_ARRAY } field_type_e;
 
 typedef struct record_desc record_desc_t;
 
@@ -33,25 +34,26 @@ struct record_desc {
 #define BOOL(t, m) FIELD(t, m, F_BOOL)
 #define STRING(t, m) FIELD(t, m, F_STRING)
 #define OPT_STRING(t, m) FIELD(t, m, F_OPT_STRING)
+#define BYTES(t, m) FIELD(t, m, F_BYTES)
+#define OPT_BYTES(t, m) FIELD(t, m, F_OPT_BYTES)
 #define ARRAY(t, m, desc) \
   { #m, F_ARRAY, offsetof(t, m), &(desc), offsetof(t, m##_count) }
 #define RECORD(name_, type_, fields_) \
   { name_, sizeof(type_), sizeof(fields_) / sizeof((fields_)[0]), fields_ }
 
 static const field_desc_t register_fields[] = {
-    LONG(ir_ctl_register_t, request_id),
-    STRING(ir_ctl_register_t, app_name),
-    LONG(ir_ctl_register_t, pid),
-    LONG(ir_ctl_register_t, start_time),
+    LONG(ir_ctl_register_t, request_id), STRING(ir_ctl_register_t, app_name),  LONG(ir_ctl_register_t, pid),
+    LONG(ir_ctl_register_t, start_time), BYTES(ir_ctl_register_t, public_key),
 };
 static const field_desc_t registered_fields[] = {
     LONG(ir_ctl_registered_t, request_id),
     INT(ir_ctl_registered_t, app_id),
     LONG(ir_ctl_registered_t, broker_pid),
+    BYTES(ir_ctl_registered_t, public_key),
 };
 static const field_desc_t publish_channel_fields[] = {
     LONG(ir_ctl_publish_channel_t, request_id), STRING(ir_ctl_publish_channel_t, name),
-    STRING(ir_ctl_publish_channel_t, schema),   OPT_STRING(ir_ctl_publish_channel_t, key),
+    STRING(ir_ctl_publish_channel_t, schema),   OPT_BYTES(ir_ctl_publish_channel_t, key),
     LONG(ir_ctl_publish_channel_t, capacity),   BOOL(ir_ctl_publish_channel_t, lossy),
 };
 static const field_desc_t channel_published_fields[] = {
@@ -63,7 +65,7 @@ static const field_desc_t subscribe_fields[] = {
     LONG(ir_ctl_subscribe_t, request_id),
     STRING(ir_ctl_subscribe_t, name),
     STRING(ir_ctl_subscribe_t, schema),
-    OPT_STRING(ir_ctl_subscribe_t, key),
+    OPT_BYTES(ir_ctl_subscribe_t, key),
 };
 static const field_desc_t subscribed_fields[] = {
     LONG(ir_ctl_subscribed_t, request_id),  LONG(ir_ctl_subscribed_t, channel_id),
@@ -82,7 +84,7 @@ static const field_desc_t close_channel_fields[] = {
 static const field_desc_t expose_function_fields[] = {
     LONG(ir_ctl_expose_function_t, request_id),       STRING(ir_ctl_expose_function_t, name),
     STRING(ir_ctl_expose_function_t, request_schema), STRING(ir_ctl_expose_function_t, response_schema),
-    OPT_STRING(ir_ctl_expose_function_t, key),
+    OPT_BYTES(ir_ctl_expose_function_t, key),
 };
 static const field_desc_t function_exposed_fields[] = {
     LONG(ir_ctl_function_exposed_t, request_id),
@@ -93,7 +95,7 @@ static const field_desc_t function_exposed_fields[] = {
 static const field_desc_t resolve_function_fields[] = {
     LONG(ir_ctl_resolve_function_t, request_id),       STRING(ir_ctl_resolve_function_t, name),
     STRING(ir_ctl_resolve_function_t, request_schema), STRING(ir_ctl_resolve_function_t, response_schema),
-    OPT_STRING(ir_ctl_resolve_function_t, key),
+    OPT_BYTES(ir_ctl_resolve_function_t, key),
 };
 static const field_desc_t function_resolved_fields[] = {
     LONG(ir_ctl_function_resolved_t, request_id),
@@ -285,6 +287,23 @@ static void encode_record(const record_desc_t *desc, const void *record, ir_avro
         }
         break;
       }
+      case F_BYTES:
+      case F_OPT_BYTES: {
+        const ir_ctl_bytes_t *value = AT(const ir_ctl_bytes_t, record, f->offset);
+        if (f->type == F_OPT_BYTES) {
+          ir_avro_write_union_branch(w, value->data != NULL ? 1 : 0);
+          if (value->data == NULL) {
+            break;
+          }
+        }
+        /* A required field without data is empty bytes. */
+        size_t len = value->data != NULL ? value->len : 0;
+        ir_avro_write_long(w, (int64_t)len);
+        if (len > 0) {
+          ir_avro_write_raw(w, value->data, len);
+        }
+        break;
+      }
       case F_ARRAY: {
         const char *items = *AT(char *const, record, f->offset);
         size_t count = *AT(const size_t, record, f->count_offset);
@@ -310,6 +329,25 @@ void ir_ctl_encode(const ir_ctl_msg_t *msg, ir_avro_writer_t *w) {
   encode_record(&RECORDS[msg->opcode], &msg->u, w);
 }
 
+bool ir_ctl_encode_sealed(ir_ctl_msg_t *msg, const uint8_t session[32], ir_avro_writer_t *w) {
+  ir_ctl_bytes_t *key = ir_ctl_key(msg);
+  if (key == NULL || key->data == NULL) {
+    ir_ctl_encode(msg, w);
+    return true;
+  }
+  ir_ctl_bytes_t clear = *key;
+  uint8_t *sealed = malloc(clear.len + 1);
+  if (sealed == NULL) {
+    return false;
+  }
+  ir_seal(session, ir_ctl_request_id(msg), clear.data, sealed, clear.len);
+  key->data = sealed;
+  ir_ctl_encode(msg, w);
+  *key = clear;
+  free(sealed);
+  return true;
+}
+
 static char *dup_n(const char *s, size_t len) {
   char *out = malloc(len + 1);
   if (out != NULL) {
@@ -328,6 +366,11 @@ static void free_record(const record_desc_t *desc, void *record) {
       char **s = AT(char *, record, f->offset);
       free(*s);
       *s = NULL;
+    } else if (f->type == F_BYTES || f->type == F_OPT_BYTES) {
+      ir_ctl_bytes_t *b = AT(ir_ctl_bytes_t, record, f->offset);
+      free(b->data);
+      b->data = NULL;
+      b->len = 0;
     } else if (f->type == F_ARRAY) {
       char **items = AT(char *, record, f->offset);
       size_t *count = AT(size_t, record, f->count_offset);
@@ -350,6 +393,24 @@ static void read_string_field(ir_avro_reader_t *r, char **field) {
       r->failed = true;
       (void)snprintf(r->error, sizeof r->error, "out of memory");
     }
+  }
+}
+
+/* A copy of the bytes that come next, with a non-NULL `data` even when empty (NULL means null). */
+static void read_bytes_field(ir_avro_reader_t *r, ir_ctl_bytes_t *field) {
+  size_t len = 0;
+  const uint8_t *b = ir_avro_read_bytes(r, &len);
+  if (b != NULL) {
+    field->data = malloc(len + 1);
+    if (field->data == NULL) {
+      r->failed = true;
+      (void)snprintf(r->error, sizeof r->error, "out of memory");
+      return;
+    }
+    if (len > 0) {
+      memcpy(field->data, b, len);
+    }
+    field->len = len;
   }
 }
 
@@ -376,6 +437,15 @@ static void decode_record(const record_desc_t *desc, void *record, ir_avro_reade
         break;
       case F_STRING:
         read_string_field(r, AT(char *, record, f->offset));
+        break;
+      case F_OPT_BYTES:
+        /* ["null", "bytes"]: branch 0 is null, branch 1 holds bytes. */
+        if (ir_avro_read_union_branch(r, 2) == 1) {
+          read_bytes_field(r, AT(ir_ctl_bytes_t, record, f->offset));
+        }
+        break;
+      case F_BYTES:
+        read_bytes_field(r, AT(ir_ctl_bytes_t, record, f->offset));
         break;
       case F_ARRAY: {
         char **items = AT(char *, record, f->offset);
@@ -507,6 +577,21 @@ void ir_ctl_set_request_id(ir_ctl_msg_t *msg, int64_t request_id) {
   }
 }
 
+ir_ctl_bytes_t *ir_ctl_key(ir_ctl_msg_t *msg) {
+  switch (msg->opcode) {
+    case IR_OP_PUBLISH_CHANNEL:
+      return &msg->u.publish_channel.key;
+    case IR_OP_SUBSCRIBE:
+      return &msg->u.subscribe.key;
+    case IR_OP_EXPOSE_FUNCTION:
+      return &msg->u.expose_function.key;
+    case IR_OP_RESOLVE_FUNCTION:
+      return &msg->u.resolve_function.key;
+    default:
+      return NULL;
+  }
+}
+
 /* ---- JSON, for the spec vectors ---- */
 
 static void json_raw(ir_avro_writer_t *out, const char *s) {
@@ -595,6 +680,22 @@ static void json_record(const record_desc_t *desc, const void *record, ir_avro_w
         } else {
           json_string(out, s);
         }
+        break;
+      }
+      case F_BYTES:
+      case F_OPT_BYTES: {
+        /* As serde_json writes a Vec<u8>: an array of numbers. */
+        const ir_ctl_bytes_t *b = AT(const ir_ctl_bytes_t, record, f->offset);
+        if (b->data == NULL && f->type == F_OPT_BYTES) {
+          json_raw(out, "null");
+          break;
+        }
+        json_raw(out, "[");
+        for (size_t k = 0; b->data != NULL && k < b->len; k++) {
+          (void)snprintf(num, sizeof num, k > 0 ? ",%u" : "%u", (unsigned)b->data[k]);
+          json_raw(out, num);
+        }
+        json_raw(out, "]");
         break;
       }
       case F_ARRAY: {

@@ -1,12 +1,14 @@
 /* The control records an app and the broker exchange (spec/schemas/control.avsc), as C structs with a
  * table-driven codec: the frame payload is Single Object Encoding of the control union, whose branch
- * index is the opcode. Decoded strings are malloc'd and NUL-terminated; free with ir_ctl_free. */
+ * index is the opcode. Decoded strings and bytes are malloc'd (strings NUL-terminated); free with
+ * ir_ctl_free. */
 #ifndef IR_CONTROL_H
 #define IR_CONTROL_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "impulse_ring.h"
 #include "impulse_ring_avro.h"
@@ -48,24 +50,33 @@ typedef enum ir_opcode_e {
   IR_OP_COUNT
 } ir_opcode_e;
 
+/* Avro `bytes`, and `["null","bytes"]` where `data` NULL is null (a decoded empty value has a
+ * non-NULL `data`). */
+typedef struct ir_ctl_bytes {
+  uint8_t *data;
+  size_t len;
+} ir_ctl_bytes_t;
+
 typedef struct ir_ctl_register {
   int64_t request_id;
   char *app_name;
   int64_t pid;
   int64_t start_time;
+  ir_ctl_bytes_t public_key; /* the app's X25519 public key for this registration (bootstrap.md §5.5) */
 } ir_ctl_register_t;
 
 typedef struct ir_ctl_registered {
   int64_t request_id;
   int32_t app_id;
   int64_t broker_pid;
+  ir_ctl_bytes_t public_key; /* the broker's */
 } ir_ctl_registered_t;
 
 typedef struct ir_ctl_publish_channel {
   int64_t request_id;
   char *name;
   char *schema;
-  char *key; /* NULL: null */
+  ir_ctl_bytes_t key; /* sealed on the wire; see ir_ctl_key */
   int64_t capacity;
   bool lossy;
 } ir_ctl_publish_channel_t;
@@ -83,7 +94,7 @@ typedef struct ir_ctl_subscribe {
   int64_t request_id;
   char *name;
   char *schema;
-  char *key;
+  ir_ctl_bytes_t key;
 } ir_ctl_subscribe_t;
 
 typedef struct ir_ctl_subscribed {
@@ -111,7 +122,7 @@ typedef struct ir_ctl_expose_function {
   char *name;
   char *request_schema;
   char *response_schema;
-  char *key;
+  ir_ctl_bytes_t key;
 } ir_ctl_expose_function_t;
 
 typedef struct ir_ctl_function_exposed {
@@ -126,7 +137,7 @@ typedef struct ir_ctl_resolve_function {
   char *name;
   char *request_schema;
   char *response_schema;
-  char *key;
+  ir_ctl_bytes_t key;
 } ir_ctl_resolve_function_t;
 
 typedef struct ir_ctl_function_resolved {
@@ -324,6 +335,11 @@ const char *ir_ctl_name(ir_opcode_e opcode);
 /* Appends the frame payload of `msg` (SOE header, opcode, record) to `w`. */
 void ir_ctl_encode(const ir_ctl_msg_t *msg, ir_avro_writer_t *w);
 
+/* Like ir_ctl_encode, but a `key` the record holds in clear goes out sealed with `session` and the
+ * record's request id (bootstrap.md §5.5); the record itself keeps the clear key. False when out of
+ * memory. */
+bool ir_ctl_encode_sealed(ir_ctl_msg_t *msg, const uint8_t session[32], ir_avro_writer_t *w);
+
 /* Decodes a frame payload into `msg` (which the caller frees with ir_ctl_free, also on failure).
  * Checks the magic, the control fingerprint, the branch, and that no byte is left over. Returns
  * IR_ERR_DECODE with the reason in `why`. */
@@ -340,6 +356,18 @@ int64_t ir_ctl_request_id(const ir_ctl_msg_t *msg);
 
 /* Gives a request its id; does nothing to replies and events. */
 void ir_ctl_set_request_id(ir_ctl_msg_t *msg, int64_t request_id);
+
+/* The `key` field of PublishChannel, Subscribe, ExposeFunction and ResolveFunction; NULL for every
+ * other record. The codec writes what the field holds: a request the app builds holds the key in
+ * clear until the session seals it with the request's id as it encodes (session.c, bootstrap.md
+ * §5.5), a decoded one holds the bytes the wire carried. */
+ir_ctl_bytes_t *ir_ctl_key(ir_ctl_msg_t *msg);
+
+/* The UTF-8 bytes of an access key the app gave as a C string (NULL: no key), for a `key` field. */
+static inline ir_ctl_bytes_t ir_ctl_key_text(const char *key) {
+  ir_ctl_bytes_t bytes = {.data = (uint8_t *)key, .len = key != NULL ? strlen(key) : 0};
+  return bytes;
+}
 
 /* Appends `msg` as compact JSON with keys in alphabetical order (the `message:` form of
  * spec/vectors/control.txt): `Name {"field":value,...}`. Used by the self-test. */

@@ -56,6 +56,10 @@ bool ir_process_alive(uint32_t pid, uint64_t start_time);
 /* This process's id. */
 uint32_t ir_getpid(void);
 
+/* Fills `out` with `len` bytes from the kernel's random source (getrandom(2), retried on EINTR and
+ * short reads); 0 on success, else an errno value. */
+int ir_random_bytes(uint8_t *out, size_t len);
+
 /* Sleeps for `ns` nanoseconds (a signal may cut it short). */
 void ir_sleep_ns(int64_t ns);
 

@@ -163,7 +163,7 @@ static ir_error_e expose_function(ir_conn_t *conn, const char *name, const char 
   msg.u.expose_function.name = (char *)name;
   msg.u.expose_function.request_schema = (char *)request_schema;
   msg.u.expose_function.response_schema = (char *)response_schema;
-  msg.u.expose_function.key = (char *)key;
+  msg.u.expose_function.key = ir_ctl_key_text(key);
   ir_ctl_msg_t reply;
   ir_error_e code = ir_conn_request(conn, &msg, &reply, IR_OP_FUNCTION_EXPOSED);
   if (code != IR_OK) {

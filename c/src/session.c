@@ -155,6 +155,7 @@ static void destroy(ir_conn_t *conn) {
     conn->layers[i].ops->destroy(conn, conn->layers[i].state);
   }
   ir_seg_close(&conn->ctl);
+  ir_wipe(conn->session, sizeof conn->session);
   pthread_mutex_destroy(&conn->lock);
   pthread_mutex_destroy(&conn->post_lock);
   pthread_mutex_destroy(&conn->serve_lock);
@@ -260,7 +261,10 @@ ir_error_e ir_conn_post(ir_conn_t *conn, ir_ctl_msg_t *msg) {
   }
   ir_avro_writer_t w;
   ir_avro_writer_init_dynamic(&w);
-  ir_ctl_encode(msg, &w);
+  if (!ir_ctl_encode_sealed(msg, conn->session, &w)) {
+    ir_avro_writer_free(&w);
+    return ir_fail(IR_ERR_IO, "out of memory sealing the key of a %s record", ir_ctl_name(msg->opcode));
+  }
   if (!ir_avro_writer_ok(&w)) {
     ir_avro_writer_free(&w);
     return ir_fail(IR_ERR_IO, "out of memory encoding a %s record", ir_ctl_name(msg->opcode));
@@ -550,6 +554,30 @@ static ir_error_e claim_slot(ir_conn_t *conn) {
   return ir_fail(IR_ERR_LIMIT_REACHED, "all %u app slots of namespace `%s` are taken", conn->max_apps, conn->ns);
 }
 
+/* The session secret from our private key and the broker's public key in Registered; Protocol when
+ * that key is not 32 bytes or is a point of small order (bootstrap.md §5.2, §5.5). */
+static ir_error_e derive_session(ir_conn_t *conn, const uint8_t private_key[IR_X25519_LEN],
+                                 const uint8_t public_key[IR_X25519_LEN], const ir_ctl_bytes_t *broker_public) {
+  uint8_t shared[IR_X25519_LEN];
+  bool ok = ir_seal_shared(shared, private_key, broker_public->data, broker_public->len);
+  if (ok) {
+    ir_seal_session(conn->session, shared, public_key, broker_public->data);
+  }
+  ir_wipe(shared, sizeof shared);
+  if (!ok) {
+    if (broker_public->len != IR_X25519_LEN) {
+      return ir_fail(IR_ERR_PROTOCOL,
+                     "protocol error: the broker's Registered carries a public key of %zu bytes, not %d: it cannot "
+                     "seal access keys (bootstrap.md §5.5)",
+                     broker_public->len, IR_X25519_LEN);
+    }
+    return ir_fail(IR_ERR_PROTOCOL,
+                   "protocol error: the broker's Registered carries a public key of small order (the shared secret "
+                   "is all zero): it cannot seal access keys (bootstrap.md §5.5)");
+  }
+  return IR_OK;
+}
+
 static ir_error_e connect_to(ir_conn_t *conn, const char *app_name) {
   ir_error_e code = open_control(conn);
   if (code != IR_OK) {
@@ -568,18 +596,29 @@ static ir_error_e connect_to(ir_conn_t *conn, const char *app_name) {
   if (code != IR_OK) {
     return code;
   }
+  /* A fresh key pair for every registration (bootstrap.md §5.5); the private half lives on this
+   * stack only until the session secret is derived. */
+  uint8_t private_key[IR_X25519_LEN];
+  uint8_t public_key[IR_X25519_LEN];
+  code = ir_seal_keypair(private_key, public_key);
+  if (code != IR_OK) {
+    return code;
+  }
   uint32_t pid = ir_getpid();
   ir_ctl_msg_t msg = {.opcode = IR_OP_REGISTER};
   msg.u.register_.app_name = (char *)app_name;
   msg.u.register_.pid = pid;
   msg.u.register_.start_time = (int64_t)ir_process_start_time(pid);
+  msg.u.register_.public_key = (ir_ctl_bytes_t){.data = public_key, .len = sizeof public_key};
   ir_ctl_msg_t reply;
   code = ir_conn_request(conn, &msg, &reply, IR_OP_REGISTERED);
   if (code == IR_OK) {
+    code = derive_session(conn, private_key, public_key, &reply.u.registered.public_key);
     ir_ctl_free(&reply);
   } else if (code == IR_ERR_TIMEOUT && !ir_process_alive(conn->broker_pid, conn->broker_start)) {
     code = fail_no_broker(conn->ns);
   }
+  ir_wipe(private_key, sizeof private_key);
   return code;
 }
 

@@ -11,6 +11,7 @@
 #include "control.h"
 #include "internal.h"
 #include "names.h"
+#include "seal.h"
 
 #define IR_MAX_NAME_LEN 128
 #define IR_MAX_APP_NAME_LEN 128
@@ -61,6 +62,10 @@ struct ir_conn {
   uint32_t broker_pid;
   uint64_t broker_start;
   ir_wait_t wait;
+  /* The session secret of this registration (bootstrap.md §5.5), which seals every key the app
+   * presents; set once, from the broker's Registered, before any request can carry a key, and wiped
+   * with the connection. */
+  uint8_t session[IR_X25519_LEN];
 
   /* Guards everything below it except the atomics; never held while waiting or in a user callback. */
   pthread_mutex_t lock;
@@ -137,7 +142,9 @@ ir_error_e ir_conn_usable(ir_conn_t *conn);
 
 /* ---- Requests ---- */
 
-/* Gives `msg` a fresh request id and writes it to the broker without waiting for an answer. */
+/* Gives `msg` a fresh request id (unless it has one) and writes it to the broker without waiting for
+ * an answer. A `key` the record holds in clear is sealed with that id on the way (bootstrap.md §5.5):
+ * the request ring only ever sees the sealed bytes. */
 ir_error_e ir_conn_post(ir_conn_t *conn, ir_ctl_msg_t *msg);
 
 /* Gives `msg` a fresh request id, sends it and waits for its reply (a Failed reply becomes its error,

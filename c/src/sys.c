@@ -1,5 +1,6 @@
 /* The only file with system calls: the monotonic clock, sleeping and yielding, shared futex
- * wait/wake, mapping shared memory objects, and process identity from /proc. Everything above it is
+ * wait/wake, mapping shared memory objects, process identity from /proc, and the kernel's random
+ * bytes (getrandom). Everything above it is
  * plain memory and atomics (and pthread mutexes, which only enter the kernel when contended). */
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -40,6 +42,26 @@ void ir_sleep_ns(int64_t ns) {
 
 void ir_yield(void) {
   (void)sched_yield();
+}
+
+int ir_random_bytes(uint8_t *out, size_t len) {
+  size_t done = 0;
+  while (done < len) {
+    /* Blocks only until the kernel's pool is initialised at boot; reads of up to 256 bytes are not cut
+     * short by signals once it is, but longer ones may be, hence the loop. */
+    ssize_t n = getrandom(out + done, len - done, 0);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno;
+    }
+    if (n == 0) {
+      return EIO;
+    }
+    done += (size_t)n;
+  }
+  return 0;
 }
 
 uint32_t ir_getpid(void) {

@@ -1,13 +1,14 @@
 /* The C connector's self-test: the API and its error paths against a live broker. Each test that
  * needs a broker starts `impulsed` in a namespace of its own and stops it afterwards, and the run
  * fails if anything of that namespace is left in /dev/shm. Run by ctest (plain and sanitized). This
- * file is the runner and the shared fixtures; the tests live by area in test_codec.c, test_session.c,
- * test_channels.c and test_calls.c.
+ * file is the runner and the shared fixtures; the tests live by area in test_codec.c, test_seal.c,
+ * test_seal_session.c, test_session.c, test_channels.c and test_calls.c.
  *
  *   IMPULSE_RING_BROKER   path of impulsed (default target/debug/impulsed)
  *   IMPULSE_RING_VECTORS  path of spec/vectors/control.txt
  *   IMPULSE_RING_FINGERPRINTS  path of spec/vectors/fingerprints.txt
  *   IMPULSE_RING_ERRORS   path of spec/vectors/errors.txt
+ *   IMPULSE_RING_SEALING  path of spec/vectors/sealing.txt
  *   selftest [name-substring]   runs only the tests whose name contains the substring
  */
 #include "selftest.h"
@@ -260,6 +261,8 @@ int main(int argc, char **argv) {
     size_t count;
   } areas[] = {
       {CODEC_TESTS, CODEC_TEST_COUNT},
+      {SEAL_TESTS, SEAL_TEST_COUNT},
+      {SEAL_SESSION_TESTS, SEAL_SESSION_TEST_COUNT},
       {SESSION_TESTS, SESSION_TEST_COUNT},
       {CHANNEL_TESTS, CHANNEL_TEST_COUNT},
       {CALL_TESTS, CALL_TEST_COUNT},

@@ -54,9 +54,14 @@ typedef struct test {
   void (*live)(const char *ns, test_broker_t *broker);
 } test_t;
 
-/* The tables of each area (test_codec.c, test_session.c, test_channels.c, test_calls.c). */
+/* The tables of each area (test_codec.c, test_seal.c, test_seal_session.c, test_session.c, test_channels.c,
+ * test_calls.c). */
 extern const test_t CODEC_TESTS[];
 extern const size_t CODEC_TEST_COUNT;
+extern const test_t SEAL_TESTS[];
+extern const size_t SEAL_TEST_COUNT;
+extern const test_t SEAL_SESSION_TESTS[];
+extern const size_t SEAL_SESSION_TEST_COUNT;
 extern const test_t SESSION_TESTS[];
 extern const size_t SESSION_TEST_COUNT;
 extern const test_t CHANNEL_TESTS[];

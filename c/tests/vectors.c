@@ -22,8 +22,7 @@ static int hex_value(char c) {
   return -1;
 }
 
-/* Decodes hex text into a malloc'd buffer; NULL on a malformed line. */
-static uint8_t *parse_hex(const char *text, size_t *len) {
+uint8_t *parse_hex(const char *text, size_t *len) {
   size_t n = strlen(text);
   while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ')) {
     n--;

@@ -55,11 +55,26 @@ def test_bundled_control_schema_is_the_spec_one() -> None:
   assert bundled == json.loads((SPEC / "schemas/control.avsc").read_text())
 
 
+def with_bytes(schema: object, value: object) -> object:
+  """A vector's JSON value as the codec has it: Avro `bytes` show as JSON arrays of numbers."""
+  if schema == "bytes":
+    assert isinstance(value, list), f"bytes in control.txt are arrays of numbers, not {value!r}"
+    return bytes(value)
+  if isinstance(schema, list):
+    return None if value is None else with_bytes(schema[1], value)  # every union is ["null", X]
+  if isinstance(schema, dict) and schema["type"] == "record":
+    return {f["name"]: with_bytes(f["type"], value[f["name"]]) for f in schema["fields"]}
+  if isinstance(schema, dict) and schema["type"] == "array":
+    return [with_bytes(schema["items"], item) for item in value]
+  return value
+
+
 def control_vectors() -> list[tuple[str, dict, bytes]]:
   cases = []
   text = (SPEC / "vectors/control.txt").read_text()
   for m in re.finditer(r"^message: (\w+) (.*)\nbytes: ([0-9a-f]+)$", text, re.M):
-    cases.append((m.group(1), json.loads(m.group(2)), bytes.fromhex(m.group(3))))
+    schema = _control._RECORDS[_control.OPCODES[m.group(1)]]
+    cases.append((m.group(1), with_bytes(schema, json.loads(m.group(2))), bytes.fromhex(m.group(3))))
   return cases
 
 
@@ -69,6 +84,24 @@ VECTORS = control_vectors()
 def test_control_vectors_are_found() -> None:
   assert len(VECTORS) >= 20
   assert {name for name, _, _ in VECTORS} >= set(_control.NAMES) - {"CallError"} or len(VECTORS) >= 23
+  # The sealed-key records: both public keys, and keys that are null, empty and not.
+  register = next(f for name, f, _ in VECTORS if name == "Register")
+  registered = next(f for name, f, _ in VECTORS if name == "Registered")
+  assert len(register["public_key"]) == len(registered["public_key"]) == 32
+  keys = [f["key"] for name, f, _ in VECTORS if "key" in f]
+  assert None in keys and b"" in keys and any(keys)
+
+
+def test_key_fields_carry_bytes_and_refuse_text() -> None:
+  fields = {"request_id": 3, "name": "m", "schema": '"long"', "key": b"\xff\x00"}
+  assert _control.decode(_control.encode("Subscribe", fields)) == ("Subscribe", fields)
+  with pytest.raises(TypeError, match="bytes"):
+    _control.encode("Subscribe", {**fields, "key": "s3cret"})
+  assert _control.key_bytes("clé") == "clé".encode()
+  assert _control.key_bytes(b"\xff") == b"\xff"
+  assert _control.key_bytes(None) is None
+  with pytest.raises(TypeError, match="str or bytes"):
+    _control.key_bytes(42)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("name", "fields", "payload"), VECTORS, ids=[f"{i}-{v[0]}" for i, v in enumerate(VECTORS)])

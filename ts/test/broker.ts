@@ -85,6 +85,7 @@ export class Broker {
       if (proc.exitCode !== null) throw new Error(`the broker exited with ${proc.exitCode} before creating ${ctl}`);
       if (Date.now() > deadline) {
         proc.kill("SIGKILL");
+        await proc.exited;
         throw new Error(`the broker did not create ${ctl} within 10 s`);
       }
       await Bun.sleep(5);
@@ -95,7 +96,11 @@ export class Broker {
         (await Connection.connect("ts-test-probe", { namespace: ns })).close();
         break;
       } catch (err) {
-        if (!(err instanceof NoBroker) || Date.now() > deadline) throw err;
+        if (!(err instanceof NoBroker) || Date.now() > deadline) {
+          // No test will stop a broker it never got: stop it here, or it outlives the run.
+          await new Broker(ns, proc).stop();
+          throw err;
+        }
         await Bun.sleep(5);
       }
     }

@@ -59,8 +59,10 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  caller.close();
-  provider.close();
+  // After a connect that failed in beforeEach these are undefined or a previous test's (closed; close
+  // is idempotent): the broker is stopped either way.
+  caller?.close();
+  provider?.close();
   expect(await broker.stop()).toBe(0);
   expect(segments(broker.ns)).toEqual([]);
 });

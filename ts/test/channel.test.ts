@@ -58,7 +58,8 @@ beforeEach(async () => {
 });
 
 afterEach(async () => {
-  conn.close();
+  // Undefined, or a previous test's closed connection, after a connect that failed in beforeEach.
+  conn?.close();
   expect(await broker.stop()).toBe(0);
   expect(segments(broker.ns)).toEqual([]);
 });

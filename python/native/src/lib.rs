@@ -1,7 +1,7 @@
 //! The Python connector's native extension, `impulse_ring._native`: atomic access to 32- and 64-bit
-//! words of a mapped buffer and futex wait/wake on them, because Python has neither. Nothing of the
-//! Ring protocol lives here: offsets, orderings and algorithms are chosen by the pure-Python code
-//! that follows spec/wire-format.md.
+//! words of a mapped buffer, futex wait/wake on them, and the X25519 function, because Python's
+//! standard library has none of them. Nothing of the Ring protocol lives here: offsets, orderings and
+//! algorithms (the sealing of access keys too) are chosen by the pure-Python code that follows spec/.
 //!
 //! A [`Region`] is an address and a length handed over by Python (the mapping of an `mmap` object,
 //! kept alive and pinned by the caller). Every access checks that the word lies inside the region
@@ -15,6 +15,7 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
 use rustix::thread::futex;
 
 /// Memory orderings, numbered as the Python side names them (`RELAXED` .. `SEQCST`).
@@ -201,10 +202,29 @@ fn fence_(order: u32) -> PyResult<()> {
   }
 }
 
+/// The 32 bytes of an X25519 argument, or a `ValueError` naming `what` and the length found.
+fn x25519_argument(bytes: &[u8], what: &str) -> PyResult<[u8; 32]> {
+  bytes.try_into().map_err(|_| PyValueError::new_err(format!("an X25519 {what} is 32 bytes, not {}", bytes.len())))
+}
+
+/// X25519 of RFC 7748 §5: the `scalar` (clamped here, as the RFC says) times the point with
+/// u-coordinate `u` (its top bit masked); 32 bytes. `x25519(private, BASEPOINT)` is a public key,
+/// `x25519(own private, peer public)` the shared secret, which is all zero when the peer's point
+/// has small order (the caller checks). Both arguments must be 32 bytes (else `ValueError`).
+/// Constant time in the scalar; does not block.
+#[pyfunction]
+fn x25519<'py>(py: Python<'py>, scalar: &[u8], u: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+  let scalar = x25519_argument(scalar, "scalar")?;
+  let u = x25519_argument(u, "u-coordinate")?;
+  Ok(PyBytes::new(py, &x25519_dalek::x25519(scalar, u)))
+}
+
 /// The module `impulse_ring._native`.
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
   m.add_class::<Region>()?;
   m.add_function(wrap_pyfunction!(fence_, m)?)?;
+  m.add_function(wrap_pyfunction!(x25519, m)?)?;
+  m.add("X25519_BASEPOINT", PyBytes::new(m.py(), &x25519_dalek::X25519_BASEPOINT_BYTES))?;
   Ok(())
 }

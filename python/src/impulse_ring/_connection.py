@@ -21,8 +21,9 @@ from . import _doorbell
 from . import _layout as L
 from ._avro import Codec, SchemaLike, schema_text
 from ._channel import ChannelReader, ChannelWriter, open_channel
-from ._control import FENCED, ControlLink, Fields, broker_gone, present_key, unsigned
+from ._control import FENCED, ControlLink, Fields, broker_gone, key_bytes, unsigned
 from ._link import CallerLink, Handler, LinkSegment, ProviderLink
+from ._seal import KeyPair
 from ._shm import ACQREL, RELAXED, RELEASE, NotReady, Segment, alive, own_start_time
 from .channel import Publisher, Subscriber
 from .errors import (
@@ -32,6 +33,7 @@ from .errors import (
   InvalidArgument,
   LimitReached,
   NoBroker,
+  Protocol,
   RingError,
   Timeout,
 )
@@ -95,7 +97,8 @@ class Monitor:
 
 class Connection:
   """An app's connection to the broker of its namespace. Use `Connection.connect(app_name)`, ideally
-  as a context manager; every method may be called from any thread."""
+  as a context manager; every method may be called from any thread. An access key (`key=`) is a
+  `str` (its UTF-8 bytes) or `bytes`, and travels sealed for the request that carries it (§5.5)."""
 
   def __init__(self) -> None:
     raise TypeError("use Connection.connect(app_name)")
@@ -105,7 +108,8 @@ class Connection:
     """Claims an app slot in the namespace's control segment and registers as `app_name`.
 
     Blocks up to about 10 s for the broker's reply. Raises `NoBroker` (with the namespace),
-    `LimitReached` (no free slot), `InvalidArgument`, `Corrupt`, `VersionMismatch`.
+    `LimitReached` (no free slot), `InvalidArgument`, `Corrupt`, `VersionMismatch`, `Protocol` (the
+    broker's public key is unusable, bootstrap.md §5.5).
     """
     if wait not in _doorbell.STRATEGIES:
       raise InvalidArgument(f"unknown wait strategy {wait!r}: use one of {', '.join(_doorbell.STRATEGIES)}")
@@ -157,9 +161,13 @@ class Connection:
     self._reactor = threading.Thread(target=self._run_reactor, name=f"impulse-ring reactor ({app_name})", daemon=True)
     self._ctl.reactor = self._reactor
     self._reactor.start()
+    # A fresh key pair for every registration (§5.5); the private key lives only until the session
+    # secret is derived from the broker's public key.
+    pair = KeyPair()
     try:
       _, reply = self._ctl.request(
-        "Register", {"app_name": app_name, "pid": os.getpid(), "start_time": own_start_time()}
+        "Register",
+        {"app_name": app_name, "pid": os.getpid(), "start_time": own_start_time(), "public_key": pair.public},
       )
     except Timeout:
       self._abandon()
@@ -172,6 +180,11 @@ class Connection:
     if reply["app_id"] != app_id:
       self._abandon()
       raise Corrupt(f"the broker registered app id {reply['app_id']} on slot {app_id}")
+    try:
+      self._ctl.session = pair.session(reply["public_key"])
+    except Protocol:
+      self._abandon()
+      raise
 
   def _claim_slot(self) -> int:
     r = self._control.region
@@ -211,7 +224,7 @@ class Connection:
     self,
     name: str,
     schema: SchemaLike,
-    key: str | None = None,
+    key: str | bytes | None = None,
     *,
     capacity: int = 0,
     policy: str = "block",
@@ -233,7 +246,7 @@ class Connection:
     self._check_gone()
     _, reply = self._ctl.request(
       "PublishChannel",
-      {"name": name, "schema": text, "key": present_key(key), "capacity": capacity, "lossy": policy == "lossy"},
+      {"name": name, "schema": text, "key": key_bytes(key), "capacity": capacity, "lossy": policy == "lossy"},
     )
     fingerprint = unsigned(reply["fingerprint"])
     seg = open_channel(reply["segment"], reply["channel_id"], fingerprint)
@@ -244,7 +257,9 @@ class Connection:
       raise
     return Publisher(self, name, reply["channel_id"], seg, writer, Codec(schema, fingerprint), strategy, send_timeout)
 
-  def subscribe(self, name: str, schema: SchemaLike, key: str | None = None, *, wait: str | None = None) -> Subscriber:
+  def subscribe(
+    self, name: str, schema: SchemaLike, key: str | bytes | None = None, *, wait: str | None = None
+  ) -> Subscriber:
     """Subscribes to channel `name`, presenting `schema` and the access key.
 
     Blocks for the broker's reply. Raises `UnknownChannel`, `WrongKey`, `SchemaMismatch` (with both
@@ -253,7 +268,7 @@ class Connection:
     strategy = self._strategy(wait)
     Codec(schema, 0)
     self._check_gone()
-    _, reply = self._ctl.request("Subscribe", {"name": name, "schema": schema_text(schema), "key": present_key(key)})
+    _, reply = self._ctl.request("Subscribe", {"name": name, "schema": schema_text(schema), "key": key_bytes(key)})
     fingerprint = unsigned(reply["fingerprint"])
     seg = open_channel(reply["segment"], reply["channel_id"], fingerprint)
     try:
@@ -286,7 +301,7 @@ class Connection:
     request_schema: SchemaLike,
     response_schema: SchemaLike,
     handler: Callable[[Any], Any],
-    key: str | None = None,
+    key: str | bytes | None = None,
   ) -> Function:
     """Exposes function `name`: `handler(request)` returns the response record, or raises (the caller
     then gets `HandlerError` with the exception's message). The handler runs on the connection's
@@ -313,7 +328,7 @@ class Connection:
         "name": name,
         "request_schema": schema_text(request_schema),
         "response_schema": schema_text(response_schema),
-        "key": present_key(key),
+        "key": key_bytes(key),
       },
       on_reply=register,
     )
@@ -330,7 +345,7 @@ class Connection:
     request: Any,
     request_schema: SchemaLike,
     response_schema: SchemaLike,
-    key: str | None = None,
+    key: str | bytes | None = None,
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
   ) -> Any:
     """Calls function `name` and blocks until its response (a record) arrives or `timeout` passes.
@@ -365,7 +380,7 @@ class Connection:
     request: Any,
     request_schema: SchemaLike,
     response_schema: SchemaLike,
-    key: str | None = None,
+    key: str | bytes | None = None,
     timeout: float | None = DEFAULT_CALL_TIMEOUT,
   ) -> Awaitable[Any]:
     """Sends the call now and returns an awaitable of its response, for asyncio; errors as `call`.
@@ -382,7 +397,7 @@ class Connection:
     request: Any,
     request_schema: SchemaLike,
     response_schema: SchemaLike,
-    key: str | None,
+    key: str | bytes | None,
     timeout: float | None,
   ) -> tuple[CallerLink, concurrent.futures.Future[Any]]:
     self._check_gone()
@@ -391,7 +406,7 @@ class Connection:
     return link, link.start(request, deadline)
 
   def _caller_link(
-    self, name: str, request_schema: SchemaLike, response_schema: SchemaLike, key: str | None
+    self, name: str, request_schema: SchemaLike, response_schema: SchemaLike, key: str | bytes | None
   ) -> CallerLink:
     cache = (name, schema_text(request_schema), schema_text(response_schema))
     with self._lock:
@@ -401,7 +416,7 @@ class Connection:
     request, response = Codec(request_schema, 0), Codec(response_schema, 0)
     _, reply = self._ctl.request(
       "ResolveFunction",
-      {"name": name, "request_schema": cache[1], "response_schema": cache[2], "key": present_key(key)},
+      {"name": name, "request_schema": cache[1], "response_schema": cache[2], "key": key_bytes(key)},
     )
     segment = LinkSegment(reply["segment"], self._max_apps)
     request.fingerprint = unsigned(reply["request_fingerprint"])

@@ -2,8 +2,9 @@
 
 Everything that encodes or decodes a control record, or sends a request and waits for its reply,
 lives here: a strict codec for the control union (`control.avsc`, bundled with the package and
-checked against spec/ by the tests), the `present_key` rule, and `ControlLink`, which owns the
-slot's two rings. Lengths and counts read from a payload are bounded by the bytes left.
+checked against spec/ by the tests), the `key_bytes` rule, and `ControlLink`, which owns the slot's
+two rings and seals every access key it sends (§5.5). Lengths and counts read from a payload are
+bounded by the bytes left.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from importlib import resources
 from typing import Any, Callable, Union
 
-from . import _doorbell
+from . import _doorbell, _seal
 from . import _layout as L
 from ._ring import Ring
 from ._shm import ACQUIRE, Segment
@@ -33,15 +34,14 @@ NAMES: list[str] = [r["name"] for r in _RECORDS]
 _SOE = L.SOE_MAGIC + struct.pack("<Q", L.CONTROL_FINGERPRINT)
 
 
-def present_key(key: str | None) -> str | None:
-  """The one place an access key is turned into what a request carries.
-
-  Today the key travels as the `key` field (null when absent); the coming challenge-response changes
-  only this function and its callers' single field.
-  """
-  if key is not None and not isinstance(key, str):
-    raise TypeError(f"an access key is a str, not {type(key).__name__}")
-  return key
+def key_bytes(key: str | bytes | None) -> bytes | None:
+  """The bytes of an access key as the user gave it: a `str` as UTF-8, `bytes` as they are, `None`
+  for no key. `ControlLink.request` seals them into the record's `key` field (bootstrap.md §5.5)."""
+  if key is None or isinstance(key, bytes):
+    return key
+  if isinstance(key, str):
+    return key.encode("utf-8")
+  raise TypeError(f"an access key is a str or bytes, not {type(key).__name__}")
 
 
 # ---- codec ----
@@ -70,6 +70,11 @@ def _encode(out: bytearray, schema: Schema, value: Any, where: str) -> None:
       data = value.encode("utf-8")
       _put_long(out, len(data))
       out += data
+    elif schema == "bytes":
+      if not isinstance(value, (bytes, bytearray)):
+        raise TypeError(f"{where} must be bytes")
+      _put_long(out, len(value))
+      out += value
     elif schema == "null":
       if value is not None:
         raise TypeError(f"{where} must be None")
@@ -153,6 +158,8 @@ def _decode(r: _Reader, schema: Schema) -> Any:
         return r.take(r.long()).decode("utf-8")
       except UnicodeDecodeError as e:
         raise Decode(f"control record has a string that is not UTF-8: {e}") from None
+    if schema == "bytes":
+      return bytes(r.take(r.long()))
     if schema == "null":
       return None
     raise Decode(f"the control codec has no type {schema}")
@@ -261,6 +268,8 @@ class ControlLink:
     self.gone: RingError | None = None
     self.reactor: threading.Thread | None = None  # the thread that normally drains the reply ring
     self.deferred: list[tuple[str, Fields]] = []  # events drained by a request made on the reactor
+    # The session secret of this registration (bootstrap.md §5.5), set once `Registered` is checked.
+    self.session: bytes | None = None
 
   def fenced(self) -> bool:
     """Whether the broker dropped this app and fenced its slot: nothing of the slot is ours any more."""
@@ -307,7 +316,10 @@ class ControlLink:
     on_reply: Callable[[str, Fields], None] | None = None,
   ) -> tuple[str, Fields]:
     """Sends request `name` (its `request_id` is filled in) and waits for its reply. `Failed` raises
-    the error it carries; `on_reply` runs on the reactor as the reply is taken, before later records."""
+    the error it carries; `on_reply` runs on the reactor as the reply is taken, before later records.
+
+    A `key` field holds the key's clear bytes (`key_bytes`) or None; it is sealed here with the
+    request id it travels under, so the key never reaches shared memory in clear (§5.5)."""
     deadline = time.monotonic() + timeout
     pending = _Pending(on_reply)
     with self._lock:
@@ -317,8 +329,11 @@ class ControlLink:
       self._next_id += 1
       self._pending[request_id] = pending
     try:
+      record = {**fields, "request_id": request_id}
+      if record.get("key") is not None:
+        record["key"] = self._seal(request_id, record["key"])
       with self._write_lock:
-        self._write(name, {**fields, "request_id": request_id}, deadline)
+        self._write(name, record, deadline)
     except BaseException:
       with self._lock:
         self._pending.pop(request_id, None)
@@ -341,6 +356,11 @@ class ControlLink:
     if reply == "Failed":
       raise failure(reply_fields)
     return pending.reply
+
+  def _seal(self, request_id: int, key: bytes) -> bytes:
+    if self.session is None:
+      raise Protocol("an access key cannot be sent before the broker's Registered set up the session")
+    return _seal.seal(self.session, request_id, key)
 
   def _await_on_reactor(self, pending: _Pending, deadline: float) -> None:
     """A request made by the reactor itself (a handler that subscribes, or resolves a function it

@@ -1,4 +1,4 @@
-"""Type stubs of the native extension (python/native): atomics and futex on a mapped buffer."""
+"""Type stubs of the native extension (python/native): atomics and futex on a mapped buffer, X25519."""
 
 class Region:
   def __init__(self, address: int, len: int) -> None: ...
@@ -16,3 +16,9 @@ class Region:
   def futex_wake(self, offset: int, count: int) -> int: ...
 
 def fence(order: int) -> None: ...
+
+X25519_BASEPOINT: bytes
+"""The u-coordinate 9 of RFC 7748, as 32 little-endian bytes."""
+
+def x25519(scalar: bytes, u: bytes) -> bytes:
+  """X25519(scalar, u) of RFC 7748 §5 (scalar clamped, u's top bit masked); ValueError unless both are 32 bytes."""

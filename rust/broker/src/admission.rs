@@ -68,7 +68,7 @@ pub fn schema_fingerprint(what: &str, json: &str) -> Result<u64, Failure> {
 pub fn admit_subscriber(
   name: &str,
   required: &Option<KeyHash>,
-  key: Option<&str>,
+  key: Option<&[u8]>,
   expected: u64,
   presented: u64,
 ) -> Result<(), Failure> {
@@ -95,7 +95,7 @@ pub fn admit_subscriber(
 pub fn admit_caller(
   name: &str,
   required: &Option<KeyHash>,
-  key: Option<&str>,
+  key: Option<&[u8]>,
   expected: (u64, u64),
   presented: (u64, u64),
 ) -> Result<(), Failure> {
@@ -144,12 +144,12 @@ mod tests {
 
   #[test]
   fn the_key_is_checked_before_the_schema() {
-    let key = Some(KeyHash::new("k"));
-    let err = admit_subscriber("c", &key, Some("wrong"), 1, 2).expect_err("wrong key");
+    let key = Some(KeyHash::new(b"k"));
+    let err = admit_subscriber("c", &key, Some(b"wrong"), 1, 2).expect_err("wrong key");
     assert_eq!(err.code, ErrorCode::WrongKey);
     assert!(!err.message.contains(&fingerprint_hex(1)), "a keyless process learns the schema: {}", err.message);
     assert_eq!(admit_subscriber("c", &key, None, 1, 1).expect_err("no key").code, ErrorCode::WrongKey);
-    assert!(admit_subscriber("c", &key, Some("k"), 1, 1).is_ok());
+    assert!(admit_subscriber("c", &key, Some(b"k"), 1, 1).is_ok());
     assert_eq!(admit_caller("f", &key, None, (1, 2), (1, 2)).expect_err("no key").code, ErrorCode::WrongKey);
   }
 
@@ -158,7 +158,7 @@ mod tests {
     let err = admit_subscriber("c", &None, None, 0xaa, 0xbb).expect_err("mismatch");
     assert_eq!((err.code, err.expected, err.presented), (ErrorCode::SchemaMismatch, 0xaa, 0xbb));
     assert!(err.message.contains(&fingerprint_hex(0xaa)) && err.message.contains(&fingerprint_hex(0xbb)));
-    let err = admit_caller("f", &None, Some("any"), (1, 2), (1, 3)).expect_err("response mismatch");
+    let err = admit_caller("f", &None, Some(b"any"), (1, 2), (1, 3)).expect_err("response mismatch");
     assert_eq!((err.code, err.expected, err.presented), (ErrorCode::SchemaMismatch, 2, 3));
     assert!(err.message.starts_with("response schema mismatch"), "{}", err.message);
     assert!(admit_caller("f", &None, None, (1, 2), (1, 2)).is_ok());

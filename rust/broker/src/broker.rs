@@ -15,6 +15,7 @@ use impulse_ring_core::control::*;
 use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::layout::*;
+use impulse_ring_core::seal::KeyPair;
 use impulse_ring_core::segment::{Segment, SegmentError};
 use impulse_ring_core::{names, sys};
 use tracing::{debug, error, info, warn};
@@ -25,7 +26,6 @@ use crate::liveness::Liveness;
 use crate::lock::{LockError, NamespaceLock};
 use crate::outbox::{self, encode_reply, Outbox};
 use crate::registry::{App, Channel, Function, Link, Registry};
-use crate::sigbus::Guard;
 
 mod collect;
 mod observe;
@@ -54,7 +54,6 @@ pub struct Broker {
   mode: u32,
   ctl: Arc<ControlSegment>,
   /// Tells whether the control segment was truncated under the broker.
-  ctl_guard: Guard,
   /// The namespace lock; `None` only once released at shutdown.
   lock: Option<NamespaceLock>,
   liveness: Liveness,
@@ -97,7 +96,6 @@ impl Broker {
     Ok(Broker {
       ns,
       mode: config.mode,
-      ctl_guard: Guard::segment(ctl.segment()),
       ctl,
       lock: Some(lock),
       liveness,
@@ -450,6 +448,11 @@ impl Broker {
       }
     }
     admission::check_app_name(&m.app_name)?;
+    let keys =
+      KeyPair::generate().map_err(|e| fail(ErrorCode::Io, format!("cannot draw a key pair for the app: {e}")))?;
+    let session = keys
+      .broker_session(&m.public_key)
+      .map_err(|e| fail(ErrorCode::InvalidArgument, format!("Register's public_key: {e}")))?;
     if self.pidfds {
       match self.liveness.watch(slot, pid) {
         Ok(()) => {}
@@ -457,11 +460,22 @@ impl Broker {
         Err(e) => debug!(slot, pid, "pidfd_open failed ({e}); relying on polling for this app"),
       }
     }
-    self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, outbox: Outbox::default() });
+    self.reg.apps.insert(slot, App { name: m.app_name.clone(), pid, start, session, outbox: Outbox::default() });
     self.ctl.set_slot_state(slot, IR_SLOT_ACTIVE);
     info!(app = %m.app_name, app_id = slot, pid, "app registered");
     self.notify(Event::AppJoined, slot, "", "");
-    Ok(Registered { request_id: id, app_id: slot as i32, broker_pid: sys::getpid() as i64 })
+    Ok(Registered {
+      request_id: id,
+      app_id: slot as i32,
+      broker_pid: sys::getpid() as i64,
+      public_key: keys.public().to_vec(),
+    })
+  }
+
+  /// The key a request's `key` field carries, unsealed with the app's session (bootstrap.md §5.5).
+  fn unseal(&self, slot: u32, request_id: i64, sealed: Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let session = &self.reg.apps.get(&slot)?.session;
+    sealed.map(|sealed| session.unseal(request_id, &sealed))
   }
 
   fn publish_channel(&mut self, slot: u32, m: PublishChannel) -> Result<ChannelPublished, Failure> {
@@ -490,9 +504,8 @@ impl Broker {
       Channel {
         name: m.name.clone(),
         owner: slot,
-        key: m.key.as_deref().map(KeyHash::new),
+        key: self.unseal(slot, m.request_id, m.key).as_deref().map(KeyHash::new),
         schema: m.schema,
-        guard: Guard::segment(&seg),
         seg,
         config,
       },
@@ -514,7 +527,8 @@ impl Broker {
     let Some((channel_id, ch)) = self.reg.channel_named(&m.name) else {
       return Err(fail(ErrorCode::UnknownChannel, format!("no channel named `{}` is published", m.name)));
     };
-    admission::admit_subscriber(&m.name, &ch.key, m.key.as_deref(), ch.config.fingerprint, presented)?;
+    let key = self.unseal(slot, m.request_id, m.key);
+    admission::admit_subscriber(&m.name, &ch.key, key.as_deref(), ch.config.fingerprint, presented)?;
     let Some(index) = broadcast::reserve_subscriber(&ch.seg, &ch.config, slot) else {
       return Err(fail(
         ErrorCode::LimitReached,
@@ -550,7 +564,7 @@ impl Broker {
       Function {
         name: m.name.clone(),
         owner: slot,
-        key: m.key.as_deref().map(KeyHash::new),
+        key: self.unseal(slot, m.request_id, m.key).as_deref().map(KeyHash::new),
         request_schema: m.request_schema,
         response_schema: m.response_schema,
         request_fp,
@@ -575,7 +589,8 @@ impl Broker {
       return Err(fail(ErrorCode::UnknownFunction, format!("no function named `{}` is exposed", m.name)));
     };
     let expected = (f.request_fp, f.response_fp);
-    admission::admit_caller(&m.name, &f.key, m.key.as_deref(), expected, (request_fp, response_fp))?;
+    let key = self.unseal(slot, m.request_id, m.key);
+    admission::admit_caller(&m.name, &f.key, key.as_deref(), expected, (request_fp, response_fp))?;
     let provider = f.owner;
     let link_id = self.reg.new_id();
     let name = names::link(&self.ns, link_id);
@@ -583,8 +598,7 @@ impl Broker {
     let seg = LinkSegment::create(&name, info, IR_DEFAULT_LINK_CAPACITY, self.mode)
       .map_err(|e| fail(ErrorCode::Io, format!("cannot create the call link: {e}")))?;
     let max_payload = seg.request_ring().map(|r| r.max_payload()).unwrap_or(0);
-    let guard = Guard::segment(seg.segment());
-    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg, guard });
+    self.reg.links.insert(link_id, Link { function_id, caller: slot, provider, seg });
     self.send(
       provider,
       LinkOpened { function_id: function_id as i64, link_id: link_id as i64, segment: name.clone() }.into(),

@@ -1,5 +1,5 @@
 //! Access keys: the broker keeps only a salted SHA-256 of each key and compares in constant time.
-//! Keys are never logged.
+//! Keys are never logged. A key here is the unsealed bytes (bootstrap.md §5.5): what the app's user gave.
 
 use sha2::{Digest, Sha256};
 
@@ -11,7 +11,7 @@ pub struct KeyHash {
 
 impl KeyHash {
   /// Hashes `key` with a fresh random salt.
-  pub fn new(key: &str) -> KeyHash {
+  pub fn new(key: &[u8]) -> KeyHash {
     let mut salt = [0u8; 16];
     if impulse_ring_core::sys::random_bytes(&mut salt).is_err() {
       salt = fallback_salt();
@@ -21,7 +21,7 @@ impl KeyHash {
   }
 
   /// Whether `presented` is the key; constant time in the key's content.
-  pub fn matches(&self, presented: &str) -> bool {
+  pub fn matches(&self, presented: &[u8]) -> bool {
     let other = digest(&self.salt, presented);
     self.hash.iter().zip(other.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
   }
@@ -40,15 +40,15 @@ fn fallback_salt() -> [u8; 16] {
   salt
 }
 
-fn digest(salt: &[u8], key: &str) -> [u8; 32] {
+fn digest(salt: &[u8], key: &[u8]) -> [u8; 32] {
   let mut h = Sha256::new();
   h.update(salt);
-  h.update(key.as_bytes());
+  h.update(key);
   h.finalize().into()
 }
 
 /// Whether an app presenting `presented` may use a resource guarded by `required`.
-pub fn admits(required: &Option<KeyHash>, presented: Option<&str>) -> bool {
+pub fn admits(required: &Option<KeyHash>, presented: Option<&[u8]>) -> bool {
   match (required, presented) {
     (None, _) => true,
     (Some(hash), Some(key)) => hash.matches(key),
@@ -62,12 +62,12 @@ mod tests {
 
   #[test]
   fn keys_match_only_themselves() {
-    let k = KeyHash::new("secret");
-    assert!(k.matches("secret"));
-    assert!(!k.matches("secreT"));
-    assert!(!k.matches(""));
-    assert!(admits(&None, Some("anything")));
-    assert!(!admits(&Some(KeyHash::new("a")), None));
+    let k = KeyHash::new(b"secret");
+    assert!(k.matches(b"secret"));
+    assert!(!k.matches(b"secreT"));
+    assert!(!k.matches(b""));
+    assert!(admits(&None, Some(b"anything")));
+    assert!(!admits(&Some(KeyHash::new(b"a")), None));
   }
 
   #[test]

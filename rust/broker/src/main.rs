@@ -8,7 +8,6 @@ mod liveness;
 mod lock;
 mod outbox;
 mod registry;
-mod sigbus;
 
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -93,7 +92,7 @@ fn main() -> ExitCode {
     );
     return ExitCode::from(2);
   }
-  if let Err(e) = sigbus::install() {
+  if let Err(e) = impulse_ring_core::sigbus::install() {
     eprintln!("impulsed: cannot install the SIGBUS handler: {e}");
     return ExitCode::FAILURE;
   }

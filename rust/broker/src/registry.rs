@@ -6,17 +6,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use impulse_ring_core::broadcast::ChannelConfig;
 use impulse_ring_core::bus::LinkSegment;
 use impulse_ring_core::layout::{IR_LINK_CALLER_GONE, IR_LINK_PROVIDER_GONE};
+use impulse_ring_core::seal::Session;
 use impulse_ring_core::segment::Segment;
 
 use crate::keys::KeyHash;
 use crate::outbox::Outbox;
-use crate::sigbus::Guard;
 
 /// A registered app, by slot.
 pub struct App {
   pub name: String,
   pub pid: u32,
   pub start: u64,
+  /// The session secret of this registration, which unseals the keys the app presents (bootstrap.md §5.5).
+  pub session: Session,
   /// Replies that did not fit the reply ring yet, in order.
   pub outbox: Outbox,
 }
@@ -30,8 +32,6 @@ pub struct Channel {
   pub schema: String,
   pub seg: Segment,
   pub config: ChannelConfig,
-  /// Tells whether the segment was truncated under the broker.
-  pub guard: Guard,
 }
 
 pub struct Function {
@@ -51,8 +51,6 @@ pub struct Link {
   pub caller: u32,
   pub provider: u32,
   pub seg: LinkSegment,
-  /// Tells whether the segment was truncated under the broker.
-  pub guard: Guard,
 }
 
 /// One end of a call link.

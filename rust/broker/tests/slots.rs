@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use impulse_ring_core::control::*;
 use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::layout::*;
+use impulse_ring_core::seal::KeyPair;
 use impulse_ring_core::sys;
 use support::{failure, Broker, RawApp};
 
@@ -27,7 +28,13 @@ fn register_as(ns: &str, pid: u32) -> ControlMessage {
   let seg = app.ctl.segment();
   seg.u32_at(slot_word(&app, app.slot, IR_SLOT_PID)).store(pid, Ordering::Relaxed);
   seg.u64_at(slot_word(&app, app.slot, IR_SLOT_START)).store(start, Ordering::Release);
-  let register = Register { request_id: 0, app_name: "impostor".into(), pid: pid as i64, start_time: start as i64 };
+  let register = Register {
+    request_id: 0,
+    app_name: "impostor".into(),
+    pid: pid as i64,
+    start_time: start as i64,
+    public_key: KeyPair::generate().expect("a key pair").public().to_vec(),
+  };
   let reply = app.request(register.into());
   app.unregister();
   reply

@@ -68,3 +68,53 @@ fn a_truncated_control_segment_ends_the_namespace_cleanly_instead_of_killing_the
   assert!(broker.log().contains("was truncated under the broker"), "{}", broker.log());
   assert_eq!(namespace_objects(&broker.ns), Vec::<String>::new());
 }
+
+/// The Rust connector guards its mappings as the broker does: a channel or link segment truncated
+/// under an app (this test process) is a `Corrupt` error on the next publish, receive or call, not a
+/// SIGBUS that kills the app.
+#[test]
+fn a_rust_app_whose_segments_are_truncated_gets_corrupt_and_lives() {
+  use impulse_ring_connector::{ConnectOptions, Connection, ErrorCode, PublishOptions};
+  let broker = Broker::start("truncapp", &[]);
+  let connect = |name: &str| {
+    Connection::connect_with(name, ConnectOptions { namespace: Some(broker.ns.clone()), ..Default::default() })
+      .expect("connect")
+  };
+  let owner = connect("owner");
+  let reader = connect("reader");
+  let mut publisher = owner.publish_channel("doomed", "\"long\"", None, PublishOptions::default()).expect("publish");
+  let mut subscriber = reader.subscribe("doomed", None, "\"long\"").expect("subscribe");
+  publisher.publish(&1i64).expect("a message before the truncation");
+  let segment = format!("/{}", publisher_segment(&broker.ns, ".ch."));
+  truncate(&segment);
+  let published = publisher.publish(&2i64).map_err(|e| e.code());
+  assert_eq!(published, Err(ErrorCode::Corrupt));
+  let received = subscriber.recv::<i64>(Duration::from_secs(5)).map_err(|e| e.code());
+  assert_eq!(received, Err(ErrorCode::Corrupt));
+
+  let _function =
+    owner.expose_function_raw("echo", "\"long\"", "\"long\"", None, |datum| Ok(datum.to_vec())).expect("expose");
+  let timeout = Duration::from_secs(5);
+  assert_eq!(reader.call_raw_blocking("echo", None, &[42], "\"long\"", "\"long\"", timeout).expect("a call"), [42]);
+  truncate(&format!("/{}", publisher_segment(&broker.ns, ".ln.")));
+  let called = reader.call_raw_blocking("echo", None, &[42], "\"long\"", "\"long\"", timeout).map_err(|e| e.code());
+  assert!(
+    matches!(called, Err(ErrorCode::Corrupt) | Err(ErrorCode::PeerGone)),
+    "a call over a truncated link: {called:?}"
+  );
+  // The app is alive and its connection still works: a fresh channel carries a message.
+  let mut fresh = owner.publish_channel("fresh", "\"long\"", None, PublishOptions::default()).expect("publish");
+  let mut fresh_sub = reader.subscribe("fresh", None, "\"long\"").expect("subscribe");
+  fresh.publish(&3i64).expect("publish after the truncation");
+  assert_eq!(fresh_sub.recv::<i64>(Duration::from_secs(5)).expect("receive"), Some(3));
+  drop((fresh_sub, fresh, subscriber, publisher, _function));
+  drop((owner, reader));
+  broker.stop();
+}
+
+/// The name (without the leading `/`) of the one object of `ns` whose name contains `kind`.
+fn publisher_segment(ns: &str, kind: &str) -> String {
+  let found: Vec<String> = namespace_objects(ns).into_iter().filter(|n| n.contains(kind)).collect();
+  assert_eq!(found.len(), 1, "objects of kind {kind}: {found:?}");
+  found.into_iter().next().unwrap()
+}

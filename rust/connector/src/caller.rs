@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use crate::codec::{open_soe, Codec};
 use crate::error::{Error, Result};
 use crate::op_error::CallError;
-use crate::session::{lock, ring_error, segment_error, unexpected, Session};
+use crate::session::{lock, ring_error, segment_error, truncated, unexpected, Session};
 use crate::snapshot::Published;
 
 /// The outcome of one call, filled in by whoever reads the response.
@@ -133,7 +133,11 @@ impl CallerLink {
     if self.response.producer_waiting(seg) {
       session.ctl.app_doorbell(self.provider).ring();
     }
-    if self.seg.gone(IR_LINK_PROVIDER_GONE) {
+    if seg.truncated() {
+      // The lost pages read zeros now: nothing on this link can be trusted (sigbus.rs).
+      self.gone.store(true, Ordering::Release);
+      self.fail_pending(&truncated(seg, &format!("the link of function `{}`", self.name)));
+    } else if self.seg.gone(IR_LINK_PROVIDER_GONE) {
       self.gone.store(true, Ordering::Release);
       self.fail_pending(&self.peer_gone(session));
     }
@@ -252,6 +256,7 @@ impl CallerLink {
     let seg = self.seg.segment();
     self.response.has_data(seg)
       || self.seg.gone(IR_LINK_PROVIDER_GONE)
+      || (seg.truncated() && !self.gone.load(Ordering::Acquire))
       || (self.backlogged.load(Ordering::Acquire) && self.backlog_fits())
   }
 
@@ -299,7 +304,7 @@ impl Callers {
       name: name.to_string(),
       request_schema: request_schema.to_string(),
       response_schema: response_schema.to_string(),
-      key: key.map(str::to_string),
+      key: session.seal_key(request_id, key)?,
     };
     let resolved = match session.request(request_id, resolve.into())? {
       ControlMessage::FunctionResolved(m) => m,

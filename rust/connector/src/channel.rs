@@ -19,7 +19,7 @@ use crate::codec::{open_soe, Codec};
 use crate::connection::Connection;
 use crate::error::{Error, Result};
 use crate::op_error::{PublishChannelError, PublishError, RecvError, SubscribeError};
-use crate::session::{ring_error, segment_error, Session};
+use crate::session::{ring_error, segment_error, truncated, Session};
 
 /// Options of a published channel.
 #[derive(Clone, Debug)]
@@ -102,6 +102,10 @@ impl Publisher {
     let header = soe_header(self.codec.fingerprint);
     let len = SOE_HEADER_LEN + datum.len();
     let seg = &self.seg;
+    let channel_truncated = || truncated(seg, &format!("channel `{}`", self.name));
+    if seg.truncated() {
+      return Err(channel_truncated());
+    }
     let cursor = &mut self.cursor;
     let mut attempt = || {
       cursor.try_publish(seg, len, |dst| {
@@ -131,6 +135,10 @@ impl Publisher {
       other => other.map_err(ring_error),
     };
     outcome?;
+    if seg.truncated() {
+      // The message went into a page the object lost: no subscriber will see it.
+      return Err(channel_truncated());
+    }
     // `try_publish` stored the tail with SeqCst.
     Doorbell::at(seg, IR_CH_DATA_DOORBELL).ring_after_seqcst_store();
     Ok(())
@@ -229,11 +237,19 @@ impl Subscriber {
     let name = &self.name;
     let mut f = Some(f);
     let mut seq = None;
+    let channel_truncated = || Some(Err(truncated(seg, &format!("channel `{name}`"))));
     let mut attempt = || -> Option<Result<R>> {
+      if seg.truncated() {
+        return channel_truncated();
+      }
       let read = cursor.try_recv(seg, |frame| {
         seq = Some(frame.seq);
         open_soe(frame.payload, fingerprint).map(|datum| f.take().map(|f| f(datum)))
       });
+      if seg.truncated() {
+        // Part of what was read came from a lost page (zeros): it is not the message.
+        return channel_truncated();
+      }
       match read {
         Ok(RecvOutcome::Message(Ok(Some(out)))) => Some(Ok(out)),
         Ok(RecvOutcome::Message(Ok(None))) => Some(Err(Error::Protocol { message: "message handed out twice".into() })),
@@ -300,7 +316,7 @@ impl Connection {
       request_id,
       name: name.to_string(),
       schema: schema_json.to_string(),
-      key: key.map(str::to_string),
+      key: self.session.seal_key(request_id, key)?,
       capacity: options.capacity as i64,
       lossy: options.lossy,
     };
@@ -355,8 +371,12 @@ impl Connection {
   ) -> Result<Subscriber, SubscribeError> {
     let codec = Codec::new(schema_json)?;
     let request_id = self.session.request_id();
-    let subscribe =
-      Subscribe { request_id, name: name.to_string(), schema: schema_json.to_string(), key: key.map(str::to_string) };
+    let subscribe = Subscribe {
+      request_id,
+      name: name.to_string(),
+      schema: schema_json.to_string(),
+      key: self.session.seal_key(request_id, key)?,
+    };
     let subscribed = match self.session.request(request_id, subscribe.into())? {
       ControlMessage::Subscribed(m) => m,
       other => return Err(Error::Protocol { message: format!("expected Subscribed, got {}", other.name()) }.into()),

@@ -56,6 +56,9 @@ impl Connection {
 
   fn open(app_name: &str, options: ConnectOptions) -> Result<Connection> {
     let ns = options.namespace.unwrap_or_else(names::namespace_from_env);
+    // Faults in Ring's mappings (a segment truncated under the app) become `Corrupt` errors instead of
+    // killing the process; any other SIGBUS goes to the disposition in place before (core sigbus.rs).
+    let _ = impulse_ring_core::sigbus::install();
     let session = Arc::new(Session::open(ns, options.wait)?);
     let (callers, provider) = (Arc::new(Callers::default()), Arc::new(Provider::default()));
     let monitor = Arc::new(MonitorSink::default());
@@ -149,12 +152,13 @@ impl Connection {
     key: Option<&str>,
     handler: impl Fn(&[u8]) -> std::result::Result<Vec<u8>, String> + Send + Sync + 'static,
   ) -> Result<Function, ExposeError> {
+    let request_id = self.session.request_id();
     let expose = ExposeFunction {
-      request_id: self.session.request_id(),
+      request_id,
       name: name.to_string(),
       request_schema: request_schema.to_string(),
       response_schema: response_schema.to_string(),
-      key: key.map(str::to_string),
+      key: self.session.seal_key(request_id, key)?,
     };
     let handler: Arc<RawHandler> = Arc::new(handler);
     self.provider.expose(&self.session, expose, handler).map_err(Into::into)

@@ -140,14 +140,16 @@ impl Provider {
 
   /// Reactor: whether any served link has a request waiting.
   pub fn has_work(serving: &[Serving]) -> bool {
-    serving.iter().any(|(l, _)| l.request.has_data(l.seg.segment()))
+    serving.iter().any(|(l, _)| l.request.has_data(l.seg.segment()) || l.seg.segment().truncated())
   }
 
   /// Reactor: serves up to a batch of requests on every link.
   pub fn pump(&self, session: &Session, serving: &[Serving]) {
     for (link, handler) in serving {
-      if serve(session, link, &**handler).is_err() {
-        // A corrupt link is useless: stop serving it; the caller times out or sees PeerGone.
+      let truncated = || link.seg.segment().truncated();
+      if truncated() || serve(session, link, &**handler).is_err() || truncated() {
+        // A corrupt link (or one truncated under this app, its lost pages reading zeros) is useless:
+        // stop serving it; the caller times out or sees PeerGone, or Corrupt itself.
         self.link_closed(link.link_id);
       }
     }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use impulse_ring_core::bus::ControlSegment;
@@ -16,7 +16,8 @@ use impulse_ring_core::doorbell::{Doorbell, WaitStrategy};
 use impulse_ring_core::frame::RingError;
 use impulse_ring_core::layout::*;
 use impulse_ring_core::ring::Ring;
-use impulse_ring_core::segment::SegmentError;
+use impulse_ring_core::seal::{self, KeyPair};
+use impulse_ring_core::segment::{Segment, SegmentError};
 use impulse_ring_core::{names, sys};
 
 use crate::error::{Error, Result};
@@ -46,6 +47,16 @@ pub(crate) fn segment_error(e: SegmentError) -> Error {
   }
 }
 
+/// The error for a segment truncated under this app (its lost pages read zeros, sigbus.rs of the core).
+pub(crate) fn truncated(seg: &Segment, what: &str) -> Error {
+  Error::Corrupt {
+    message: format!(
+      "{what}: segment {} was truncated under this app (something shrank the shared memory object)",
+      seg.name()
+    ),
+  }
+}
+
 /// A reply of the wrong kind.
 pub(crate) fn unexpected(expected: &str, got: &ControlMessage) -> Error {
   Error::Protocol { message: format!("expected {expected}, got {}", got.name()) }
@@ -70,6 +81,9 @@ pub(crate) struct Session {
   broker_gone: AtomicBool,
   /// Set once the app has posted `Unregister`; nothing may touch the slot afterwards.
   closing: AtomicBool,
+  /// The session secret of this registration, set by [`Session::register`]; it seals every access key
+  /// the app presents (bootstrap.md §5.5).
+  sealing: OnceLock<seal::Session>,
 }
 
 impl Session {
@@ -119,6 +133,7 @@ impl Session {
       replies: Mutex::new(HashMap::new()),
       broker_gone: AtomicBool::new(false),
       closing: AtomicBool::new(false),
+      sealing: OnceLock::new(),
     })
   }
 
@@ -126,14 +141,23 @@ impl Session {
   pub fn register(&self, app_name: &str) -> Result<()> {
     let pid = sys::getpid();
     let request_id = self.request_id();
+    // A fresh key pair for every registration: a reconnect gets a new session (bootstrap.md §5.5).
+    let keys = KeyPair::generate().map_err(|e| Error::Io { message: format!("cannot draw a key pair: {e}") })?;
     let register = Register {
       request_id,
       app_name: app_name.to_string(),
       pid: pid as i64,
       start_time: sys::process_start_time(pid).unwrap_or(0) as i64,
+      public_key: keys.public().to_vec(),
     };
     match self.request(request_id, register.into()) {
-      Ok(ControlMessage::Registered(_)) => Ok(()),
+      Ok(ControlMessage::Registered(registered)) => {
+        let sealing = keys.app_session(&registered.public_key).map_err(|e| Error::Protocol {
+          message: format!("the broker's Registered carries an unusable public_key: {e}"),
+        })?;
+        let _ = self.sealing.set(sealing);
+        Ok(())
+      }
       Ok(other) => Err(unexpected("Registered", &other)),
       Err(Error::Timeout { .. }) if !self.ctl.broker_alive() => Err(Error::NoBroker { ns: self.ns.clone() }),
       Err(e) => Err(e),
@@ -167,6 +191,17 @@ impl Session {
       return Err(Error::BrokerGone { ns: self.ns.clone() });
     }
     Ok(())
+  }
+
+  /// `key` as the `key` field of the request `request_id` carries it: sealed with this registration's
+  /// session (bootstrap.md §5.5), never in clear.
+  pub fn seal_key(&self, request_id: i64, key: Option<&str>) -> Result<Option<Vec<u8>>> {
+    let Some(key) = key else { return Ok(None) };
+    let sealing = self
+      .sealing
+      .get()
+      .ok_or_else(|| Error::Protocol { message: "an access key presented before the app registered".into() })?;
+    Ok(Some(sealing.seal(request_id, key.as_bytes())))
   }
 
   /// A fresh request id (never 0).

@@ -11,7 +11,7 @@
  * CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
  * control frame. A test checks it against the schema the Rust types generate.
  */
-#define IR_CONTROL_FINGERPRINT 16526039464854717898ull
+#define IR_CONTROL_FINGERPRINT 8010848175411056930
 
 /**
  * Version of the wire format described by `spec/`; stored in every segment header.

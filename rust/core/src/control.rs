@@ -23,6 +23,8 @@ avro_record! {
     pub pid: i64,
     /// The app's process start time (clock ticks since boot, field 22 of /proc/PID/stat), against pid reuse.
     pub start_time: i64,
+    /// The app's ephemeral X25519 public key (32 bytes), fresh for this registration; access keys are sealed with the session it sets up (bootstrap.md §5.5).
+    pub public_key: Vec<u8>,
   }
 }
 
@@ -35,6 +37,8 @@ avro_record! {
     pub app_id: i32,
     /// The broker's process id, watched by the app for liveness.
     pub broker_pid: i64,
+    /// The broker's ephemeral X25519 public key (32 bytes), fresh for this registration (bootstrap.md §5.5).
+    pub public_key: Vec<u8>,
   }
 }
 
@@ -47,8 +51,8 @@ avro_record! {
     pub name: String,
     /// The schema JSON of every message; the broker computes its fingerprint.
     pub schema: String,
-    /// The access key subscribers must present, or null for an open channel.
-    pub key: Option<String>,
+    /// The access key subscribers must present, sealed for this request (bootstrap.md §5.5), or null for an open channel.
+    pub key: Option<Vec<u8>>,
     /// Ring capacity in bytes; 0 asks for the broker's default.
     pub capacity: i64,
     /// True for the lossy overflow policy, false for block.
@@ -83,8 +87,8 @@ avro_record! {
     pub name: String,
     /// The schema JSON the subscriber reads with; its fingerprint must equal the channel's.
     pub schema: String,
-    /// The access key, or null.
-    pub key: Option<String>,
+    /// The access key, sealed for this request (bootstrap.md §5.5), or null.
+    pub key: Option<Vec<u8>>,
   }
 }
 
@@ -139,8 +143,8 @@ avro_record! {
     pub request_schema: String,
     /// Schema JSON of the responses.
     pub response_schema: String,
-    /// The access key callers must present, or null.
-    pub key: Option<String>,
+    /// The access key callers must present, sealed for this request (bootstrap.md §5.5), or null.
+    pub key: Option<Vec<u8>>,
   }
 }
 
@@ -169,8 +173,8 @@ avro_record! {
     pub request_schema: String,
     /// Schema JSON of the responses; its fingerprint must equal the function's.
     pub response_schema: String,
-    /// The access key, or null.
-    pub key: Option<String>,
+    /// The access key, sealed for this request (bootstrap.md §5.5), or null.
+    pub key: Option<Vec<u8>>,
   }
 }
 
@@ -697,12 +701,12 @@ mod tests {
 
   fn samples() -> Vec<ControlMessage> {
     vec![
-      Register { request_id: 1, app_name: "app".into(), pid: 42, start_time: 7 }.into(),
+      Register { request_id: 1, app_name: "app".into(), pid: 42, start_time: 7, public_key: vec![9; 32] }.into(),
       PublishChannel {
         request_id: 2,
         name: "metrics".into(),
         schema: "\"long\"".into(),
-        key: Some("k".into()),
+        key: Some(b"k".to_vec()),
         capacity: 4096,
         lossy: true,
       }

@@ -5,7 +5,7 @@
 
 /// CRC-64-AVRO fingerprint of the control union (`spec/schemas/control.avsc`), carried by every
 /// control frame. A test checks it against the schema the Rust types generate.
-pub const IR_CONTROL_FINGERPRINT: u64 = 0xe558_4955_a6c0_85ca;
+pub const IR_CONTROL_FINGERPRINT: u64 = 0x6f2c_3ff8_e4f6_5122;
 
 /// Version of the wire format described by `spec/`; stored in every segment header.
 pub const IR_SPEC_VERSION: u32 = 1;

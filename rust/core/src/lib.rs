@@ -18,5 +18,7 @@ pub mod frame;
 pub mod layout;
 pub mod names;
 pub mod ring;
+pub mod seal;
 pub mod segment;
+pub mod sigbus;
 pub mod sys;

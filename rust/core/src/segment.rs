@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use memmap2::MmapRaw;
 
 use crate::layout::*;
+use crate::sigbus::Guard;
 use crate::sys;
 
 /// Why a segment could not be created or opened.
@@ -60,6 +61,9 @@ pub enum SegmentError {
 
 /// A mapped segment. Dropping it unmaps the memory; it never unlinks the name (see [`Segment::unlink`]).
 pub struct Segment {
+  /// Registers the mapping with the SIGBUS handler; declared before `map`, so it is dropped before
+  /// the mapping goes.
+  guard: Guard,
   map: MmapRaw,
   name: String,
   /// (device, inode) of the object mapped, to tell whether `name` still refers to it.
@@ -90,7 +94,7 @@ impl Segment {
       }
     };
     let identity = sys::file_identity(&file).map_err(io_err)?;
-    let seg = Segment { map, name: name.to_string(), identity };
+    let seg = Segment { guard: guard(&map), map, name: name.to_string(), identity };
     seg.u32_at(IR_SEG_MAGIC).store(IR_MAGIC, Ordering::Relaxed);
     seg.u32_at(IR_SEG_KIND).store(kind, Ordering::Relaxed);
     seg.u64_at(IR_SEG_SIZE).store(size as u64, Ordering::Relaxed);
@@ -120,7 +124,7 @@ impl Segment {
     }
     let map = MmapRaw::map_raw(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
     let identity = sys::file_identity(&file).map_err(|source| SegmentError::Io { name: name.to_string(), source })?;
-    let seg = Segment { map, name: name.to_string(), identity };
+    let seg = Segment { guard: guard(&map), map, name: name.to_string(), identity };
     // SYNC: observe segment — pairs with the Release store in `mark_ready`.
     let version = seg.u32_at(IR_SEG_VERSION).load(Ordering::Acquire);
     if version == 0 {
@@ -161,6 +165,13 @@ impl Segment {
   /// Whether the segment's name still refers to this segment (not removed, not replaced).
   pub fn name_is_ours(&self) -> bool {
     sys::shm_identity(&self.name).is_ok_and(|identity| identity == self.identity)
+  }
+
+  /// Whether an access to the mapping faulted because the object was truncated under it (only noticed
+  /// once [`sigbus::install`](crate::sigbus::install) has run; without it the fault kills the process).
+  /// The lost pages now read zeros: treat the segment as `Corrupt`.
+  pub fn truncated(&self) -> bool {
+    self.guard.faulted()
   }
 
   /// The segment's shared memory name (with the leading `/`).
@@ -208,6 +219,10 @@ impl Segment {
     // SAFETY: in bounds, checked above.
     unsafe { self.map.as_mut_ptr().add(offset) }
   }
+}
+
+fn guard(map: &MmapRaw) -> Guard {
+  Guard::new(map.as_ptr(), map.len())
 }
 
 /// Whether a ring or channel capacity is acceptable: a power of two within the spec's bounds.

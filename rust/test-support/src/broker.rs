@@ -45,6 +45,8 @@ impl Broker {
     let started = Instant::now();
     while !(ctl.exists() && serves(broker.pid())) {
       if let Ok(Some(status)) = broker.child().try_exit() {
+        // Its last lines may still be in the pipe: read them before quoting them.
+        let status = broker.child().wait_exit(Duration::from_secs(1)).unwrap_or(status);
         let transcript = broker.child().transcript();
         return Err(format!("the broker exited with {} before serving `{ns}`\n{transcript}", describe(status)));
       }

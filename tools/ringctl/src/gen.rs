@@ -6,6 +6,7 @@
 //!   `python/src/impulse_ring/control.avsc` that the Python package bundles
 //! - `spec/schemas/FINGERPRINTS.md`: the same example with the argument `fps`
 //! - `spec/vectors/control.txt`: the same example with the argument `control-vectors`
+//! - `spec/vectors/sealing.txt`: the same example with `sealing-vectors`
 //! - `spec/vectors/errors.txt` and `c/src/error_codes.c`: the same example with `errors` and `c-errors`
 //! - `rust/core/include/impulse_ring_wire.h`: cbindgen over `rust/core/src/layout.rs`
 
@@ -23,6 +24,7 @@ const CONTROL_AVSC: &str = "spec/schemas/control.avsc";
 const PY_CONTROL_AVSC: &str = "python/src/impulse_ring/control.avsc";
 const FINGERPRINTS: &str = "spec/schemas/FINGERPRINTS.md";
 const CONTROL_VECTORS: &str = "spec/vectors/control.txt";
+const SEALING_VECTORS: &str = "spec/vectors/sealing.txt";
 const ERRORS: &str = "spec/vectors/errors.txt";
 const C_ERRORS: &str = "c/src/error_codes.c";
 const HEADER: &str = "rust/core/include/impulse_ring_wire.h";
@@ -51,7 +53,7 @@ impl flags::Gen {
       .read()
       .context("`dump_schemas control-vectors` failed; fix the example, then rerun")?;
     outputs.push((CONTROL_VECTORS, format!("{}\n", vectors.trim_end())));
-    for (path, arg) in [(ERRORS, "errors"), (C_ERRORS, "c-errors")] {
+    for (path, arg) in [(SEALING_VECTORS, "sealing-vectors"), (ERRORS, "errors"), (C_ERRORS, "c-errors")] {
       let text = cmd!(sh, "cargo run -q -p impulse-ring-core --example dump_schemas {arg}")
         .read()
         .with_context(|| format!("`dump_schemas {arg}` failed; fix the example, then rerun"))?;

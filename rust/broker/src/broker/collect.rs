@@ -53,25 +53,26 @@ impl Broker {
     }
   }
 
-  /// Treats every segment truncated under the broker (its guard caught a SIGBUS) as corrupt: a channel
+  /// Treats every segment truncated under the broker (the SIGBUS handler caught a fault in it, impulse_ring_core::sigbus) as corrupt: a channel
   /// closes, a link is failed on both sides. `false` when the control segment itself was truncated:
   /// the namespace cannot go on.
   pub(super) fn check_truncation(&mut self) -> bool {
-    if self.ctl_guard.faulted() {
+    if self.ctl.segment().truncated() {
       error!(
         "{} was truncated under the broker (SIGBUS caught): the control segment is corrupt; shutting down",
         self.ctl.segment().name()
       );
       return false;
     }
-    let channels: Vec<u64> = self.reg.channels.iter().filter(|(_, c)| c.guard.faulted()).map(|(&id, _)| id).collect();
+    let channels: Vec<u64> = self.reg.channels.iter().filter(|(_, c)| c.seg.truncated()).map(|(&id, _)| id).collect();
     for id in channels {
       if let Some(ch) = self.reg.channels.get(&id) {
         warn!(channel = %ch.name, segment = ch.seg.name(), "channel segment truncated (SIGBUS caught): corrupt; closing it");
       }
       self.close_channel(id);
     }
-    let links: Vec<u64> = self.reg.links.iter().filter(|(_, l)| l.guard.faulted()).map(|(&id, _)| id).collect();
+    let links: Vec<u64> =
+      self.reg.links.iter().filter(|(_, l)| l.seg.segment().truncated()).map(|(&id, _)| id).collect();
     for id in links {
       let Some(link) = self.reg.links.remove(&id) else { continue };
       warn!(

@@ -12,6 +12,7 @@ use impulse_ring_core::bus::ControlSegment;
 use impulse_ring_core::control::*;
 use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::layout::IR_FRAME_KIND_CONTROL;
+use impulse_ring_core::seal::{KeyPair, Session};
 use impulse_ring_core::sys;
 
 /// A broker process serving a namespace of its own.
@@ -180,6 +181,10 @@ pub struct RawApp {
   pub ctl: ControlSegment,
   pub slot: u32,
   next_id: i64,
+  /// The `Registered` reply, until `try_register` takes it.
+  registered: Option<ControlMessage>,
+  /// The session secret of the registration (bootstrap.md §5.5), once registered.
+  pub session: Option<Session>,
 }
 
 impl RawApp {
@@ -202,7 +207,7 @@ impl RawApp {
       }
     };
     let slot = ctl.claim_slot().ok_or(())?;
-    Ok(RawApp { ctl, slot, next_id: 1 })
+    Ok(RawApp { ctl, slot, next_id: 1, registered: None, session: None })
   }
 
   /// Gives an unregistered claim back (Unregister frees it).
@@ -221,6 +226,17 @@ impl RawApp {
   /// Claims a slot and registers as `name`; the reply when it is not `Registered` (the slot is then
   /// given back).
   pub fn try_register(ns: &str, name: &str) -> Result<RawApp, ControlMessage> {
+    let keys = KeyPair::generate().expect("random bytes for a key pair");
+    RawApp::try_register_with_key(ns, name, &keys.public()).map(|mut app| {
+      let ControlMessage::Registered(r) = app.registered.take().expect("the reply") else { unreachable!() };
+      app.session = Some(keys.app_session(&r.public_key).expect("the broker's public key makes a session"));
+      app
+    })
+  }
+
+  /// Claims a slot and registers as `name` presenting `public_key`; the reply when it is not
+  /// `Registered` (the slot is then given back).
+  pub fn try_register_with_key(ns: &str, name: &str, public_key: &[u8]) -> Result<RawApp, ControlMessage> {
     let mut app = RawApp::claim(ns);
     let pid = sys::getpid();
     let register = Register {
@@ -228,10 +244,12 @@ impl RawApp {
       app_name: name.into(),
       pid: pid as i64,
       start_time: sys::process_start_time(pid).unwrap_or(0) as i64,
+      public_key: public_key.to_vec(),
     };
     match app.request(register.into()) {
       ControlMessage::Registered(r) => {
         assert_eq!(r.app_id as u32, app.slot);
+        app.registered = Some(r.into());
         Ok(app)
       }
       other => {
@@ -239,6 +257,16 @@ impl RawApp {
         Err(other)
       }
     }
+  }
+
+  /// `key` sealed for the request `request_id` with this app's session (bootstrap.md §5.5).
+  pub fn seal(&self, request_id: i64, key: &str) -> Vec<u8> {
+    self.session.as_ref().expect("a registered app").seal(request_id, key.as_bytes())
+  }
+
+  /// The id the next [`RawApp::request`] will use.
+  pub fn next_id(&self) -> i64 {
+    self.next_id + 1
   }
 
   /// A fresh request id.
@@ -298,11 +326,28 @@ impl RawApp {
     }
   }
 
+  /// Writes `message` into the request ring without ringing the broker (it reads it on its next turn,
+  /// within a second, or when something rings); whether there was room.
+  pub fn write_quietly(&self, message: &ControlMessage) -> bool {
+    let ring = self.ctl.request_ring(self.slot).expect("request ring");
+    match ring.try_write_bytes(self.ctl.segment(), IR_FRAME_KIND_CONTROL, 0, &message.encode_frame_payload()) {
+      Ok(()) => true,
+      Err(impulse_ring_core::frame::RingError::Full) => false,
+      Err(e) => panic!("cannot write a request: {e}"),
+    }
+  }
+
   /// Sends a request with a fresh id (overwriting the one in `message`) and returns its reply; other
   /// records that arrive first (events) are skipped.
   pub fn request(&mut self, mut message: ControlMessage) -> ControlMessage {
     let id = self.id();
     set_request_id(&mut message, id);
+    self.request_as_is(message)
+  }
+
+  /// Sends `message` with the request id it carries and returns its reply (events are skipped).
+  pub fn request_as_is(&mut self, message: ControlMessage) -> ControlMessage {
+    let id = message.request_id().expect("a request");
     self.send(&message);
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(reply) = self.recv(deadline.saturating_duration_since(Instant::now())) {
