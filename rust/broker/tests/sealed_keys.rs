@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use impulse_ring_core::control::*;
 use impulse_ring_core::error_code::ErrorCode;
 use impulse_ring_core::names;
@@ -65,14 +63,8 @@ fn a_key_waiting_in_the_request_ring_is_sealed() {
 
   // The sealed key is the right one: the broker admits it once it reads the request.
   subscriber.ctl.broker_doorbell().ring();
-  let deadline = Instant::now() + Duration::from_secs(10);
-  loop {
-    let reply = subscriber.recv(deadline.saturating_duration_since(Instant::now())).expect("a reply");
-    if reply.request_id() == Some(id) {
-      assert!(matches!(reply, ControlMessage::Subscribed(_)), "expected Subscribed, got {reply:?}");
-      break;
-    }
-  }
+  let reply = subscriber.reply_to(id);
+  assert!(matches!(reply, ControlMessage::Subscribed(_)), "expected Subscribed, got {reply:?}");
   subscriber.unregister();
   publisher.unregister();
   broker.stop();

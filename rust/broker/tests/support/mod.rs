@@ -347,15 +347,20 @@ impl RawApp {
 
   /// Sends `message` with the request id it carries and returns its reply (events are skipped).
   pub fn request_as_is(&mut self, message: ControlMessage) -> ControlMessage {
-    let id = message.request_id().expect("a request");
     self.send(&message);
+    self.reply_to(message.request_id().expect("a request"))
+  }
+
+  /// The reply to the request `id`, waiting up to 10 s; other records that arrive first (events,
+  /// other replies) are skipped.
+  pub fn reply_to(&self, id: i64) -> ControlMessage {
     let deadline = Instant::now() + Duration::from_secs(10);
     while let Some(reply) = self.recv(deadline.saturating_duration_since(Instant::now())) {
       if reply.request_id() == Some(id) {
         return reply;
       }
     }
-    panic!("no reply to {} within 10 s", message.name());
+    panic!("no reply to request {id} within 10 s");
   }
 
   /// Gives the slot back the way a connector does.
